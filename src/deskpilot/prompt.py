@@ -608,6 +608,15 @@ class Conversation:
         return f"Conversation({len(self.messages)} messages)"
 
 
+def _system_text(content: Any) -> str:
+    """A system message's text: a string, or the text of a list of text blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(b.get("text", "") for b in content if isinstance(b, dict))
+    return ""
+
+
 def as_conversation(prompt: Any) -> Conversation:
     """Accept a Conversation, a Message, a string, or a list of Anthropic/OpenAI message dicts.
 
@@ -628,9 +637,16 @@ def as_conversation(prompt: Any) -> Conversation:
             and any(c.get("type") == "image_url" for c in m["content"])
             for m in prompt
         )
-        return Conversation.from_openai(prompt) if is_openai else Conversation.from_anthropic(
-            [m for m in prompt if m.get("role") != "system"],
-            system="\n\n".join(m["content"] for m in prompt if m.get("role") == "system") or None,
+        return (
+            Conversation.from_openai(prompt)
+            if is_openai
+            else Conversation.from_anthropic(
+                [m for m in prompt if m.get("role") != "system"],
+                system="\n\n".join(
+                    _system_text(m.get("content")) for m in prompt if m.get("role") == "system"
+                )
+                or None,
+            )
         )
     raise ConfigError(
         "A prompt must be a Conversation, a Message, a string or a list of message dicts, "

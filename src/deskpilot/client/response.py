@@ -89,6 +89,8 @@ class APIResponse:
         request_id: the provider's request id (``request-id`` / ``x-amzn-requestid`` header
             or the body ``id``).
         raw: the decoded JSON body of the final answer (for debugging).
+        computer_tool_type: the computer tool ``type`` the request carried (after any
+            step-down on a 400 naming an unsupported tool type), or None.
     """
 
     model: str
@@ -106,6 +108,7 @@ class APIResponse:
     latency_s: float = 0.0
     request_id: str | None = None
     raw: dict[str, Any] | None = None
+    computer_tool_type: str | None = None
 
     @property
     def completion(self) -> str | None:

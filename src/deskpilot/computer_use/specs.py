@@ -62,13 +62,22 @@ class ComputerSpec:
 
 
 COMPUTER_SPECS: dict[str, ComputerSpec] = {
-    "computer_20241022": ComputerSpec("computer_20241022", "computer-use-2024-10-22", ACTIONS_20241022),
-    "computer_20250124": ComputerSpec("computer_20250124", "computer-use-2025-01-24", ACTIONS_20250124),
+    "computer_20241022": ComputerSpec(
+        "computer_20241022", "computer-use-2024-10-22", ACTIONS_20241022
+    ),
+    "computer_20250124": ComputerSpec(
+        "computer_20250124", "computer-use-2025-01-24", ACTIONS_20250124
+    ),
     "computer_20251124": ComputerSpec(
         "computer_20251124", "computer-use-2025-11-24", ACTIONS_20251124, zoom=True
     ),
     "computer_toolset_20260801": ComputerSpec(
-        "computer_toolset_20260801", None, TOOLSET_MEMBERS, toolset=True, zoom=True, hold_cap_s=300.0
+        "computer_toolset_20260801",
+        None,
+        TOOLSET_MEMBERS,
+        toolset=True,
+        zoom=True,
+        hold_cap_s=300.0,
     ),
 }
 
@@ -163,7 +172,9 @@ GENERATIONS: dict[str, ToolGeneration] = {
     "20250429": ToolGeneration("computer_20250124", "text_editor_20250429", "bash_20250124"),
     "20250728": ToolGeneration("computer_20250124", "text_editor_20250728", "bash_20250124"),
     "20251124": ToolGeneration("computer_20251124", "text_editor_20250728", "bash_20250124"),
-    "20260801": ToolGeneration("computer_toolset_20260801", "text_editor_20250728", "bash_20250124"),
+    "20260801": ToolGeneration(
+        "computer_toolset_20260801", "text_editor_20250728", "bash_20250124"
+    ),
 }
 """Keyed by the generation's date; the model registry names one per platform."""
 

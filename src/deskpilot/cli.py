@@ -1,0 +1,592 @@
+"""The ``deskpilot`` command: run, desktop, replay, report, doctor, demo (click).
+
+Expected failures (no API key, no Xvfb, unknown model, not a run directory) print ONE line
+``Error: <what happened and what to do>`` on stderr and exit with status 1; ``--debug``
+shows the traceback and debug logs instead. Heavy modules are imported inside each command,
+so ``deskpilot --help`` stays fast and works on a machine without the desktop packages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from . import __version__
+from .errors import ConfigError, DeskpilotError, MissingDependencyError
+
+DEFAULT_MODEL = "claude-sonnet-4-5"
+PROVIDERS = ("anthropic", "bedrock", "gateway")
+APPS = ("terminal", "editor", "browser")
+SIZE = click.IntRange(200, 8192)
+INSTALL_HINT = (
+    "run `bash scripts/install-desktop-deps.sh` (or `sudo apt-get install -y "
+    "--no-install-recommends xvfb xauth openbox xdotool xclip xterm mousepad`), then "
+    "`deskpilot doctor` to check"
+)
+
+__all__ = ["main"]
+
+
+class _Group(click.Group):
+    """A click group that turns expected errors into one line and a non-zero exit, and lists
+    its commands in the order a new user needs them."""
+
+    ORDER = ("doctor", "demo", "run", "desktop", "replay", "report")
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = list(self.commands)
+        return sorted(names, key=lambda n: self.ORDER.index(n) if n in self.ORDER else 99)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug"))
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            if debug:
+                raise
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+        except (DeskpilotError, OSError) as exc:
+            if debug:
+                raise
+            raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            if debug:
+                raise
+            raise click.ClickException(
+                f"Unexpected {type(exc).__name__}: {exc} (run `deskpilot --debug ...` for the "
+                "traceback and report it)."
+            ) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--debug", is_flag=True, help="Show tracebacks and debug logs instead of one-line errors."
+)
+@click.version_option(__version__, prog_name="deskpilot")
+def main(debug: bool) -> None:
+    """deskpilot: Claude computer use on a local virtual desktop.
+
+    \b
+    First steps:
+      deskpilot doctor                 check the desktop packages and the API key
+      deskpilot demo                   a scripted run (no API key needed): opens a text
+                                       editor, writes and saves hello.py, runs it
+      deskpilot run "Open a terminal and show the date"
+                                       a live run (needs ANTHROPIC_API_KEY)
+
+    Every run writes deskpilot-runs/<time>-<task>/ with trajectory.jsonl, the screenshots,
+    report.html and run.gif. Run `deskpilot COMMAND --help` for the options of a command.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+# --- shared helpers --------------------------------------------------------------------------
+
+
+def _require_xvfb() -> None:
+    missing = [p for p in ("Xvfb", "openbox") if shutil.which(p) is None]
+    if missing:
+        raise MissingDependencyError(
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed, so "
+            f"no virtual desktop can start; {INSTALL_HINT}."
+        )
+
+
+def _require_key(provider: str) -> None:
+    """Fail early, before a desktop starts, when the provider has no credentials."""
+    if provider == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
+        raise ConfigError(
+            "ANTHROPIC_API_KEY is not set; export it (export ANTHROPIC_API_KEY=sk-ant-...), "
+            "or try `deskpilot demo`, which needs no key."
+        )
+    if provider == "gateway" and not os.environ.get("OPENAI_API_KEY"):
+        raise ConfigError(
+            "OPENAI_API_KEY is not set (the gateway provider sends it as the Bearer token); "
+            "export it and OPENAI_BASE_URL, or try `deskpilot demo`, which needs no key."
+        )
+    if provider == "bedrock":
+        try:
+            import botocore.session
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "The bedrock provider needs botocore; run `pip install 'deskpilot[bedrock]'`."
+            ) from exc
+        if botocore.session.get_session().get_credentials() is None:
+            raise ConfigError(
+                "No AWS credentials were found (env vars, ~/.aws profiles, SSO or instance "
+                "role); configure them (e.g. `aws configure`) or try `deskpilot demo`."
+            )
+
+
+def _parse_apps(value: str) -> tuple[str, ...]:
+    apps = tuple(a.strip() for a in value.split(",") if a.strip())
+    bad = [a for a in apps if a not in APPS]
+    if bad:
+        raise click.BadParameter(
+            f"unknown app(s) {', '.join(bad)}; choose from {', '.join(APPS)} (comma-separated)."
+        )
+    return apps
+
+
+def _file_url(path: Path) -> str:
+    return path.resolve().as_uri()
+
+
+def _step_printer(start: float) -> Callable[[dict[str, Any]], None]:
+    """An ``on_step`` callback printing one line per action: step, action, time."""
+    from .agent.report import action_summary
+
+    def on_step(step: dict[str, Any]) -> None:
+        idx = step.get("index", "?")
+        resp = step.get("response") or {}
+        elapsed = time.monotonic() - start
+        if resp.get("is_error"):
+            click.echo(f"  step {idx:>3}  API error: {resp.get('error_message')}", err=True)
+        actions = step.get("actions") or []
+        if not actions and not resp.get("is_error"):
+            texts = [
+                b.get("text", "") for b in resp.get("content") or [] if b.get("type") == "text"
+            ]
+            answer = " ".join(" ".join(texts).split())
+            answer = answer[:90] + ("…" if len(answer) > 90 else "")
+            click.echo(f"  step {idx:>3}  answer: {answer}   [{elapsed:6.1f} s]")
+        for action in actions:
+            t = (action.get("timings") or {}).get("total_s")
+            took = f"{t:.2f} s" if isinstance(t, int | float) else ""
+            error = " ".join(str(action.get("text", "")).split())[:80]
+            flag = f"  ERROR: {error}" if action.get("is_error") else ""
+            click.echo(
+                f"  step {idx:>3}  {action_summary(action)[:70]:<70} {took:>7}"
+                f"   [{elapsed:6.1f} s]{flag}"
+            )
+
+    return on_step
+
+
+def _write_outputs(run_dir: Path) -> Path:
+    from .agent.report import write_animation, write_report
+
+    try:
+        write_animation(run_dir)
+    except DeskpilotError as exc:
+        click.echo(f"Warning: {exc}", err=True)
+    return write_report(run_dir)
+
+
+async def _until_signalled() -> None:
+    """Wait for SIGINT/SIGTERM (Ctrl-C)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+# --- run -------------------------------------------------------------------------------------
+
+
+@main.command(short_help="Run a task with Claude on a fresh desktop (needs an API key).")
+@click.argument("task", required=False)
+@click.option(
+    "--model",
+    default=DEFAULT_MODEL,
+    envvar="DESKPILOT_MODEL",
+    show_default=True,
+    help="Registry name or API id (claude-sonnet-4-5, claude-opus-4-1, claude-4-sonnet, ...). "
+    "Env: DESKPILOT_MODEL.",
+)
+@click.option(
+    "--provider",
+    type=click.Choice(PROVIDERS),
+    default=None,
+    help="Where to call the model: anthropic (ANTHROPIC_API_KEY), bedrock (AWS credentials) "
+    "or gateway (OPENAI_BASE_URL + OPENAI_API_KEY). Default: the model's own.",
+)
+@click.option(
+    "--width", default=1280, show_default=True, type=SIZE, help="Desktop width in native pixels."
+)
+@click.option(
+    "--height", default=800, show_default=True, type=SIZE, help="Desktop height in native pixels."
+)
+@click.option(
+    "--max-turns",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Stop after this many model turns.",
+)
+@click.option(
+    "--out",
+    default="deskpilot-runs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory that receives the run directory.",
+)
+@click.option("--approve", is_flag=True, help="Ask y/n in the terminal before each action.")
+@click.option(
+    "--replay",
+    "replay_dir",
+    type=click.Path(),
+    default=None,
+    help="Serve a recorded run's model turns from a local fake server (offline, no key).",
+)
+@click.option(
+    "--budget-usd",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop once the run cost this many US dollars.",
+)
+@click.option(
+    "--budget-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop once the run used this many tokens.",
+)
+@click.option(
+    "--apps",
+    default="terminal",
+    show_default=True,
+    help=f"Apps to open on the desktop at start, comma-separated: {', '.join(APPS)}.",
+)
+@click.pass_context
+def run(
+    ctx: click.Context,
+    task: str | None,
+    model: str,
+    provider: str | None,
+    width: int,
+    height: int,
+    max_turns: int,
+    out: str,
+    approve: bool,
+    replay_dir: str | None,
+    budget_usd: float | None,
+    budget_tokens: int | None,
+    apps: str,
+) -> None:
+    """Run TASK with Claude on a fresh local desktop; write the trajectory and report.
+
+    \b
+    Examples:
+      export ANTHROPIC_API_KEY=sk-ant-...
+      deskpilot run "Open a text editor and write a haiku about X11" --max-turns 30
+      deskpilot run --replay deskpilot-runs/<run>    # the recorded model turns, offline
+
+    With --replay, TASK and --model default to the recorded ones. Press Ctrl-C once to
+    stop after the current action (the report is still written); twice to abort at once.
+    """
+    from .models import resolve_model
+
+    app_list = _parse_apps(apps)
+    if replay_dir is not None:
+        from .agent.report import load_run
+
+        recorded = load_run(replay_dir).start or {}  # ConfigError: not a run directory
+        if ctx.get_parameter_source("model") is click.core.ParameterSource.DEFAULT:
+            model = str(recorded.get("model") or model)
+        task = task or recorded.get("task")
+    if not task:
+        raise click.UsageError("Missing argument 'TASK' (the instruction for Claude).")
+    spec = resolve_model(model, provider)  # ModelNotFoundError with close matches
+    if replay_dir is None:
+        _require_key(spec.provider)
+    _require_xvfb()
+    try:
+        code = asyncio.run(
+            _run_async(
+                task,
+                model=model,
+                provider=provider,
+                size=(width, height),
+                max_turns=max_turns,
+                out=out,
+                approve=approve,
+                replay_dir=replay_dir,
+                budget_usd=budget_usd,
+                budget_tokens=budget_tokens,
+                apps=app_list,
+            )
+        )
+    except asyncio.CancelledError:
+        click.echo(f"Aborted; the steps done so far are recorded under {out}/.", err=True)
+        code = 130
+    sys.exit(code)
+
+
+async def _run_async(
+    task: str,
+    *,
+    model: str,
+    provider: str | None,
+    size: tuple[int, int],
+    max_turns: int,
+    out: str,
+    approve: bool,
+    replay_dir: str | None,
+    budget_usd: float | None,
+    budget_tokens: int | None,
+    apps: tuple[str, ...],
+) -> int:
+    from . import Agent, LLMClient, LocalDesktop
+
+    async with contextlib.AsyncExitStack() as stack:
+        client_kwargs: dict[str, Any] = {}
+        if provider is not None:
+            client_kwargs["provider"] = provider
+        if replay_dir is not None:
+            from .agent.replay import recorded_responses
+            from .testing import FakeModelServer
+
+            responses = recorded_responses(replay_dir)
+            server = await stack.enter_async_context(FakeModelServer(responses=responses))
+            client_kwargs.update(base_url=server.url, api_key="replay-no-key", provider="anthropic")
+            click.echo(f"Replaying {len(responses)} recorded model turns from {replay_dir}.")
+        client = LLMClient(model, **client_kwargs)
+        stack.push_async_callback(client.close)
+        click.echo(f"Starting a {size[0]}x{size[1]} desktop...")
+        desktop = await stack.enter_async_context(
+            LocalDesktop(width=size[0], height=size[1], apps=apps)
+        )
+        click.echo(
+            f"Desktop on DISPLAY={desktop.display}; model {model}. Ctrl-C stops after the current action."
+        )
+
+        async def ask(call: Any) -> bool:
+            from .agent.report import action_summary
+
+            summary = action_summary(
+                {"name": call.name, "toolset_name": call.toolset_name, "input": call.arguments}
+            )
+            return await asyncio.to_thread(click.confirm, f"  allow {summary}?", default=True)
+
+        start = time.monotonic()
+        agent = Agent(
+            client,
+            computer=desktop,
+            max_turns=max_turns,
+            approve=ask if approve else None,
+            on_step=_step_printer(start),
+            budget_usd=budget_usd,
+            budget_tokens=budget_tokens,
+            out_dir=out,
+        )
+        loop = asyncio.get_running_loop()
+        main_task = asyncio.current_task()
+
+        def on_sigint() -> None:
+            if agent.interrupted and main_task is not None:
+                main_task.cancel()  # second Ctrl-C: abort now
+                return
+            click.echo(
+                "\nStopping after the current action (Ctrl-C again aborts at once).", err=True
+            )
+            agent.interrupt()
+
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signal.SIGINT, on_sigint)
+        try:
+            result = await agent.run(task)
+        finally:
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(signal.SIGINT)
+    report = await asyncio.to_thread(_write_outputs, Path(result.trajectory_dir))
+    elapsed = time.monotonic() - start
+    click.echo("")
+    if result.final_text:
+        click.echo(result.final_text)
+        click.echo("")
+    click.echo(
+        f"{result.stop_reason}: {result.steps} steps in {elapsed:.1f} s, "
+        f"{result.usage.total_tokens:,} tokens, ${result.cost:.4f}"
+    )
+    click.echo(f"Report: {report}\n        {_file_url(report)}")
+    if result.stop_reason != "end_turn":
+        click.echo(f"The run stopped early ({result.stop_reason}).", err=True)
+        return 1
+    return 0
+
+
+# --- desktop ---------------------------------------------------------------------------------
+
+
+@main.command(short_help="Start a virtual desktop and keep it until Ctrl-C.")
+@click.option("--width", default=1280, show_default=True, type=SIZE, help="Width in native pixels.")
+@click.option(
+    "--height", default=800, show_default=True, type=SIZE, help="Height in native pixels."
+)
+@click.option(
+    "--apps",
+    default="terminal",
+    show_default=True,
+    help=f"Apps to open at start, comma-separated: {', '.join(APPS)} (empty for none).",
+)
+def desktop(width: int, height: int, apps: str) -> None:
+    """Start a local virtual desktop (Xvfb + openbox) and keep it until Ctrl-C.
+
+    Prints its DISPLAY and how to reach it: run programs on it, take screenshots, point your
+    own code at it with X11Display(":N").
+    """
+    app_list = _parse_apps(apps) if apps.strip() else ()
+    _require_xvfb()
+    asyncio.run(_desktop_async(width, height, app_list))
+
+
+async def _desktop_async(width: int, height: int, apps: tuple[str, ...]) -> None:
+    from . import LocalDesktop
+
+    async with LocalDesktop(width=width, height=height, apps=apps) as dt:
+        d = dt.display
+        click.echo(f"Desktop running: DISPLAY={d} ({width}x{height}, openbox).")
+        click.echo(f"  run a program on it     DISPLAY={d} xterm &")
+        click.echo(f"  take a screenshot       DISPLAY={d} import -window root shot.png")
+        click.echo(f"  drive it from Python    X11Display({d!r})")
+        click.echo("  right-click the background for the menu (Terminal, Text Editor, Web Browser)")
+        click.echo("Press Ctrl-C to stop it.")
+        await _until_signalled()
+        click.echo("Stopping the desktop.")
+
+
+# --- replay / report / doctor ----------------------------------------------------------------
+
+
+@main.command(short_help="Re-execute a recorded run on a fresh desktop and compare.")
+@click.argument("run_dir", type=click.Path())
+@click.option(
+    "--max-changed-share",
+    type=float,
+    default=0.005,
+    show_default=True,
+    help="A screenshot diverges when more than this share (0-1) of its pixels changed.",
+)
+@click.option("--no-text", is_flag=True, help="Do not compare the tools' result texts.")
+@click.option("--stop-at-first", is_flag=True, help="Stop at the first divergence.")
+def replay(run_dir: str, max_changed_share: float, no_text: bool, stop_at_first: bool) -> None:
+    """Re-execute a recorded run's actions on a fresh desktop and compare.
+
+    Prints where results or screens diverge from the recording; exits 1 if any do.
+    To replay the MODEL instead (the whole loop offline), use `deskpilot run --replay DIR`.
+    """
+    from .agent.report import load_run
+
+    load_run(run_dir)
+    _require_xvfb()
+    sys.exit(asyncio.run(_replay_async(run_dir, max_changed_share, not no_text, stop_at_first)))
+
+
+async def _replay_async(
+    run_dir: str, max_changed_share: float, compare_text: bool, stop_at_first: bool
+) -> int:
+    from .agent.replay import replay_run
+
+    click.echo(f"Replaying {run_dir} on a fresh desktop...")
+    report = await replay_run(
+        run_dir,
+        max_changed_share=max_changed_share,
+        compare_text=compare_text,
+        stop_at_first=stop_at_first,
+    )
+    click.echo(report.format())
+    return 0 if report.ok else 1
+
+
+@main.command(short_help="Write report.html and run.gif/run.mp4 of a run directory.")
+@click.argument("run_dir", type=click.Path())
+@click.option(
+    "--no-animation", is_flag=True, help="Only write report.html (skip run.gif / run.mp4)."
+)
+def report(run_dir: str, no_animation: bool) -> None:
+    """Write (or refresh) RUN_DIR/report.html and RUN_DIR/run.gif (+ run.mp4 with ffmpeg)."""
+    from .agent.report import write_animation, write_report
+
+    written: list[Path] = []
+    if not no_animation:
+        written = write_animation(run_dir)
+    path = write_report(run_dir)
+    for extra in written:
+        click.echo(f"Animation: {extra}")
+    click.echo(f"Report: {path}\n        {_file_url(path)}")
+
+
+@main.command(short_help="Check what the desktop needs; print how to install what is missing.")
+def doctor() -> None:
+    """Check the desktop programs, Python modules and API key; print how to fix what is missing.
+
+    Exits 1 when something required is missing.
+    """
+    from .doctor import check, format_report
+
+    checks = check()
+    click.echo(format_report(checks))
+    failed = [c for c in checks if not c.ok and getattr(c, "required", True)]
+    sys.exit(1 if failed else 0)
+
+
+# --- demo ------------------------------------------------------------------------------------
+
+
+@main.command(short_help="The scripted demo: no API key, real desktop, verified result.")
+@click.option(
+    "--out",
+    default="deskpilot-runs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory that receives the run directory.",
+)
+@click.option(
+    "--keep-open", is_flag=True, help="Keep the desktop running after the demo until Ctrl-C."
+)
+def demo(out: str, keep_open: bool) -> None:
+    """Run the bundled scripted demo (no API key, no network).
+
+    The model's turns are SCRIPTED (src/deskpilot/agent/demo/demo.json, in the exact Messages
+    API response format) and served by a local fake server; everything else is real: the
+    client, the agent loop, a fresh Xvfb desktop, the clicks and keystrokes. The script
+    right-clicks the desktop, opens the Text Editor from the menu, types a Python hello
+    world, saves it with ctrl+s, and runs it with the bash tool. deskpilot then checks that
+    the saved file prints "Hello, World!" and writes the report.
+    """
+    _require_xvfb()
+    from .agent.demo import run_demo
+
+    start = time.monotonic()
+    click.echo(
+        "deskpilot demo: the model's turns are scripted; the desktop, clicks and files are real."
+    )
+    result = asyncio.run(
+        run_demo(
+            out_dir=out,
+            keep_open=keep_open,
+            on_step=_step_printer(start),
+            echo=click.echo,
+        )
+    )
+    click.echo("")
+    click.echo(result.summary())
+    if not result.ok:
+        click.echo(f"Error: {result.error or 'the demo failed.'}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,141 @@
+"""Client configuration and the ONE place the environment is read.
+
+:class:`ClientConfig` holds every ``LLMClient`` setting as a frozen, keyword-only dataclass,
+validated on construction. :func:`read_environment` reads the standard variables, and
+nothing else in deskpilot's client looks at ``os.environ``:
+
+========================================  ===============================================
+``ANTHROPIC_API_KEY``                     ``x-api-key`` for the Anthropic API
+``ANTHROPIC_BASE_URL``                    API origin (default ``https://api.anthropic.com``)
+``OPENAI_API_KEY``                        ``Authorization: Bearer`` for gateways
+``OPENAI_BASE_URL``                       gateway base incl. ``/v1`` (e.g. ``https://api.model.box/v1``)
+``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``      Bedrock runtime endpoint override
+``AWS_REGION`` / ``AWS_DEFAULT_REGION``   Bedrock region (default ``us-east-1``)
+========================================  ===============================================
+
+AWS credentials are not read here: botocore's standard chain resolves them (environment,
+profiles, SSO, instance roles). Arguments to ``LLMClient`` win over the environment. Keys
+are kept out of every ``repr``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Environment:
+    """The environment variables the client uses (see the module table)."""
+
+    anthropic_api_key: str | None = field(default=None, repr=False)
+    anthropic_base_url: str | None = None
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    bedrock_endpoint_url: str | None = None
+    aws_region: str | None = None
+
+
+def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
+    """Read the variables of the module table from ``environ`` (default ``os.environ``)."""
+    env = os.environ if environ is None else environ
+    return Environment(
+        anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+        anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
+        openai_api_key=env.get("OPENAI_API_KEY") or None,
+        openai_base_url=env.get("OPENAI_BASE_URL") or None,
+        bedrock_endpoint_url=env.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME") or None,
+        aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientConfig:
+    """Every ``LLMClient`` setting (names from the seed where it has them).
+
+    Attributes:
+        max_requests_per_minute: RPM limit (requests per 60 s window).
+        max_tokens_per_minute: input-token limit per minute (ITPM; cache reads excluded,
+            as the Anthropic API counts them).
+        max_output_tokens_per_minute: output-token limit per minute, or None.
+        max_concurrent_requests: requests in flight at once.
+        max_attempts: total HTTP attempts per prompt.
+        request_timeout: seconds allowed for one attempt (connect to last byte).
+        max_new_tokens: default ``max_tokens`` of a request (capped by the model's maximum).
+        temperature: default sampling temperature (None: the API default).
+        burst_s: seconds of quota that may go out at once (bucket capacity; min. one request).
+        retry_base_s / retry_cap_s: backoff before the first retry / the longest backoff, s.
+        output_estimate_ratio: share of ``max_tokens`` reserved as output tokens before the
+            answer (reconciled with real usage afterwards).
+        rate_window_s / rate_safety_s: the rate window (60 s) and the margin added to it
+            against arrival-time jitter (default ``rate_window_s / 240``: 0.25 s per minute).
+        provider: force ``"anthropic"``, ``"bedrock"`` or ``"gateway"`` for every model.
+        base_url: the Anthropic API origin or gateway base URL (wins over the environment).
+        api_key: the Anthropic or gateway key (wins over the environment); never shown.
+        endpoint_url / region: Bedrock runtime endpoint and region.
+        progress: ``"tqdm"`` (to stderr) or ``"none"``.
+        keep_raw: keep the decoded JSON of successful answers on ``APIResponse.raw``.
+
+    Raises:
+        ConfigError: a value out of range (the message says what to pass).
+    """
+
+    max_requests_per_minute: float = 1_000
+    max_tokens_per_minute: float | None = 500_000
+    max_output_tokens_per_minute: float | None = None
+    max_concurrent_requests: int = 225
+    max_attempts: int = 5
+    request_timeout: float = 120.0
+    max_new_tokens: int = 1024
+    temperature: float | None = None
+    burst_s: float = 1.0
+    retry_base_s: float = 1.0
+    retry_cap_s: float = 30.0
+    output_estimate_ratio: float = 0.25
+    rate_window_s: float = 60.0
+    rate_safety_s: float | None = None
+    provider: str | None = None
+    base_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    endpoint_url: str | None = None
+    region: str | None = None
+    progress: str = "tqdm"
+    keep_raw: bool = False
+
+    def __post_init__(self) -> None:
+        def positive(name: str, value: float | None, *, allow_none: bool = False) -> None:
+            if value is None and allow_none:
+                return
+            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+                raise ConfigError(f"{name} must be a positive number, not {value!r}.")
+
+        positive("max_requests_per_minute", self.max_requests_per_minute)
+        positive("max_tokens_per_minute", self.max_tokens_per_minute, allow_none=True)
+        positive("max_output_tokens_per_minute", self.max_output_tokens_per_minute, allow_none=True)
+        positive("request_timeout", self.request_timeout)
+        positive("burst_s", self.burst_s)
+        positive("rate_window_s", self.rate_window_s)
+        for name in ("max_concurrent_requests", "max_attempts", "max_new_tokens"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, not {v!r}.")
+        if self.retry_base_s < 0 or self.retry_cap_s < self.retry_base_s:
+            raise ConfigError("Pass 0 <= retry_base_s <= retry_cap_s (seconds).")
+        if not 0 <= self.output_estimate_ratio <= 1:
+            raise ConfigError("output_estimate_ratio must be between 0 and 1.")
+        if self.rate_safety_s is not None and self.rate_safety_s < 0:
+            raise ConfigError("rate_safety_s must be >= 0 seconds.")
+        if self.provider not in (None, "anthropic", "bedrock", "gateway"):
+            raise ConfigError(
+                f"provider must be 'anthropic', 'bedrock' or 'gateway', not {self.provider!r}."
+            )
+        if self.progress not in ("tqdm", "none"):
+            raise ConfigError(f"progress must be 'tqdm' or 'none', not {self.progress!r}.")
+        if self.temperature is not None and not 0 <= self.temperature <= 1:
+            raise ConfigError(f"temperature must be between 0 and 1, not {self.temperature}.")
+
+
+__all__ = ["ClientConfig", "Environment", "read_environment"]

@@ -1,0 +1,133 @@
+"""Retry policy: which failures are retried, how long to wait, and rate-limit headers.
+
+Classification follows the HTTP status and the API error ``type``
+(https://docs.anthropic.com/en/api/errors), never the message text:
+
+* retried: 429 ``rate_limit_error``, 529 ``overloaded_error``, 408, every 5xx
+  (``api_error``), client-side timeouts, connection errors and malformed JSON answers;
+* not retried: 400 ``invalid_request_error`` (including "prompt is too long"), 401
+  ``authentication_error``, 403 ``permission_error``, 404 ``not_found_error``, 413
+  ``request_too_large``, and any other 4xx. They come back at once as error responses, and
+  nothing is remembered: the next call on the same client works normally.
+
+Backoff: exponential with jitter, ``min(cap_s, base_s * 2**(n-1)) * uniform(1, 1.5)`` before
+retry ``n`` (so never less than ``base_s`` and never more than ``cap_s``); a ``retry-after``
+or ``retry-after-ms`` header replaces it when present.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..errors import ConfigError
+
+RETRYABLE_TYPES = frozenset(
+    {"rate_limit_error", "overloaded_error", "api_error", "timeout", "timeout_error",
+     "connection_error", "malformed_response"}
+)  # fmt: skip
+NON_RETRYABLE_STATUS = frozenset({400, 401, 403, 404, 413, 422})
+
+
+def is_retryable(status: int | None, error_type: str | None) -> bool:
+    """True when a failed attempt should be tried again (see the module docstring)."""
+    if status is not None:
+        if status in (408, 409, 429) or status >= 500:
+            return True
+        if 400 <= status < 500:
+            return False
+    return error_type in RETRYABLE_TYPES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryPolicy:
+    """How many attempts and how long between them.
+
+    Attributes:
+        max_attempts: total attempts per prompt (not retries), at least 1.
+        base_s: seconds before the first retry (the minimum wait).
+        cap_s: the longest wait between attempts, in seconds.
+        max_retry_after_s: the longest ``retry-after`` honoured, in seconds.
+
+    Raises:
+        ConfigError: a value out of range.
+    """
+
+    max_attempts: int = 5
+    base_s: float = 1.0
+    cap_s: float = 30.0
+    max_retry_after_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigError(f"max_attempts must be at least 1, not {self.max_attempts}.")
+        if self.base_s < 0 or self.cap_s < self.base_s:
+            raise ConfigError(
+                f"Backoff needs 0 <= retry_base_s <= retry_cap_s; got {self.base_s} and "
+                f"{self.cap_s}."
+            )
+
+    def backoff_s(self, retry: int, retry_after_s: float | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (1 = the first retry)."""
+        if retry_after_s is not None:
+            return min(max(retry_after_s, 0.0), self.max_retry_after_s)
+        d = min(self.cap_s, self.base_s * (2 ** max(retry - 1, 0)))
+        return min(self.cap_s, d * random.uniform(1.0, 1.5))
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return float(ms) / 1000.0
+        except ValueError:
+            pass
+    ra = headers.get("retry-after")
+    if not ra:
+        return None
+    try:
+        return float(ra)
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        return max(0.0, parsedate_to_datetime(ra).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+_RESOURCES = ("requests", "input-tokens", "output-tokens", "tokens")
+
+
+def rate_limit_reset_in(headers: Mapping[str, str]) -> float | None:
+    """Seconds until the latest ``anthropic-ratelimit-<resource>-reset`` among resources whose
+    ``-remaining`` is 0, or None when nothing is exhausted (Anthropic "Rate limits" page)."""
+    latest: float | None = None
+    for res in _RESOURCES:
+        remaining = headers.get(f"anthropic-ratelimit-{res}-remaining")
+        if remaining is None or remaining.strip() not in ("0", "0.0"):
+            continue
+        reset = headers.get(f"anthropic-ratelimit-{res}-reset")
+        if not reset:
+            continue
+        try:
+            when = datetime.fromisoformat(reset.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            continue
+        wait = max(0.0, when - time.time())
+        latest = wait if latest is None else max(latest, wait)
+    return latest
+
+
+__all__ = [
+    "RETRYABLE_TYPES",
+    "RetryPolicy",
+    "is_retryable",
+    "parse_retry_after",
+    "rate_limit_reset_in",
+]

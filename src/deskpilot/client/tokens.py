@@ -1,0 +1,105 @@
+"""Token estimates used to reserve rate-limit budget before a request is sent.
+
+Text: characters / 3.5, rounded up (English prose averages ~3.5-4 characters per Claude token;
+erring high avoids 429s, and every reservation is reconciled with the response's real
+``usage`` afterwards). Images: the API's rule for the model's tier (vision docs):
+``legacy`` resizes to a long edge ≤ 1568 px and ≤ ~1.15 MP, then ≈ w·h/750 tokens;
+``2576`` (Opus 4.7 and later) resizes to a long edge ≤ 2576 px, then ⌈w/28⌉·⌈h/28⌉ tokens,
+at most 4784. Tool definitions: the fixed overheads from
+:mod:`deskpilot.providers.tools`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from ..prompt import Conversation, Image, Text, Thinking, ToolCall, ToolResult
+
+CHARS_PER_TOKEN = 3.5
+MESSAGE_OVERHEAD = 4
+LEGACY_LONG_EDGE = 1568
+LEGACY_MAX_PIXELS = 1_150_000
+TIER2576_LONG_EDGE = 2576
+TIER2576_MAX_TOKENS = 4784
+
+
+def text_tokens(text: str) -> int:
+    """Estimated tokens of ``text`` (characters / 3.5, rounded up)."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
+
+
+def image_tokens(width: int, height: int, tier: str = "legacy") -> int:
+    """Input tokens of a ``width`` x ``height`` image (pixels) under ``tier``'s rule."""
+    if width <= 0 or height <= 0:
+        return 0
+    w, h = float(width), float(height)
+    if tier == "2576":
+        scale = min(1.0, TIER2576_LONG_EDGE / max(w, h))
+        w, h = w * scale, h * scale
+        tokens = math.ceil(w / 28) * math.ceil(h / 28)
+        if tokens > TIER2576_MAX_TOKENS:
+            shrink = math.sqrt(TIER2576_MAX_TOKENS / tokens)
+            tokens = min(
+                TIER2576_MAX_TOKENS, math.ceil(w * shrink / 28) * math.ceil(h * shrink / 28)
+            )
+        return tokens
+    scale = min(1.0, LEGACY_LONG_EDGE / max(w, h), math.sqrt(LEGACY_MAX_PIXELS / (w * h)))
+    return math.ceil((w * scale) * (h * scale) / 750)
+
+
+def _image(img: Image, tier: str) -> int:
+    try:
+        w, h = img.size
+    except Exception:  # undecodable bytes: the API will reject it; reserve a typical size
+        return 1600
+    return image_tokens(w, h, tier)
+
+
+def _part_tokens(part: Any, tier: str) -> int:
+    if isinstance(part, Text):
+        return text_tokens(part.text)
+    if isinstance(part, Image):
+        return _image(part, tier)
+    if isinstance(part, ToolResult):
+        if isinstance(part.result, str):
+            return text_tokens(part.result) + 8
+        return 8 + sum(_part_tokens(p, tier) for p in part.result)
+    if isinstance(part, ToolCall):
+        return 12 + text_tokens(json.dumps(part.arguments))
+    if isinstance(part, Thinking):
+        return text_tokens(part.content)
+    if isinstance(part, dict):
+        if part.get("type") == "text":
+            return text_tokens(str(part.get("text", "")))
+        return text_tokens(json.dumps(part)) if part.get("type") != "image" else 1600
+    return 0
+
+
+def estimate_input_tokens(
+    conv: Conversation, *, tier: str = "legacy", system: str | None = None, tool_overhead: int = 0
+) -> int:
+    """Estimated input tokens of a request: messages, system prompt, tool definitions.
+
+    Args:
+        conv: the conversation (not modified).
+        tier: the model's image tier (``"legacy"`` or ``"2576"``).
+        system: a system prompt that replaces the conversation's (see ``system=``).
+        tool_overhead: tokens of the tool definitions (from the request's ToolSet).
+    """
+    total = tool_overhead
+    for m in conv.messages:
+        if m.role == "system":
+            if system is None:
+                total += sum(_part_tokens(p, tier) for p in m.parts)
+            continue
+        total += MESSAGE_OVERHEAD
+        for p in m.parts:
+            total += _part_tokens(p, tier)
+    if system is not None:
+        total += text_tokens(system)
+    return max(total, 1)
+
+
+__all__ = ["CHARS_PER_TOKEN", "estimate_input_tokens", "image_tokens", "text_tokens"]

@@ -1,0 +1,795 @@
+"""Local desktops: ``LocalDesktop`` (its own Xvfb + openbox + apps) and ``X11Display``.
+
+``LocalDesktop`` starts Xvfb on a free display picked by the server itself (``-displayfd``:
+no fixed numbers, no stale lock files), openbox with a configuration that grabs no keys and
+has a root menu, and optional apps; it waits for each (the probe's race: an app started before
+the WM is ready may never get focus). Every process gets a scratch ``HOME`` and runs in its own
+process group; :meth:`LocalDesktop.close` ends every group and removes the scratch directory.
+
+``X11Display(":0")`` drives an existing display without managing any process.
+
+Both implement the :class:`deskpilot.desktop.base.Computer` protocol in native pixels by
+delegating to :class:`deskpilot.desktop.x11.X11Computer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
+
+from deskpilot.desktop.apps import app_spec, menu_xml
+from deskpilot.desktop.capture import ImageFormat
+from deskpilot.desktop.settle import SettleConfig
+from deskpilot.desktop.x11 import X11Computer
+from deskpilot.errors import (
+    ClosedError,
+    ConfigError,
+    DeskpilotTimeoutError,
+    DesktopError,
+    MissingDependencyError,
+)
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+    from deskpilot.desktop.base import MouseButton, ScrollDirection
+
+__all__ = ["LaunchedApp", "LocalDesktop", "X11Display"]
+
+log = logging.getLogger(__name__)
+
+INSTALL_HINT = "run: bash scripts/install-desktop-deps.sh (or sudo apt-get install -y --no-install-recommends {pkg})"
+_STRIP_ENV = (
+    "DISPLAY",
+    "XAUTHORITY",
+    "WAYLAND_DISPLAY",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "SESSION_MANAGER",
+    "XDG_SESSION_ID",
+    "XDG_SESSION_TYPE",
+    "XDG_CURRENT_DESKTOP",
+    "DESKTOP_SESSION",
+)
+
+
+@dataclass(frozen=True)
+class LaunchedApp:
+    """A program started on a desktop.
+
+    Attributes:
+        pid: its process id (also its process-group id).
+        window: the X id of its first top-level window, or None if not waited for.
+        argv: the argument list it was started with.
+    """
+
+    pid: int
+    window: int | None
+    argv: tuple[str, ...]
+
+
+def _parse_settle(settle: bool | SettleConfig | None) -> SettleConfig | None:
+    if settle is True:
+        return SettleConfig()
+    if settle is False or settle is None:
+        return None
+    if isinstance(settle, SettleConfig):
+        return settle
+    raise ConfigError(f"settle must be True, False or a SettleConfig, not {settle!r}.")
+
+
+# ---------------------------------------------------------------------- X window helpers
+def _atom(d: Any, name: str) -> int:
+    return d.intern_atom(name)
+
+
+def _window_prop(d: Any, name: str) -> list[int]:
+    from Xlib import X
+
+    prop = d.screen().root.get_full_property(_atom(d, name), X.AnyPropertyType)
+    return list(prop.value) if prop is not None else []
+
+
+def _wm_ready(d: Any) -> bool:
+    return bool(_window_prop(d, "_NET_SUPPORTING_WM_CHECK"))
+
+
+def _client_list(d: Any) -> list[int]:
+    return _window_prop(d, "_NET_CLIENT_LIST")
+
+
+def _active_window(d: Any) -> int | None:
+    value = _window_prop(d, "_NET_ACTIVE_WINDOW")
+    return int(value[0]) if value and value[0] else None
+
+
+def _activate(d: Any, wid: int) -> None:
+    from Xlib import X
+    from Xlib.protocol import event
+
+    root = d.screen().root
+    ev = event.ClientMessage(
+        window=d.create_resource_object("window", wid),
+        client_type=_atom(d, "_NET_ACTIVE_WINDOW"),
+        data=(32, [2, X.CurrentTime, 0, 0, 0]),
+    )
+    root.send_event(ev, event_mask=X.SubstructureRedirectMask | X.SubstructureNotifyMask)
+    d.sync()
+
+
+def _set_background(d: Any, rgb: tuple[int, int, int]) -> None:
+    screen = d.screen()
+    r, g, b = rgb
+    pixel = screen.default_colormap.alloc_color(r * 257, g * 257, b * 257).pixel
+    screen.root.change_attributes(background_pixel=pixel)
+    screen.root.clear_area(0, 0, 0, 0)
+    d.sync()
+
+
+def _parse_colour(colour: str) -> tuple[int, int, int]:
+    text = colour.lstrip("#")
+    if len(text) != 6:
+        raise ConfigError(f"background must be a colour like '#3a6ea5', not {colour!r}.")
+    try:
+        return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
+    except ValueError:
+        raise ConfigError(f"background must be a colour like '#3a6ea5', not {colour!r}.") from None
+
+
+def _process_alive(pid: int) -> bool:
+    """True while pid exists and is not a zombie (reads /proc; no waitpid)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
+    return state not in (b"Z", b"X", b"")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """preexec hook: SIGTERM this child when the Python process dies (Linux prctl), so a
+    killed test run or crashed agent does not leave Xvfb/openbox/apps behind."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
+_PREEXEC = _die_with_parent if sys.platform.startswith("linux") else None
+
+
+def _read_displayfd(fd: int) -> bytes:
+    data = b""
+    try:
+        while not data.endswith(b"\n"):
+            chunk = os.read(fd, 64)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(fd)
+    return data
+
+
+# ---------------------------------------------------------------------- X11Display
+class X11Display:
+    """Drive an existing X display (e.g. ``X11Display(":0")``); no processes are managed.
+
+    Args:
+        display: the X display name; required (deskpilot never drives your own display
+            unless you name it).
+        settle: True (default timing), False (no waiting), or a :class:`SettleConfig`. When
+            on, :meth:`screenshot` after an input action waits until the screen settles.
+
+    Use as ``async with X11Display(":0") as d: ...``; after :meth:`close`, every method
+    raises :class:`~deskpilot.errors.ClosedError`.
+    """
+
+    def __init__(self, display: str, *, settle: bool | SettleConfig = True) -> None:
+        if not isinstance(display, str) or (not display.startswith(":") and ":" not in display):
+            raise ConfigError(f"display must be an X display name such as ':0', not {display!r}.")
+        self._display = display
+        self._settle_config = _parse_settle(settle)
+        self._backend: X11Computer | None = None
+        self._closed = False
+        self._started = False
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> Self:
+        """Connect to the display. Returns self.
+
+        Raises:
+            DesktopError: the display cannot be opened or has no XTEST.
+        """
+        self._ensure_open()
+        self._backend = self._make_backend()
+        self._backend.open()
+        self._started = True
+        return self
+
+    def _make_backend(self) -> X11Computer:
+        return X11Computer(self._display, settle=self._settle_config, is_alive=self._is_alive)
+
+    def _is_alive(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        """Disconnect (idempotent)."""
+        self._closed = True
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    async def aclose(self) -> None:
+        """Same as :meth:`close` (the executors' spelling)."""
+        await self.close()
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise ClosedError(
+                f"The desktop on display {self._display} is closed; create a new one."
+            )
+
+    def _b(self) -> X11Computer:
+        self._ensure_open()
+        if self._backend is None:
+            raise ClosedError(
+                "The desktop is not started; use 'async with' or await start() first."
+            )
+        return self._backend
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def display(self) -> str:
+        """The X display name, e.g. ``":7"``."""
+        return self._display
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables for programs that should run on this desktop
+        (``DISPLAY``; merge into ``os.environ``)."""
+        return {"DISPLAY": self._display}
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in native pixels."""
+        return self._b().size
+
+    @property
+    def backend(self) -> X11Computer:
+        """The X11 backend (for window queries and lower-level use)."""
+        return self._b()
+
+    # ------------------------------------------------------------------ Computer protocol
+    async def screenshot(self) -> PILImage:
+        """The whole display as a PIL RGB image of :attr:`size` (after settling, if on)."""
+        return await self._b().screenshot()
+
+    async def screenshot_bytes(self, format: ImageFormat = "png", *, quality: int = 80) -> bytes:
+        """A screenshot encoded as PNG (default), JPEG or WebP bytes (encoded in a thread)."""
+        return await self._b().screenshot_bytes(format, quality=quality)
+
+    async def move(self, x: int, y: int) -> None:
+        """Move the pointer to (x, y) native pixels."""
+        await self._b().move(x, y)
+
+    async def click(
+        self,
+        x: int | None = None,
+        y: int | None = None,
+        *,
+        button: MouseButton = "left",
+        count: int = 1,
+        modifiers: Sequence[str] = (),
+    ) -> None:
+        """Click ``count`` times at (x, y) native pixels (or at the pointer) holding modifiers."""
+        await self._b().click(x, y, button=button, count=count, modifiers=modifiers)
+
+    async def mouse_down(self, button: MouseButton = "left") -> None:
+        """Press a mouse button where the pointer is."""
+        await self._b().mouse_down(button)
+
+    async def mouse_up(self, button: MouseButton = "left") -> None:
+        """Release a mouse button where the pointer is."""
+        await self._b().mouse_up(button)
+
+    async def drag(
+        self,
+        start: tuple[int, int],
+        end: tuple[int, int],
+        *,
+        button: MouseButton = "left",
+        modifiers: Sequence[str] = (),
+    ) -> None:
+        """Press at ``start``, move to ``end`` in steps, release (native pixels)."""
+        await self._b().drag(start, end, button=button, modifiers=modifiers)
+
+    async def scroll(
+        self,
+        direction: ScrollDirection,
+        amount: int,
+        *,
+        x: int | None = None,
+        y: int | None = None,
+        modifiers: Sequence[str] = (),
+    ) -> None:
+        """Turn the wheel ``amount`` clicks at (x, y) or at the pointer."""
+        await self._b().scroll(direction, amount, x=x, y=y, modifiers=modifiers)
+
+    async def key(self, keys: str, *, repeat: int = 1) -> None:
+        """Press key combos in xdotool syntax (aliases accepted), ``repeat`` times."""
+        await self._b().key(keys, repeat=repeat)
+
+    async def hold_key(self, keys: str, duration_s: float) -> None:
+        """Hold keys down for ``duration_s`` seconds."""
+        await self._b().hold_key(keys, duration_s)
+
+    async def type_text(self, text: str) -> None:
+        """Type any Unicode text into the focused window (``\\n`` Return, ``\\t`` Tab)."""
+        await self._b().type_text(text)
+
+    async def cursor_position(self) -> tuple[int, int]:
+        """The pointer position in native pixels."""
+        return await self._b().cursor_position()
+
+    async def wait_settled(self, *, timeout_s: float = 2.0) -> float:
+        """Wait until the screen settles (at most ``timeout_s``); returns seconds waited."""
+        return await self._b().wait_settled(timeout_s=timeout_s)
+
+    # ------------------------------------------------------------------ windows
+    async def active_window(self) -> int | None:
+        """The X id of the active window (``_NET_ACTIVE_WINDOW``), or None."""
+        return await self._b().run_x("read the active window", _active_window)  # type: ignore[return-value]
+
+    async def client_windows(self) -> list[int]:
+        """X ids of the managed top-level windows (``_NET_CLIENT_LIST``)."""
+        return await self._b().run_x("list windows", _client_list)  # type: ignore[return-value]
+
+    async def activate_window(self, window: int, *, timeout_s: float = 3.0) -> None:
+        """Ask the window manager to focus ``window`` and wait until it is active.
+
+        Raises:
+            DeskpilotTimeoutError: the window did not become active within ``timeout_s``.
+        """
+        backend = self._b()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while True:
+            await backend.run_x("activate a window", _activate, window)
+            for _ in range(10):
+                if await self.active_window() == window:
+                    return
+                await asyncio.sleep(0.01)
+            if loop.time() > deadline:
+                raise DeskpilotTimeoutError(
+                    f"Window {window:#x} did not become active within {timeout_s} s."
+                )
+
+
+# ---------------------------------------------------------------------- LocalDesktop
+class LocalDesktop(X11Display):
+    """A private virtual desktop: Xvfb + openbox (+ optional apps), torn down on close.
+
+    Args:
+        width: screen width in pixels.
+        height: screen height in pixels.
+        depth: colour depth (24 or 32; 24 is what mss and Pillow expect).
+        apps: apps to start and wait for, by name: ``"terminal"`` (xterm), ``"text_editor"``
+            (mousepad), ``"browser"`` (chromium); the last one started is focused.
+        window_manager: ``"openbox"`` (default, with deskpilot's key-grab-free config and
+            a root menu) or None for a bare X server.
+        settle: True (default timing), False, or a :class:`SettleConfig`.
+        background: the solid desktop background colour, ``"#rrggbb"``.
+        start_timeout_s: limit for each start step (X server, WM, each app's window).
+
+    Example::
+
+        async with LocalDesktop(1280, 800, apps=("terminal",)) as desktop:
+            await desktop.type_text("echo hi\\n")
+            img = await desktop.screenshot()
+
+    Raises (from :meth:`start`):
+        MissingDependencyError: Xvfb/openbox/an app is not installed (message: the command).
+        DesktopError: a process exited during start.
+        DeskpilotTimeoutError: a step did not finish within ``start_timeout_s``.
+    """
+
+    def __init__(
+        self,
+        width: int = 1280,
+        height: int = 800,
+        *,
+        depth: int = 24,
+        apps: Sequence[str] = (),
+        window_manager: str | None = "openbox",
+        settle: bool | SettleConfig = True,
+        background: str = "#3a6ea5",
+        start_timeout_s: float = 15.0,
+    ) -> None:
+        for name, v, lo, hi in (("width", width, 64, 8192), ("height", height, 64, 8192)):
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ConfigError(f"{name} must be an integer from {lo} to {hi} pixels, not {v!r}.")
+        if depth not in (24, 32):
+            raise ConfigError(f"depth must be 24 or 32, not {depth!r}.")
+        if window_manager not in ("openbox", None):
+            raise ConfigError(f"window_manager must be 'openbox' or None, not {window_manager!r}.")
+        if isinstance(apps, str):
+            apps = (apps,)
+        self._app_specs = [app_spec(a) for a in apps]  # validates names now
+        self._display = ""
+        self._settle_config = _parse_settle(settle)
+        self._backend = None
+        self._closed = False
+        self._started = False
+        self.width = width
+        self.height = height
+        self.depth = depth
+        self.window_manager = window_manager
+        self.apps = tuple(apps)
+        self._background = _parse_colour(background)
+        self.start_timeout_s = start_timeout_s
+        self._home: Path | None = None
+        self._xvfb: asyncio.subprocess.Process | None = None
+        self._procs: list[tuple[str, asyncio.subprocess.Process]] = []
+        self._env: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def display(self) -> str:
+        """The X display name, e.g. ``":7"`` (empty before start; may change on restart)."""
+        return self._display
+
+    @property
+    def home(self) -> Path | None:
+        """The scratch HOME of the desktop's processes (removed on close)."""
+        return self._home
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The variables that put a program on this desktop: DISPLAY, HOME (scratch), LANG,
+        LC_ALL, GSETTINGS_BACKEND, XDG_* dirs. Merge into ``os.environ`` when spawning."""
+        return dict(self._env)
+
+    @property
+    def pids(self) -> list[int]:
+        """Process (and process-group) ids of the desktop's processes, Xvfb first."""
+        out = [self._xvfb.pid] if self._xvfb is not None else []
+        return out + [p.pid for _, p in self._procs]
+
+    def _is_alive(self) -> bool:
+        proc = self._xvfb
+        return proc is not None and proc.returncode is None and _process_alive(proc.pid)
+
+    # ------------------------------------------------------------------ start/stop
+    async def start(self) -> Self:
+        """Start Xvfb, openbox and the apps, each waited for. Returns self."""
+        self._ensure_open()
+        if self._started:
+            return self
+        try:
+            await self._start_all()
+        except BaseException:
+            await self._stop_all()
+            raise
+        self._started = True
+        return self
+
+    def _full_env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _STRIP_ENV}
+        env.update(self._env)
+        return env
+
+    def _prepare_home(self) -> Path:
+        home = Path(tempfile.mkdtemp(prefix="deskpilot-home-"))
+        for sub in (".config/openbox", ".cache", ".local/share", ".runtime"):
+            (home / sub).mkdir(parents=True, exist_ok=True)
+        (home / ".runtime").chmod(0o700)
+        (home / ".config/openbox/menu.xml").write_text(menu_xml(home), encoding="utf-8")
+        rc = resources.files("deskpilot.desktop").joinpath("openbox-rc.xml").read_text("utf-8")
+        (home / ".config/openbox/rc.xml").write_text(rc, encoding="utf-8")
+        return home
+
+    @staticmethod
+    def _require(program: str, package: str) -> str:
+        path = shutil.which(program)
+        if path is None:
+            raise MissingDependencyError(
+                f"'{program}' is not installed; {INSTALL_HINT.format(pkg=package)}."
+            )
+        return path
+
+    async def _start_all(self) -> None:
+        xvfb = self._require("Xvfb", "xvfb")
+        if self.window_manager == "openbox":
+            self._require("openbox", "openbox")
+        self._home = await asyncio.to_thread(self._prepare_home)
+        home = str(self._home)
+        self._env = {
+            "HOME": home,
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "GSETTINGS_BACKEND": "memory",
+            "NO_AT_BRIDGE": "1",
+            "XDG_CONFIG_HOME": f"{home}/.config",
+            "XDG_CACHE_HOME": f"{home}/.cache",
+            "XDG_DATA_HOME": f"{home}/.local/share",
+            "XDG_RUNTIME_DIR": f"{home}/.runtime",
+        }
+        # 1. Xvfb on a display number it picks itself.
+        read_fd, write_fd = os.pipe()
+        try:
+            self._xvfb = await asyncio.create_subprocess_exec(
+                xvfb,
+                "-displayfd",
+                str(write_fd),
+                "-screen",
+                "0",
+                f"{self.width}x{self.height}x{self.depth}",
+                "-nolisten",
+                "tcp",
+                "-noreset",
+                "-dpi",
+                "96",
+                pass_fds=(write_fd,),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_PREEXEC,
+                env=self._full_env(),
+                cwd=home,
+            )
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        try:
+            data = await asyncio.wait_for(
+                asyncio.to_thread(_read_displayfd, read_fd), self.start_timeout_s
+            )
+        except TimeoutError:
+            raise DeskpilotTimeoutError(
+                f"Xvfb did not report a display within {self.start_timeout_s} s "
+                "(start_timeout_s); check that Xvfb runs: Xvfb -displayfd 1."
+            ) from None
+        number = data.strip().decode("ascii", "replace")
+        if not number.isdigit():
+            rc = await self._reap(self._xvfb, 1.0)
+            raise DesktopError(
+                f"Xvfb exited (code {rc}) before reporting a display number; run "
+                f"'Xvfb -displayfd 1 -screen 0 {self.width}x{self.height}x{self.depth}' to see why."
+            )
+        self._display = f":{number}"
+        self._env["DISPLAY"] = self._display
+        log.info(
+            "Xvfb pid %d on %s (%dx%d)", self._xvfb.pid, self._display, self.width, self.height
+        )
+        # 2. Connect, paint the background.
+        await super().start()
+        backend = self._b()
+        await backend.run_x("set the background", _set_background, self._background)
+        # 3. Window manager, waited for.
+        if self.window_manager == "openbox":
+            rc_path = str(self._home / ".config/openbox/rc.xml")
+            # openbox sets _NET_SUPPORTING_WM_CHECK early, before its mouse bindings (the
+            # root menu) are live; --startup runs a command once initialisation is complete.
+            ready = self._home / ".wm-ready"
+            touch = shutil.which("touch") or "/usr/bin/touch"
+            proc = await self._spawn(
+                "openbox",
+                [
+                    "openbox",
+                    "--config-file",
+                    rc_path,
+                    "--sm-disable",
+                    "--startup",
+                    shlex.join([touch, str(ready)]),
+                ],
+            )
+
+            async def wm_ready() -> bool:
+                return ready.exists() and bool(await backend.run_x("read the WM check", _wm_ready))
+
+            await self._wait_for(wm_ready, proc, "openbox to start (--startup, WM check)")
+        # 4. Apps, each waited for and focused.
+        for spec in self._app_specs:
+            await self.launch(spec.name)
+
+    async def _spawn(self, name: str, argv: list[str]) -> asyncio.subprocess.Process:
+        assert self._home is not None
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_PREEXEC,
+                env=self._full_env(),
+                cwd=str(self._home),
+            )
+        except FileNotFoundError as exc:
+            raise MissingDependencyError(
+                f"'{argv[0]}' is not installed; {INSTALL_HINT.format(pkg=argv[0])}."
+            ) from exc
+        self._procs.append((name, proc))
+        log.info("started %s (pid %d) on %s", name, proc.pid, self._display)
+        return proc
+
+    async def _wait_for(self, probe, proc: asyncio.subprocess.Process, what: str) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.start_timeout_s
+        while True:
+            result = await probe()
+            if result:
+                return result
+            if proc.returncode is not None or not _process_alive(proc.pid):
+                rc = await self._reap(proc, 1.0)
+                raise DesktopError(
+                    f"{proc.pid} exited (code {rc}) while waiting for {what} on {self._display}."
+                )
+            if loop.time() > deadline:
+                raise DeskpilotTimeoutError(
+                    f"Timed out after {self.start_timeout_s} s (start_timeout_s) waiting for {what}."
+                )
+            await asyncio.sleep(0.01)
+
+    async def launch(
+        self,
+        program: str,
+        *args: str,
+        wait_window: bool = True,
+        activate: bool = True,
+        timeout_s: float | None = None,
+    ) -> LaunchedApp:
+        """Start a program on this desktop (its env, scratch HOME, own process group).
+
+        A known app name with no args (``"terminal"``, ``"xterm"``, ``"text_editor"``,
+        ``"mousepad"``, ``"browser"``, ``"chromium"``) uses deskpilot's command line for it.
+
+        Args:
+            program: executable name or path, or a known app name.
+            args: its arguments (an argument list; never parsed by a shell).
+            wait_window: wait until it shows a new top-level window.
+            activate: then focus that window and wait until it is active.
+            timeout_s: limit for the window (default ``start_timeout_s``).
+
+        Returns:
+            A :class:`LaunchedApp` with its pid and window id.
+
+        Raises:
+            MissingDependencyError: the program is not installed.
+            DesktopError: it exited before showing a window.
+            DeskpilotTimeoutError: no window within the limit.
+        """
+        backend = self._b()
+        argv: list[str]
+        if not args:
+            try:
+                spec = app_spec(program)
+            except ConfigError:
+                spec = None
+            if spec is not None and shutil.which(program) in (None, shutil.which(spec.program)):
+                self._require(spec.program, spec.package)
+                assert self._home is not None
+                argv = spec.argv(self._home)
+            else:
+                argv = [program]
+        else:
+            argv = [program, *args]
+        if shutil.which(argv[0]) is None:
+            raise MissingDependencyError(
+                f"'{argv[0]}' was not found on PATH; install it (e.g. "
+                f"{INSTALL_HINT.format(pkg=Path(argv[0]).name)})."
+            )
+        before = set(await self.client_windows()) if wait_window else set()
+        proc = await self._spawn(Path(argv[0]).name, argv)
+        window: int | None = None
+        if wait_window:
+            old_timeout = self.start_timeout_s
+            if timeout_s is not None:
+                self.start_timeout_s = timeout_s
+            try:
+
+                async def new_window() -> int | None:
+                    fresh = [w for w in await self.client_windows() if w not in before]
+                    return fresh[-1] if fresh else None
+
+                window = await self._wait_for(new_window, proc, f"a window of {argv[0]}")
+            finally:
+                self.start_timeout_s = old_timeout
+            if activate:
+                await self.activate_window(window)
+            backend.settle_mark()
+        return LaunchedApp(pid=proc.pid, window=window, argv=tuple(argv))
+
+    async def _reap(self, proc: asyncio.subprocess.Process, timeout_s: float) -> int | None:
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(proc.wait(), timeout_s)
+        return proc.returncode
+
+    @staticmethod
+    def _signal_group(pid: int, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)
+
+    async def _stop_proc(self, proc: asyncio.subprocess.Process) -> None:
+        if proc.returncode is None:
+            self._signal_group(proc.pid, signal.SIGTERM)
+            if await self._reap(proc, 2.0) is None and proc.returncode is None:
+                self._signal_group(proc.pid, signal.SIGKILL)
+                await self._reap(proc, 5.0)
+        # Children that stayed in the group (e.g. a shell's jobs) go too.
+        self._signal_group(proc.pid, signal.SIGKILL)
+
+    async def _stop_all(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+        procs = [p for _, p in reversed(self._procs)]
+        await asyncio.gather(*(self._stop_proc(p) for p in procs), return_exceptions=True)
+        self._procs.clear()
+        if self._xvfb is not None:
+            await self._stop_proc(self._xvfb)
+            self._xvfb = None
+        if self._home is not None:
+            home, self._home = self._home, None
+            await asyncio.to_thread(shutil.rmtree, home, True)
+        self._started = False
+
+    async def close(self) -> None:
+        """Stop every process group (apps, WM, then Xvfb), await them, remove the scratch
+        HOME. Idempotent; afterwards every method raises ClosedError."""
+        self._closed = True
+        await self._stop_all()
+
+    async def restart(self) -> Self:
+        """Stop whatever is left of this desktop and start it again (e.g. after the X server
+        died: actions raise DisplayDiedError until then). The display name may change.
+
+        Raises:
+            ClosedError: the desktop was closed.
+        """
+        self._ensure_open()
+        await self._stop_all()
+        self._display = ""
+        return await self.start()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("running" if self._started else "not started")
+        return (
+            f"LocalDesktop({self.width}x{self.height}, display={self._display or None!r}, {state})"
+        )
+
+
+def merged_env(
+    desktop: LocalDesktop | X11Display, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """``base`` (default ``os.environ``) with the desktop's variables applied."""
+    env = dict(os.environ if base is None else base)
+    for key in _STRIP_ENV:
+        env.pop(key, None)
+    env.update(desktop.env)
+    return env

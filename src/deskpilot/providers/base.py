@@ -1,0 +1,163 @@
+"""The seam between the client and a wire format: request options, prepared requests, parsing.
+
+A provider turns ``(ModelSpec, Conversation, RequestOptions)`` into a
+:class:`PreparedRequest` (URL, headers, JSON bytes, encoded once), signs it per attempt when
+the platform needs it (Bedrock SigV4), and turns an HTTP answer into a
+:class:`ParsedResponse` or an :class:`ErrorInfo`. Body building and parsing are pure
+functions of their inputs so they are tested without I/O; only :mod:`deskpilot.client.core`
+does HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..client.response import Usage
+from ..models import ModelSpec
+from ..prompt import Conversation, Message
+
+EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON (encoded once per request)."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(slots=True, kw_only=True)
+class RequestOptions:
+    """Per-call options of ``process_prompts_async`` / ``start``.
+
+    Attributes:
+        computer_use: add the computer, editor and bash tools of the model's generation.
+        display_width / display_height: the display size the model is told, in model-space
+            pixels (default 1024x768).
+        display_number: the X11 display number in the computer tool definition (optional).
+        cache: prompt-cache modes (see :mod:`deskpilot.providers.caching`).
+        tools: custom :class:`~deskpilot.tool.Tool` s and raw Anthropic tool dicts, sent
+            after the computer-use tools.
+        max_tokens: the response's ``max_tokens``.
+        temperature: sampling temperature, or None to leave it out.
+        system: a system prompt that replaces the conversation's system messages.
+        thinking: the Messages API ``thinking`` object, passed through.
+        tool_choice: the Messages API ``tool_choice`` object, passed through.
+        extra_body: keys merged into the body last.
+    """
+
+    computer_use: bool = False
+    display_width: int = 1024
+    display_height: int = 768
+    display_number: int | None = None
+    cache: tuple[str, ...] = ()
+    tools: tuple[Any, ...] = ()
+    max_tokens: int = 1024
+    temperature: float | None = None
+    system: str | None = None
+    thinking: dict[str, Any] | None = None
+    tool_choice: dict[str, Any] | None = None
+    extra_body: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ToolSet:
+    """The Anthropic tool dicts of one request, the beta flags they need, and the computer
+    tool type among them (None without a computer tool)."""
+
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    custom: list[Any] = field(default_factory=list)
+    betas: list[str] = field(default_factory=list)
+    computer_tool_type: str | None = None
+    overhead_tokens: int = 0
+
+
+@dataclass(slots=True)
+class PreparedRequest:
+    """One request ready to send: ``body`` is the encoded JSON; ``headers`` hold no
+    signature yet (Bedrock signs per attempt). Never log ``headers`` (they carry the key)."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    computer_tool_type: str | None = None
+    estimated_input_tokens: int = 0
+
+    def __repr__(self) -> str:  # headers carry secrets
+        return f"PreparedRequest(url={self.url!r}, bytes={len(self.body)})"
+
+
+@dataclass(slots=True)
+class ParsedResponse:
+    """A successful answer: the assistant message, stop reason, usage and request id."""
+
+    content: Message
+    stop_reason: str | None
+    usage: Usage
+    request_id: str | None = None
+
+
+@dataclass(slots=True)
+class ErrorInfo:
+    """An error answer: the API error ``type`` and message."""
+
+    error_type: str
+    message: str
+
+
+class Provider:
+    """Base class of the wire formats. Subclasses override :meth:`build_body`,
+    :meth:`url`, :meth:`headers`, :meth:`parse` and :meth:`parse_error`."""
+
+    name: str = "base"
+    supports_cache: bool = True
+
+    def url(self, spec: ModelSpec) -> str:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def headers(self, betas: list[str]) -> dict[str, str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def build_body(
+        self, spec: ModelSpec, conv: Conversation, opts: RequestOptions, toolset: ToolSet
+    ) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def prepare(
+        self, spec: ModelSpec, conv: Conversation, opts: RequestOptions, toolset: ToolSet
+    ) -> PreparedRequest:
+        """Build the URL, headers and encoded body of one request."""
+        body = self.build_body(spec, conv, opts, toolset)
+        return PreparedRequest(
+            self.url(spec), self.headers(toolset.betas), dumps(body), toolset.computer_tool_type
+        )
+
+    async def sign(self, request: PreparedRequest) -> dict[str, str]:
+        """Headers for one attempt (default: the prepared headers, unsigned)."""
+        return request.headers
+
+    def parse(
+        self, data: dict[str, Any], headers: Mapping[str, str]
+    ) -> ParsedResponse:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def parse_error(
+        self, status: int, data: Any, headers: Mapping[str, str]
+    ) -> ErrorInfo:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Release provider resources (none by default)."""
+
+
+__all__ = [
+    "EPHEMERAL",
+    "ErrorInfo",
+    "ParsedResponse",
+    "PreparedRequest",
+    "Provider",
+    "RequestOptions",
+    "ToolSet",
+    "dumps",
+]

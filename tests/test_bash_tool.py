@@ -1,0 +1,184 @@
+"""BashTool on a real bash: persistence, interleaving, exit codes, timeouts, truncation, cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import psutil
+import pytest
+
+from deskpilot import BashTool, ToolCall
+from deskpilot.computer_use.bash import MAX_OUTPUT_CHARS, truncate_middle
+from deskpilot.errors import ConfigError
+
+
+def cmd(command: str | None = None, **kw) -> ToolCall:
+    args = dict(kw)
+    if command is not None:
+        args["command"] = command
+    return ToolCall("tu_b", "bash", args)
+
+
+@pytest.fixture
+async def bash(tmp_path):
+    async with BashTool(timeout=5.0, cwd=tmp_path) as b:
+        yield b
+
+
+@pytest.mark.parametrize("version", ["bash_20241022", "bash_20250124"])
+async def test_definition_name_and_echo(version):
+    async with BashTool(version=version) as b:
+        assert b.definition == {"type": version, "name": "bash"}
+        assert b.name == "bash"
+        r = await b.execute(cmd("echo 'Hello, World!'"))
+        assert r.text == "Hello, World!" and not r.is_error
+
+
+def test_bad_configuration():
+    with pytest.raises(ConfigError):
+        BashTool(version="bash_2099")
+    with pytest.raises(ConfigError):
+        BashTool(timeout=0)
+
+
+async def test_state_persists_between_commands(bash, tmp_path):
+    await bash.execute(cmd("mkdir sub && cd sub && export FOO=bar && f() { echo fn; }"))
+    r = await bash.execute(cmd("pwd; echo $FOO; f"))
+    assert r.text == f"{tmp_path}/sub\nbar\nfn"
+
+
+async def test_stdout_and_stderr_are_interleaved_in_order(bash):
+    r = await bash.execute(cmd("echo one; echo two >&2; echo three; echo four >&2"))
+    assert r.text == "one\ntwo\nthree\nfour"
+
+
+async def test_exit_code_reported_when_non_zero(bash):
+    r = await bash.execute(cmd("nonexistent_command_xyz"))
+    assert "command not found" in r.text and r.text.endswith("[exit code: 127]")
+    assert not r.is_error
+    r = await bash.execute(cmd("bash -c 'exit 1'"))
+    assert r.text == "[exit code: 1]"
+    assert (await bash.execute(cmd("true"))).text == ""
+
+
+async def test_syntax_error_stays_in_the_command(bash):
+    r = await bash.execute(cmd("echo 'unterminated"))
+    assert "unexpected EOF" in r.text and "[exit code: 2]" in r.text
+    assert (await bash.execute(cmd("echo fine"))).text == "fine"
+
+
+async def test_output_without_final_newline_and_sentinel_cannot_be_spoofed(bash):
+    assert (await bash.execute(cmd("printf abc"))).text == "abc"
+    r = await bash.execute(cmd("printf '\\n__DESKPILOT_0000__:0\\n'; echo after"))
+    assert r.text.endswith("after")
+
+
+async def test_read_gets_eof_at_once(bash):
+    r = await asyncio.wait_for(bash.execute(cmd("read x; echo got:$x:$?")), 4)
+    assert r.text == "got::1"
+
+
+async def test_exit_restarts_the_shell(bash):
+    await bash.execute(cmd("export KEEP=1"))
+    r = await bash.execute(cmd("echo bye; exit 3"))
+    assert r.text.startswith("bye\n[The shell exited with code 3")
+    r = await bash.execute(cmd("echo ${KEEP:-unset}"))
+    assert r.text == "unset"
+
+
+async def test_exit_with_background_job_holding_the_pipe_returns_promptly(bash):
+    r = await asyncio.wait_for(bash.execute(cmd("echo out; sleep 30 & exit 4")), 4)
+    assert r.text.startswith("out\n[The shell exited with code 4")
+
+
+async def test_timeout_kills_the_process_group_and_restarts():
+    async with BashTool(timeout=0.5) as b:
+        await b.execute(cmd("export KEEP=1"))
+        r = await b.execute(cmd("sleep 30 & echo $!; sleep 30"))
+        assert r.is_error
+        bg_pid_text, note = r.text.split("\n", 1)
+        assert note.startswith("Command timed out after 0.5 seconds; the shell was restarted")
+        bg = int(bg_pid_text)
+        await asyncio.sleep(0.05)
+        assert not psutil.pid_exists(bg) or psutil.Process(bg).status() == "zombie"
+        r = await b.execute(cmd("echo ${KEEP:-unset}"))
+        assert r.text == "unset"
+
+
+async def test_large_output_returns_promptly_and_truncated(bash):
+    r = await asyncio.wait_for(
+        bash.execute(cmd("head -c 300000 /dev/zero | tr '\\0' x; echo END")), 5
+    )
+    assert len(r.text) < MAX_OUTPUT_CHARS + 300
+    assert r.text.startswith("xxxx") and r.text.endswith("xxEND")
+    assert "characters truncated" in r.text
+
+
+async def test_huge_output_keeps_memory_bounded(bash):
+    r = await bash.execute(cmd("head -c 20000000 /dev/zero | tr '\\0' y; echo; echo TAIL"))
+    assert r.text.endswith("\nTAIL")
+    assert "[... 19" in r.text  # ~19.97 M characters dropped
+
+
+def test_truncate_middle():
+    assert truncate_middle("abc", 10) == "abc"
+    out = truncate_middle("a" * 50 + "b" * 50, 20)
+    assert out.startswith("a" * 10) and out.endswith("b" * 10) and "80 characters truncated" in out
+
+
+async def test_restart_and_no_command(bash):
+    await bash.execute(cmd("export KEEP=1"))
+    r = await bash.execute(cmd(restart=True))
+    assert r.text == "tool has been restarted." and not r.is_error
+    assert (await bash.execute(cmd("echo ${KEEP:-unset}"))).text == "unset"
+    r = await bash.execute(cmd())
+    assert r.is_error and r.text == "no command provided."
+    r = await bash.execute(cmd(restart=True, command="echo fresh"))
+    assert r.text == "tool has been restarted.\nfresh"
+
+
+async def test_bad_input_is_an_error(bash):
+    r = await bash.execute(cmd(123))  # type: ignore[arg-type]
+    assert r.is_error and "command must be a string" in r.text
+    r = await bash.execute(cmd("echo", bogus=1))
+    assert r.is_error and "bogus" in r.text
+
+
+async def test_env_and_cwd(tmp_path):
+    async with BashTool(env={"DISPLAY": ":77", "MY_VAR": "x y"}, cwd=tmp_path) as b:
+        r = await b.execute(cmd('echo "$DISPLAY|$MY_VAR|$PWD|$PAGER"'))
+        assert r.text == f":77|x y|{tmp_path}|cat"
+
+
+async def test_non_utf8_output_is_replaced_not_crashing(bash):
+    r = await bash.execute(cmd("printf 'a\\xffb'"))
+    assert r.text == "a\ufffdb"
+
+
+async def test_aclose_kills_the_group_and_leaves_no_zombies(tmp_path):
+    b = BashTool()
+    await b.execute(cmd("sleep 60 & echo $!"))
+    bash_pid = b._session.proc.pid
+    me = psutil.Process(os.getpid())
+    assert bash_pid in [c.pid for c in me.children()]
+    await b.aclose()
+    await asyncio.sleep(0.05)
+    assert bash_pid not in [c.pid for c in me.children()]
+    assert not psutil.pid_exists(bash_pid) or psutil.Process(bash_pid).status() != "zombie"
+    r = await b.execute(cmd("echo no"))
+    assert r.is_error and "closed" in r.text
+
+
+async def test_commands_are_serialised(bash):
+    results = await asyncio.gather(*(bash.execute(cmd(f"echo {i}")) for i in range(10)))
+    assert [r.text for r in results] == [str(i) for i in range(10)]
+
+
+async def test_shadowing_printf_or_source_does_not_break_the_session(bash):
+    r = await asyncio.wait_for(
+        bash.execute(cmd("printf() { echo fake; }; source() { echo fake; }; echo defined")), 4
+    )
+    assert r.text == "defined"
+    r = await asyncio.wait_for(bash.execute(cmd("echo still works; printf x")), 4)
+    assert r.text == "still works\nfake"

@@ -1,0 +1,78 @@
+"""Capture (mss) and encoding (Pillow): formats, sizes and pixel content."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from deskpilot.desktop.capture import ScreenCapture, encode, media_type
+from deskpilot.errors import ConfigError, DesktopError
+
+
+def sample() -> Image.Image:
+    img = Image.new("RGB", (64, 48), (10, 20, 30))
+    img.paste((250, 0, 0), (8, 8, 24, 24))
+    return img
+
+
+def test_png_is_lossless():
+    data = encode(sample(), "png")
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    back = Image.open(io.BytesIO(data))
+    assert back.size == (64, 48) and back.convert("RGB").tobytes() == sample().tobytes()
+
+
+@pytest.mark.parametrize(("fmt", "magic"), [("jpeg", b"\xff\xd8"), ("webp", b"RIFF")])
+def test_lossy_formats(fmt, magic):
+    data = encode(sample(), fmt, quality=90)
+    assert data.startswith(magic)
+    back = Image.open(io.BytesIO(data)).convert("RGB")
+    assert back.size == (64, 48)
+    r, g, b = back.getpixel((16, 16))
+    assert r > 200 and g < 60 and b < 60
+
+
+def test_media_types_and_bad_arguments():
+    assert media_type("png") == "image/png"
+    assert media_type("jpeg") == "image/jpeg"
+    assert media_type("webp") == "image/webp"
+    with pytest.raises(ConfigError):
+        media_type("gif")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        encode(sample(), "gif")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        encode(sample(), "jpeg", quality=0)
+
+
+def test_capture_of_a_missing_display_is_a_desktop_error():
+    cap = ScreenCapture(":4097")
+    with pytest.raises(DesktopError, match="Could not capture display :4097"):
+        cap.grab()
+    cap.close()
+
+
+@pytest.mark.desktop
+async def test_raw_grab_and_image_match_the_screen(desktop, event_window):
+    await event_window(x=10, y=20, width=30, height=40, colour=0x112233)
+    cap = ScreenCapture(desktop.display)
+    try:
+        raw, size = cap.grab_raw()
+        assert size == (1280, 800) and len(raw) == 1280 * 800 * 4
+        offset = (25 * 1280 + 15) * 4  # pixel (15, 25), BGRX
+        assert raw[offset : offset + 3] == bytes([0x33, 0x22, 0x11])
+        img = cap.grab()
+        assert img.getpixel((15, 25)) == (0x11, 0x22, 0x33)
+    finally:
+        cap.close()
+
+
+@pytest.mark.desktop
+async def test_screenshot_bytes_round_trip(desktop, event_window):
+    await event_window(x=500, y=400, width=50, height=50, colour=0xABCDEF)
+    img = await desktop.screenshot()
+    png = await desktop.screenshot_bytes("png")
+    assert Image.open(io.BytesIO(png)).convert("RGB").tobytes() == img.tobytes()
+    jpeg = await desktop.screenshot_bytes("jpeg", quality=85)
+    assert Image.open(io.BytesIO(jpeg)).size == (1280, 800)
