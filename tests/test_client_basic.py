@@ -734,3 +734,29 @@ async def test_odd_answer_shapes_never_leak_a_concurrency_slot(server: TinyServe
         assert client.limiter.in_flight == 0
     assert [r.error_type for r in odd] == ["malformed_response", "malformed_response", "api_error"]
     assert ok.completion == "echo: y"
+
+
+async def test_bodies_over_one_mebibyte_are_sent_without_warnings() -> None:
+    # Screenshot-heavy agent requests exceed 1 MiB; aiohttp warns (ResourceWarning, an error
+    # under this suite's filterwarnings) when such a body is passed as raw bytes.
+    import os
+    import warnings
+
+    from deskpilot.prompt import Image
+    from deskpilot.testing import FakeModelServer, text_response
+
+    noise = os.urandom(1_600_000)  # incompressible, so the PNG stays large
+    from PIL import Image as PILImage
+
+    img = PILImage.frombytes("RGB", (800, 666), noise[: 800 * 666 * 3])
+    async with FakeModelServer() as server:
+        server.enqueue(text_response("seen"))
+        async with LLMClient(
+            "claude-4-sonnet", base_url=server.url, api_key="sk-ant-x", max_attempts=1
+        ) as client:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                conv = Conversation().user("what is this?", image=Image(img))
+                resp = await client.start(conv)
+        assert not resp.is_error, resp.error_message
+        assert len(server.requests[0].raw_body) > 1 << 20

@@ -375,3 +375,27 @@ def test_retry_after_and_reset_headers() -> None:
     )
     assert wait is not None and 18 < wait <= 20
     assert rate_limit_reset_in({"anthropic-ratelimit-requests-remaining": "3"}) is None
+
+
+def test_exhausted_headers_after_success_pause_only_for_what_the_next_request_needs() -> None:
+    # Anthropic's buckets refill continuously; `-reset` is when they are full again. At 600 RPM
+    # with 60 s to full, one request frees after 0.1 s: waiting the full 60 s halves throughput.
+    from datetime import UTC, datetime, timedelta
+
+    reset = (datetime.now(UTC) + timedelta(seconds=60)).isoformat()
+    headers = {
+        "anthropic-ratelimit-requests-limit": "600",
+        "anthropic-ratelimit-requests-remaining": "0",
+        "anthropic-ratelimit-requests-reset": reset,
+    }
+    one = rate_limit_reset_in(headers, {"requests": 1})
+    assert one is not None and 0.09 < one <= 0.1
+    full = rate_limit_reset_in(headers)
+    assert full is not None and 59 < full <= 60
+    tokens = {
+        "anthropic-ratelimit-input-tokens-limit": "60000",
+        "anthropic-ratelimit-input-tokens-remaining": "0",
+        "anthropic-ratelimit-input-tokens-reset": reset,
+    }
+    wait = rate_limit_reset_in(tokens, {"input-tokens": 3000})
+    assert wait is not None and 2.9 < wait <= 3.0

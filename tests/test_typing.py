@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,56 @@ async def test_assigned_keycodes_are_released_when_the_backend_closes(terminal):
         assert all(not any(mapping[k - lo]) for k in spares)
     finally:
         d.close()
+
+
+@pytest.mark.desktop
+@pytest.mark.skipif(
+    shutil.which("mousepad") is None or shutil.which("xclip") is None,
+    reason="mousepad/xclip not installed; run: bash scripts/install-desktop-deps.sh",
+)
+async def test_mixed_unicode_text_in_a_gtk_editor():
+    """GTK reads the keymap through XKB: the same text must arrive intact in mousepad."""
+    from deskpilot.desktop.local import merged_env
+
+    async with LocalDesktop(1024, 768, apps=("text_editor",)) as d:
+        for trial in range(2):
+            text = mixed_text(100 + trial) + "\nline2\tend"
+            await d.type_text(text)
+            await d.wait_settled()
+            await d.key("ctrl+a")
+            await d.key("ctrl+c")
+            got = ""
+            for _ in range(50):
+                proc = await asyncio.create_subprocess_exec(
+                    "xclip",
+                    "-o",
+                    "-selection",
+                    "clipboard",
+                    env=merged_env(d),
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+                out, _ = await proc.communicate()
+                got = out.decode("utf-8", "replace")
+                if got == text:
+                    break
+                await asyncio.sleep(0.05)
+            assert got == text, f"trial {trial}"
+            await d.key("ctrl+a")
+            await d.key("Delete")
+
+
+@pytest.mark.desktop
+async def test_two_backends_on_one_display_do_not_type_each_others_characters(terminal):
+    """Another client remapping the spare keycodes: the keymap is re-read (MappingNotify)."""
+    from deskpilot.desktop.local import X11Display
+
+    out = terminal.home / "two"
+    out.mkdir()
+    async with X11Display(terminal.display) as other:
+        for i, (who, text) in enumerate(
+            [(terminal, "é→日"), (other, "本語☺"), (terminal, "é→日本"), (other, "ж€é")]
+        ):
+            target = out / f"{i}.txt"
+            await who.type_text(f"printf '%s' '{text}' > {target}\n")
+            assert await _read_when_complete(target, len(text)) == text, i

@@ -16,6 +16,7 @@ unless ``show_progress=True`` (a tqdm bar on stderr).
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import logging
@@ -42,6 +43,17 @@ from .retry import RetryPolicy, is_retryable, parse_retry_after, rate_limit_rese
 from .tokens import estimate_input_tokens
 
 logger = logging.getLogger("deskpilot.client")
+
+# aiohttp warns (ResourceWarning) that a bytes body over 1 MiB "might lock the event loop" and
+# asks for a file-like object; screenshot-heavy agent requests pass that size routinely.
+_LARGE_BODY_BYTES = 1 << 20
+
+
+def _body_payload(body: bytes) -> bytes | io.BytesIO:
+    """The request body as aiohttp wants it: small bodies as bytes, large ones as a fresh
+    ``io.BytesIO`` (one per attempt, since a stream is consumed by sending it)."""
+    return io.BytesIO(body) if len(body) > _LARGE_BODY_BYTES else body
+
 
 _PLATFORM_LABEL = {"anthropic": "Anthropic API", "bedrock": "Bedrock", "gateway": "Gateway"}
 
@@ -411,7 +423,7 @@ class LLMClient:
             try:
                 send_headers = await provider.sign(prepared) if signs else prepared.headers
                 async with session.post(
-                    self._url(prepared.url), data=prepared.body, headers=send_headers
+                    self._url(prepared.url), data=_body_payload(prepared.body), headers=send_headers
                 ) as resp:
                     status = resp.status
                     headers = resp.headers
@@ -457,7 +469,16 @@ class LLMClient:
                                 input_tokens=u.input_tokens + u.cache_write_tokens,
                                 output_tokens=u.output_tokens,
                             )
-                            self._note_rate_headers(headers)
+                            # the next request needs about what this one used
+                            self._note_rate_headers(
+                                headers,
+                                {
+                                    "requests": 1,
+                                    "input-tokens": u.input_tokens + u.cache_write_tokens,
+                                    "output-tokens": u.output_tokens,
+                                    "tokens": u.total_tokens,
+                                },
+                            )
                             cost = spec.cost(
                                 u.input_tokens,
                                 u.output_tokens,
@@ -560,12 +581,12 @@ class LLMClient:
                 raw=data,
             )
 
-    def _note_rate_headers(self, headers: Any) -> None:
+    def _note_rate_headers(self, headers: Any, needed: dict[str, float] | None = None) -> None:
         if "anthropic-ratelimit-requests-remaining" not in headers and (
             "anthropic-ratelimit-input-tokens-remaining" not in headers
         ):
             return
-        wait = rate_limit_reset_in(headers)
+        wait = rate_limit_reset_in(headers, needed)
         if wait:
             logger.debug("rate limit exhausted per response headers; pausing %.2f s", wait)
             self.limiter.pause_for(min(wait, self.retry.max_retry_after_s))

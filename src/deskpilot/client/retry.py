@@ -104,9 +104,18 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
 _RESOURCES = ("requests", "input-tokens", "output-tokens", "tokens")
 
 
-def rate_limit_reset_in(headers: Mapping[str, str]) -> float | None:
-    """Seconds until the latest ``anthropic-ratelimit-<resource>-reset`` among resources whose
-    ``-remaining`` is 0, or None when nothing is exhausted (Anthropic "Rate limits" page)."""
+def rate_limit_reset_in(
+    headers: Mapping[str, str], needed: Mapping[str, float] | None = None
+) -> float | None:
+    """Seconds to pause because a resource's ``anthropic-ratelimit-<resource>-remaining`` is 0,
+    or None when nothing is exhausted (Anthropic "Rate limits" page).
+
+    The API replenishes continuously (a token bucket) and ``-reset`` is when the bucket is
+    *full* again. With ``needed`` (units the next request needs per resource, e.g.
+    ``{"requests": 1, "input-tokens": 1200}``) and a ``-limit`` header, the pause is only the
+    time to free those units: ``(reset - now) * needed / limit``. Without them it is the
+    whole time to ``-reset`` (the conservative answer, used after a 429).
+    """
     latest: float | None = None
     for res in _RESOURCES:
         remaining = headers.get(f"anthropic-ratelimit-{res}-remaining")
@@ -120,6 +129,13 @@ def rate_limit_reset_in(headers: Mapping[str, str]) -> float | None:
         except ValueError:
             continue
         wait = max(0.0, when - time.time())
+        if needed is not None and res in needed:
+            try:
+                limit = float(headers.get(f"anthropic-ratelimit-{res}-limit") or 0)
+            except ValueError:
+                limit = 0.0
+            if limit > 0:
+                wait *= min(1.0, max(needed[res], 1.0) / limit)
         latest = wait if latest is None else max(latest, wait)
     return latest
 

@@ -69,6 +69,7 @@ class _XGuard:
 
     def __enter__(self) -> None:
         self._owner._check()
+        self._owner._drain_events()
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc is None:
@@ -228,6 +229,23 @@ class X11Computer:
         if self._dead or not self._is_alive():
             self._dead = True
             raise DisplayDiedError(_died_message(self.display_name))
+
+    def _drain_events(self) -> None:
+        """Consume queued X events (python-xlib would keep them forever); when another
+        client (or an earlier remap) changed the keyboard map, re-read it."""
+        if self._d is None or self._keymap is None:
+            return
+        from Xlib import X
+
+        changed = False
+        try:
+            while self._d.pending_events():
+                if self._d.next_event().type == X.MappingNotify:
+                    changed = True
+        except Exception:  # a dead connection is reported by the action itself
+            return
+        if changed:
+            self._keymap.refresh()
 
     def _x(self, what: str) -> _XGuard:
         """Context manager (sync or async) translating X/mss failures of one action."""
