@@ -467,20 +467,30 @@ class Message:
         content = message.get("content")
         if content:
             parts.extend(_openai_content_parts(content))
-        for call in message.get("tool_calls") or []:
-            fn = call.get("function") or {}
-            args = fn.get("arguments") or "{}"
-            try:
-                arguments = json.loads(args) if isinstance(args, str) else dict(args)
-            except json.JSONDecodeError:
-                arguments = {"_raw_arguments": args}
-            parts.append(ToolCall(call["id"], fn.get("name", ""), arguments))
+        parts.extend(tool_call_from_openai(call) for call in message.get("tool_calls") or [])
         if role == "developer":
             role = "system"
         return cls(role, parts)
 
     def __repr__(self) -> str:
         return f"Message(role={self.role!r}, parts={self.parts!r})"
+
+
+def tool_call_from_openai(call: dict[str, Any]) -> ToolCall:
+    """One chat-completions ``tool_calls`` entry -> :class:`ToolCall`.
+
+    ``function.arguments`` is a JSON string (OpenAI chat completions); text that is not a JSON
+    object is kept under ``"_raw_arguments"`` so the executor can report it instead of crashing.
+    """
+    fn = call.get("function") or {}
+    args = fn.get("arguments") or "{}"
+    try:
+        arguments = json.loads(args) if isinstance(args, str) else dict(args)
+    except (json.JSONDecodeError, TypeError, ValueError):
+        arguments = {"_raw_arguments": args}
+    if not isinstance(arguments, dict):
+        arguments = {"_raw_arguments": arguments}
+    return ToolCall(str(call.get("id", "")), str(fn.get("name", "")), arguments)
 
 
 def _openai_content_parts(content: Any) -> list[Any]:
@@ -666,4 +676,5 @@ __all__ = [
     "as_conversation",
     "detect_media_type",
     "part_from_anthropic",
+    "tool_call_from_openai",
 ]

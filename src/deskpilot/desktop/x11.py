@@ -483,7 +483,6 @@ class X11Computer:
             ToolInputError: unknown button or modifier, count outside 1-10, or a point off
                 the screen (checked before anything is sent).
         """
-        from Xlib import X
 
         self._check_point(x, y)
         btn = self._button(button)
@@ -493,21 +492,7 @@ class X11Computer:
             or not 1 <= count <= MAX_CLICK_COUNT
         ):
             raise ToolInputError(f"Click count must be an integer from 1 to {MAX_CLICK_COUNT}.")
-        mod_syms = self._modifier_keysyms(modifiers)
-        async with self._lock, self._x("click"):
-            seg = self._plan_keys(mod_syms)
-            self._mark()
-            async with self._remapped(seg):
-                if x is not None:
-                    self._fake(X.MotionNotify, x=x, y=y)
-                down = await self._press_keys_down(seg.strokes)
-                try:
-                    for _ in range(count):
-                        self._fake(X.ButtonPress, btn)
-                        self._fake(X.ButtonRelease, btn)
-                finally:
-                    self._release_all(down)
-                    self._d.sync()
+        await self._press_button("click", btn, count, x, y, modifiers)
 
     async def mouse_down(self, button: MouseButton = "left") -> None:
         """Press (and keep pressed) a mouse button where the pointer is."""
@@ -578,7 +563,6 @@ class X11Computer:
         modifiers: Sequence[str] = (),
     ) -> None:
         """Turn the wheel ``amount`` clicks (X buttons 4 up, 5 down, 6 left, 7 right)."""
-        from Xlib import X
 
         self._check_point(x, y)
         try:
@@ -593,8 +577,23 @@ class X11Computer:
             or not 0 <= amount <= MAX_SCROLL_AMOUNT
         ):
             raise ToolInputError(f"Scroll amount must be an integer from 0 to {MAX_SCROLL_AMOUNT}.")
+        await self._press_button("scroll", btn, amount, x, y, modifiers)
+
+    async def _press_button(
+        self,
+        what: str,
+        btn: int,
+        times: int,
+        x: int | None,
+        y: int | None,
+        modifiers: Sequence[str],
+    ) -> None:
+        """Move to (x, y) if given, hold ``modifiers``, press and release X button ``btn``
+        ``times`` times, release the modifiers (also on error). Shared by click and scroll."""
+        from Xlib import X
+
         mod_syms = self._modifier_keysyms(modifiers)
-        async with self._lock, self._x("scroll"):
+        async with self._lock, self._x(what):
             seg = self._plan_keys(mod_syms)
             self._mark()
             async with self._remapped(seg):
@@ -602,7 +601,7 @@ class X11Computer:
                     self._fake(X.MotionNotify, x=x, y=y)
                 down = await self._press_keys_down(seg.strokes)
                 try:
-                    for _ in range(amount):
+                    for _ in range(times):
                         self._fake(X.ButtonPress, btn)
                         self._fake(X.ButtonRelease, btn)
                 finally:

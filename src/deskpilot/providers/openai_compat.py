@@ -12,13 +12,12 @@ JSON-string arguments), ``finish_reason`` mapped onto Anthropic stop reasons, ``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from ..client.response import Usage
 from ..models import ModelSpec
-from ..prompt import Conversation, Message, Text, ToolCall
+from ..prompt import Conversation, Message, Text, tool_call_from_openai
 from .anthropic import status_error_type
 from .base import ErrorInfo, ParsedResponse, Provider, RequestOptions, ToolSet
 from .tools import is_anthropic_defined
@@ -70,16 +69,7 @@ def parse_chat_completion(data: dict[str, Any], request_id: str | None) -> Parse
         parts.append(Text(content))
     elif isinstance(content, list):
         parts.extend(Text(c.get("text", "")) for c in content if c.get("type") == "text")
-    for call in msg.get("tool_calls") or []:
-        fn = call.get("function") or {}
-        args = fn.get("arguments") or "{}"
-        try:
-            arguments = json.loads(args) if isinstance(args, str) else dict(args)
-        except json.JSONDecodeError:
-            arguments = {"_raw_arguments": args}
-        if not isinstance(arguments, dict):
-            arguments = {"_raw_arguments": arguments}
-        parts.append(ToolCall(str(call.get("id", "")), str(fn.get("name", "")), arguments))
+    parts.extend(tool_call_from_openai(call) for call in msg.get("tool_calls") or [])
     finish = choice.get("finish_reason")
     stop = FINISH_REASONS.get(finish, finish) if finish else None
     return ParsedResponse(
