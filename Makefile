@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup demo test lint bench
+.PHONY: setup python-check demo test lint bench
 
-$(PY):
-	$(PYTHON) -m venv $(VENV)
+python-check:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "deskpilot needs Python >= 3.11; this python3 is " + sys.version.split()[0] + ". Install a newer Python and run make PYTHON=/path/to/python3.11 ...")'
 
-setup: $(PY)
+# Debian packages first (they include python3-venv when it is missing), then the venv.
+setup: python-check
 	bash scripts/install-desktop-deps.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 

@@ -6,9 +6,14 @@
 #   chromium                                                      - report screenshots (headless)
 #   ffmpeg                                                        - MP4 of a run (GIF needs nothing)
 #   scrot imagemagick                                             - only for the reference method in benchmarks
+#   python3-venv                                                  - only when python3 cannot create a venv
 set -euo pipefail
 PKGS=(xvfb xauth x11-utils x11-apps xdotool openbox xterm xclip mousepad fonts-dejavu-core
       fonts-noto-cjk chromium ffmpeg scrot imagemagick)
+# python3 -m venv needs ensurepip, which Debian ships separately (python3.X-venv).
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+  PKGS+=(python3-venv)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
