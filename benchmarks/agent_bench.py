@@ -124,6 +124,28 @@ async def run_policy(
     }
 
 
+def desktop_like_image(width: int = 1280, height: int = 800):
+    """A screenshot-like picture (flat background, windows with title bars, lines of text):
+    it compresses like a real desktop (~100 kB PNG), unlike FakeComputer's default
+    coordinate image, whose every pixel differs (~2.5 MB: 12 of them exceed the API's 32 MB
+    request cap). Token counts depend only on the size, so they are unaffected."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (width, height), (58, 110, 165))
+    d = ImageDraw.Draw(img)
+    for k, (x, y, w, h) in enumerate([(40, 40, 700, 460), (520, 260, 700, 480)]):
+        d.rectangle([x, y, x + w, y + h], fill=(250, 250, 250), outline=(30, 30, 30))
+        d.rectangle([x, y, x + w, y + 24], fill=(200, 210, 225))
+        d.text((x + 8, y + 6), f"Window {k + 1} - deskpilot benchmark", fill=(0, 0, 0))
+        for line in range(h // 18 - 2):
+            d.text(
+                (x + 10, y + 34 + 18 * line),
+                f"{line:3d}  lorem ipsum dolor {k * line}",
+                fill=(20, 20, 20),
+            )
+    return img
+
+
 def pct(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(q * len(xs)))]
@@ -138,8 +160,10 @@ async def main() -> int:
     logging.basicConfig(level=logging.WARNING)
     tmp = Path(tempfile.mkdtemp(prefix="deskpilot-agent-bench-"))
 
+    screen = desktop_like_image()
+
     def fake():
-        return FakeComputer(1280, 800)
+        return FakeComputer(1280, 800, image=screen)
 
     policies = [
         ("deskpilot", KEEP, args.interval, ["system_and_tools", "last_3_user_messages"]),
