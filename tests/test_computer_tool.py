@@ -14,6 +14,7 @@ from deskpilot.computer_use.specs import (
     ACTIONS_20241022,
     ACTIONS_20250124,
     ACTIONS_20251124,
+    COMPUTER_SPECS,
     TOOLSET_HALT_TEXT,
 )
 from deskpilot.desktop.fake import FakeComputer
@@ -557,3 +558,11 @@ async def test_batch_halt_rule_for_any_failure_position(oks):
     assert [kw["x"] for n, kw in fake.actions()] == list(range(first_bad))
     with_images = [i for i, r in enumerate(results) if r.images]
     assert with_images == ([first_bad - 1] if first_bad else [])
+
+
+async def test_toolset_hold_key_beyond_the_beta_cap_reaches_the_desktop() -> None:
+    # computer_toolset_20260801 allows hold_key up to 300 s (beta versions: 100 s); the desktop
+    # must accept what the version allows instead of failing the action itself.
+    from deskpilot.desktop.x11 import MAX_HOLD_S
+
+    assert MAX_HOLD_S >= COMPUTER_SPECS["computer_toolset_20260801"].hold_cap_s

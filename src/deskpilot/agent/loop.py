@@ -658,7 +658,7 @@ class Agent:
                 call, f"Unknown tool {call.name!r}; the tools available are {', '.join(names)}."
             )
         if _is_executor(tool):
-            run_quiet = getattr(tool, "_execute_quiet", None) if quiet else None
+            run_quiet = getattr(tool, "execute_quiet", None) if quiet else None
             result = await (run_quiet(call) if run_quiet is not None else tool.execute(call))
         else:  # a custom Tool
             try:

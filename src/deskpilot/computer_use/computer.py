@@ -272,7 +272,7 @@ class ComputerTool(Executor):
                     )
                 )
                 continue
-            result = await self._execute_quiet(call)
+            result = await self.execute_quiet(call)
             results.append(result)
             if result.is_error:
                 failed = True
@@ -293,8 +293,13 @@ class ComputerTool(Executor):
                 )
         return results
 
-    async def _execute_quiet(self, call: ToolCall) -> ToolResult:
-        """Like :meth:`execute` but without the post-action screenshot (never raises)."""
+    async def execute_quiet(self, call: ToolCall) -> ToolResult:
+        """Like :meth:`execute` but without the post-action screenshot (never raises).
+
+        For callers that run several actions in a row and want one screenshot at the end
+        (toolset batches: computer-use tool page, "Batch actions"); ``screenshot``,
+        ``zoom`` and ``cursor_position`` still return their own result.
+        """
         return await self._guarded(call, self._execute, call, False)
 
     async def _perform(self, action: Action, *, screenshot: bool) -> list[Text | Image]:
