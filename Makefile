@@ -21,6 +21,7 @@ demo: setup
 test: setup
 	$(PY) -m ruff check src tests benchmarks examples
 	$(PY) -m ruff format --check src tests benchmarks examples
+	$(PY) -m mypy src/deskpilot
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: setup

@@ -28,7 +28,7 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal, TypedDict
 
 from .computer_use.specs import GENERATIONS, ToolGeneration
 from .errors import ConfigError, ModelNotFoundError
@@ -240,8 +240,8 @@ class ModelRegistry:
         if spec is not None:
             return spec
         if key.endswith("-bedrock"):
-            base = self._lookup(key[: -len("-bedrock")], original)
-            return replace(base.on_platform("bedrock"), name=original)
+            found = self._lookup(key[: -len("-bedrock")], original)
+            return replace(found.on_platform("bedrock"), name=original)
         m = re.match(r"^(?:(us|eu|apac|global|jp|au)\.)?anthropic\.(.+?)(?:-v\d+(?::\d+)?)?$", key)
         if m:
             base = self._by_alias.get(m.group(2)) or self._by_alias.get(_DATE.sub("", m.group(2)))
@@ -266,10 +266,18 @@ class ModelRegistry:
 
 # --- the table ------------------------------------------------------------------------------
 
-_SONNET = {"input_price": 3.0, "output_price": 15.0}
-_OPUS_OLD = {"input_price": 15.0, "output_price": 75.0}
-_OPUS = {"input_price": 5.0, "output_price": 25.0}
-_HAIKU = {"input_price": 1.0, "output_price": 5.0}
+
+class _Prices(TypedDict):
+    """The ``ModelSpec`` price fields a family shares (US dollars per million tokens)."""
+
+    input_price: float
+    output_price: float
+
+
+_SONNET: _Prices = {"input_price": 3.0, "output_price": 15.0}
+_OPUS_OLD: _Prices = {"input_price": 15.0, "output_price": 75.0}
+_OPUS: _Prices = {"input_price": 5.0, "output_price": 25.0}
+_HAIKU: _Prices = {"input_price": 1.0, "output_price": 5.0}
 
 
 def _gens(api: str, bedrock: str | None = None, gateway: str | None = None) -> dict[str, str]:
@@ -294,7 +302,7 @@ def _model(
     api_id: str,
     bedrock_id: str | None,
     gens: dict[str, str],
-    prices: dict[str, float],
+    prices: _Prices,
     max_out: int,
     tier: ImageTier = "legacy",
     extra_aliases: tuple[str, ...] = (),
@@ -554,7 +562,7 @@ def register_model(
     *,
     aliases: Iterable[str] = (),
     registry: ModelRegistry | None = None,
-    **fields: object,
+    **fields: Any,
 ) -> ModelSpec:
     """Add a model to ``registry`` (default: the global :data:`REGISTRY`) and return its spec.
 
@@ -568,11 +576,11 @@ def register_model(
     """
     if spec is None:
         try:
-            spec = ModelSpec(**fields)  # type: ignore[arg-type]
+            spec = ModelSpec(**fields)
         except TypeError as exc:
             raise ConfigError(f"register_model() got bad ModelSpec fields: {exc}.") from exc
     elif fields:
-        spec = replace(spec, **fields)  # type: ignore[arg-type]
+        spec = replace(spec, **fields)
     return (registry or REGISTRY).register(spec, aliases=aliases)
 
 

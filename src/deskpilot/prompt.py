@@ -77,6 +77,8 @@ class Image:
 
     __slots__ = ("_b64", "_size", "data", "media_type")
 
+    _size: tuple[int, int] | None
+
     def __init__(
         self, data: bytes | str | Path | PILImage | io.BytesIO, media_type: str | None = None
     ) -> None:
@@ -108,7 +110,8 @@ class Image:
             data.save(buf, format="PNG")
             raw = buf.getvalue()
             media_type = "image/png"
-            self._size = tuple(data.size)
+            width, height = data.size
+            self._size = (width, height)
         else:
             raise ConfigError(
                 f"Image() takes bytes, a path, a PIL image or base64 text, not {type(data).__name__}."
@@ -134,7 +137,7 @@ class Image:
 
             with PILImageModule.open(io.BytesIO(self.data)) as im:
                 self._size = (im.width, im.height)
-        return self._size  # type: ignore[return-value]
+        return self._size
 
     def to_anthropic(self) -> dict[str, Any]:
         return {

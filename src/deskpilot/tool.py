@@ -131,9 +131,10 @@ class Tool:
                 annotation,
                 Field(default, description=pdesc) if pdesc else Field(default),
             )
-        tool_name = name or getattr(fn, "__name__", "")
+        fn_name: str = getattr(fn, "__name__", "")
+        tool_name = name or fn_name
         try:
-            model = create_model(  # type: ignore[call-overload]
+            model = create_model(
                 f"{tool_name}_input", __config__=ConfigDict(extra="forbid"), **field_defs
             )
             schema = model.model_json_schema()

@@ -54,6 +54,7 @@ from .trajectory import TrajectoryWriter, new_run_dir, utc_now_iso
 if TYPE_CHECKING:
     from ..client.core import LLMClient
     from ..desktop.base import Computer
+    from ..models import ImageTier
 
 log = logging.getLogger("deskpilot.agent")
 
@@ -257,7 +258,7 @@ class Agent:
         budget_usd: float | None = None,
         out_dir: str | Path | None = "deskpilot-runs",
         run_name: str | None = None,
-        image_tier: str | None = None,
+        image_tier: ImageTier | None = None,
         initial_screenshot: bool = True,
         cache: Sequence[str] | str | None = DEFAULT_CACHE_MODES,
         computer_version: str | None = None,
@@ -332,7 +333,11 @@ class Agent:
         return fn(self.model) if self.model is not None else fn()
 
     def _platform(self, spec: Any) -> str:
-        return getattr(self.client, "platform", None) or getattr(spec, "provider", "anthropic")
+        platform: str | None = getattr(self.client, "platform", None)
+        if platform:
+            return platform
+        provider: str = getattr(spec, "provider", "anthropic")
+        return provider
 
     def _build_tools(self, spec: Any, platform: str) -> tuple[list[Any], list[Any]]:
         """(tools in request order, executors we created and must close)."""
@@ -352,11 +357,12 @@ class Agent:
         if self.computer is not None:
             from ..computer_use.computer import ComputerTool
 
+            spec_tier: ImageTier = getattr(spec, "image_tier", "legacy")
             created.append(
                 ComputerTool(
                     self.computer,
                     version=self.computer_version or gen.computer,
-                    image_tier=self.image_tier or getattr(spec, "image_tier", "legacy"),
+                    image_tier=self.image_tier or spec_tier,
                 )
             )
         created.append(EditorTool(version=gen.editor))

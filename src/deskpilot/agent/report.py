@@ -30,7 +30,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -641,7 +641,9 @@ class _Images:
                 crop = im.convert("RGB").crop((int(x0), int(y0), int(x0 + zw), int(y0 + zh)))
         except (OSError, ValueError):
             return False
-        return any(lo != hi for lo, hi in crop.getextrema())
+        # an RGB image: one (min, max) pair per band (Pillow types the one-band form too)
+        extrema = cast("tuple[tuple[int, int], ...]", crop.getextrema())
+        return any(lo != hi for lo, hi in extrema)
 
     def defs_html(self) -> str:
         unit = 2.0
@@ -718,7 +720,7 @@ def _render(run: RunRecord) -> str:
         f"provider {_esc(start.get('provider', '?'))}",
     ]
     if start.get("native_size"):
-        ns, ms = start.get("native_size"), start.get("model_size")
+        ns, ms = start["native_size"], start.get("model_size")
         sub.append(f"screen {ns[0]}×{ns[1]}" + (f" (model sees {ms[0]}×{ms[1]})" if ms else ""))
     if start.get("started_at"):
         sub.append(f"started {_esc(start['started_at'])}")

@@ -192,13 +192,13 @@ class LLMClient:
             return BedrockProvider(region, endpoint, aws_credentials)
         from ..providers.openai_compat import OpenAICompatProvider
 
-        base = cfg.base_url or env.openai_base_url
-        if not base:
+        gateway_url = cfg.base_url or env.openai_base_url
+        if not gateway_url:
             raise ConfigError(
                 "A gateway model needs a base URL: pass base_url='https://api.model.box/v1' "
                 "or set OPENAI_BASE_URL."
             )
-        return OpenAICompatProvider(base, cfg.api_key or env.openai_api_key)
+        return OpenAICompatProvider(gateway_url, cfg.api_key or env.openai_api_key)
 
     def __repr__(self) -> str:
         models = [m.name for m in self._models]

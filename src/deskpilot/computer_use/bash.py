@@ -358,10 +358,10 @@ class BashTool(Executor):
         before, after = found
         code_text = after.split(b"\n", 1)[0]
         rest = after[len(code_text) + 1 :]
-        out = session.take()
+        taken = session.take()
         session.output.feed(rest)  # anything a background job printed after the sentinel
         text = (leftover.text()[0] + before.decode("utf-8", "replace")).removesuffix("\n")
-        text = truncate_middle(text, dropped_before=out.dropped + leftover.dropped)
+        text = truncate_middle(text, dropped_before=taken.dropped + leftover.dropped)
         try:
             code = int(code_text)
         except ValueError:

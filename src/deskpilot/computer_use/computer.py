@@ -367,12 +367,13 @@ class ComputerTool(Executor):
             await c.mouse_up("left")
             return "Released the left mouse button."
         if a.name == "scroll":
-            x = y = None
+            at: tuple[int, int] | None = None
             where = "at the pointer"
             if a.coordinate is not None:
-                x, y = self._native(a.coordinate)
+                at = self._native(a.coordinate)
                 where = f"at ({a.coordinate[0]}, {a.coordinate[1]})"
-            await c.scroll(a.scroll_direction, a.scroll_amount, x=x, y=y, modifiers=a.modifiers)  # type: ignore[arg-type]
+            sx, sy = at if at is not None else (None, None)
+            await c.scroll(a.scroll_direction, a.scroll_amount, x=sx, y=sy, modifiers=a.modifiers)  # type: ignore[arg-type]
             return f"Scrolled {a.scroll_direction} {a.scroll_amount} {where}{mods}."
         if a.name == "key":
             await c.key(a.text, repeat=a.repeat)  # type: ignore[arg-type]

@@ -85,15 +85,15 @@ def plan_keysyms(keysyms: list[int], state: KeymapState) -> list[Segment]:
                 f"Cannot type {keysym_name(sym)}: the display's keyboard map has no spare "
                 "keycodes to map it to."
             )
-        keycode = state.assign(sym, used)
-        if keycode is None:
+        spare = state.assign(sym, used)
+        if spare is None:
             segments.append(Segment())
             used = set()
-            keycode = state.assign(sym, used)
-            assert keycode is not None
-        segments[-1].remap[keycode] = sym
-        segments[-1].strokes.append((keycode, False))
-        used.add(keycode)
+            spare = state.assign(sym, used)
+            assert spare is not None, "a fresh segment excludes no spare keycode"
+        segments[-1].remap[spare] = sym
+        segments[-1].strokes.append((spare, False))
+        used.add(spare)
     return [s for s in segments if s.strokes]
 
 

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from deskpilot.desktop.base import MouseButton, ScrollDirection
 from deskpilot.desktop.capture import ImageFormat, ScreenCapture, encode
@@ -38,6 +38,10 @@ from deskpilot.errors import (
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
+    from Xlib.display import Display
+    from Xlib.xobject.drawable import Window
+
+    from deskpilot.desktop.keymap import Keymap
 
 __all__ = ["BUTTONS", "SCROLL_BUTTONS", "X11Computer"]
 
@@ -71,7 +75,7 @@ class _XGuard:
         self._owner._check()
         self._owner._drain_events()
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> Literal[False]:
         if exc is None:
             return False
         new = self._owner._translate(self._what, exc)
@@ -82,7 +86,7 @@ class _XGuard:
     async def __aenter__(self) -> None:
         self.__enter__()
 
-    async def __aexit__(self, exc_type, exc, tb) -> bool:
+    async def __aexit__(self, exc_type, exc, tb) -> Literal[False]:
         return self.__exit__(exc_type, exc, tb)
 
 
@@ -115,9 +119,9 @@ class X11Computer:
         self._owner_is_alive = is_alive
         self._is_alive = is_alive or (lambda: True)
         self._lock = asyncio.Lock()
-        self._d = None
-        self._root = None
-        self._keymap = None
+        self._d: Display | None = None
+        self._root: Window | None = None
+        self._keymap: Keymap | None = None
         self._capture: ScreenCapture | None = None
         self._settler: Settler | None = None
         self._size = (0, 0)
@@ -230,6 +234,23 @@ class X11Computer:
             self._dead = True
             raise DisplayDiedError(_died_message(self.display_name))
 
+    def _display(self) -> Display:
+        """The open connection (ClosedError after :meth:`close`). Actions run under
+        :meth:`_x`, which has already checked this, so here it only narrows the type."""
+        if self._d is None:
+            raise ClosedError(
+                f"The desktop on display {self.display_name} is closed; start a new one."
+            )
+        return self._d
+
+    def _root_window(self) -> Window:
+        """The root window of the open connection (ClosedError after :meth:`close`)."""
+        if self._d is None or self._root is None:
+            raise ClosedError(
+                f"The desktop on display {self.display_name} is closed; start a new one."
+            )
+        return self._root
+
     def _drain_events(self) -> None:
         """Consume queued X events (python-xlib would keep them forever); when another
         client (or an earlier remap) changed the keyboard map, re-read it."""
@@ -312,7 +333,7 @@ class X11Computer:
     def _check_point(self, x: int | None, y: int | None) -> None:
         if (x is None) != (y is None):
             raise ToolInputError("Give both x and y, or neither.")
-        if x is None:
+        if x is None or y is None:  # both None (checked above)
             return
         for v in (x, y):
             if isinstance(v, bool) or not isinstance(v, int):
@@ -466,7 +487,7 @@ class X11Computer:
         async with self._lock, self._x("move the pointer"):
             self._mark(self._settle_config.move_first_change_s if self._settle_config else None)
             self._fake(X.MotionNotify, x=x, y=y)
-            self._d.sync()
+            self._display().sync()
 
     async def click(
         self,
@@ -503,7 +524,7 @@ class X11Computer:
             self._mark()
             self._fake(X.ButtonPress, btn)
             self._held_buttons.add(btn)
-            self._d.sync()
+            self._display().sync()
 
     async def mouse_up(self, button: MouseButton = "left") -> None:
         """Release a mouse button where the pointer is."""
@@ -514,7 +535,7 @@ class X11Computer:
             self._mark()
             self._fake(X.ButtonRelease, btn)
             self._held_buttons.discard(btn)
-            self._d.sync()
+            self._display().sync()
 
     async def drag(
         self,
@@ -540,18 +561,18 @@ class X11Computer:
                 down = await self._press_keys_down(seg.strokes)
                 try:
                     self._fake(X.ButtonPress, btn)
-                    self._d.sync()
+                    self._display().sync()
                     for i in range(1, DRAG_STEPS + 1):
                         await asyncio.sleep(DRAG_STEP_S)
                         px = round(sx + (ex - sx) * i / DRAG_STEPS)
                         py = round(sy + (ey - sy) * i / DRAG_STEPS)
                         self._fake(X.MotionNotify, x=px, y=py)
-                        self._d.sync()
+                        self._display().sync()
                     await asyncio.sleep(DRAG_STEP_S)
                 finally:
                     self._fake(X.ButtonRelease, btn)
                     self._release_all(down)
-                    self._d.sync()
+                    self._display().sync()
 
     async def scroll(
         self,
@@ -597,7 +618,7 @@ class X11Computer:
             seg = self._plan_keys(mod_syms)
             self._mark()
             async with self._remapped(seg):
-                if x is not None:
+                if x is not None and y is not None:  # both or neither (_check_point)
                     self._fake(X.MotionNotify, x=x, y=y)
                 down = await self._press_keys_down(seg.strokes)
                 try:
@@ -606,12 +627,12 @@ class X11Computer:
                         self._fake(X.ButtonRelease, btn)
                 finally:
                     self._release_all(down)
-                    self._d.sync()
+                    self._display().sync()
 
     async def cursor_position(self) -> tuple[int, int]:
         """The pointer position (x, y) in native pixels (XQueryPointer)."""
         async with self._lock, self._x("query the pointer"):
-            reply = self._root.query_pointer()
+            reply = self._root_window().query_pointer()
             return int(reply.root_x), int(reply.root_y)
 
     # ------------------------------------------------------------------ keyboard
@@ -645,7 +666,7 @@ class X11Computer:
                     for combo_plan in plans:
                         down = await self._press_keys_down(combo_plan)
                         self._release_all(down)
-                        self._d.sync()
+                        self._display().sync()
 
     async def hold_key(self, keys: str, duration_s: float) -> None:
         """Hold a key combination (all keys of all combos) for ``duration_s`` seconds.
@@ -667,12 +688,12 @@ class X11Computer:
             self._mark()
             async with self._remapped(seg):
                 down = await self._press_keys_down(seg.strokes)
-                self._d.sync()
+                self._display().sync()
                 try:
                     await asyncio.sleep(duration_s)
                 finally:
                     self._release_all(down)
-                    self._d.sync()
+                    self._display().sync()
 
     async def type_text(self, text: str) -> None:
         """Type any Unicode text (``\\n`` = Return, ``\\t`` = Tab) into the focused window.
@@ -698,7 +719,7 @@ class X11Computer:
                     release=lambda kc: self._fake(X.KeyRelease, kc),
                     shift_keycode=keymap.keycode("Shift_L"),
                     remap=keymap.remap,
-                    sync=self._d.sync,
+                    sync=self._display().sync,
                     before_reuse=self._before_reuse,
                 )
             except BaseException:

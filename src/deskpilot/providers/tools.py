@@ -149,7 +149,7 @@ def build_toolset(
                 "tools= items must be deskpilot.Tool objects (e.g. Tool.from_function(fn)) or "
                 f"Anthropic tool dicts, not {type(item).__name__}."
             )
-    names: set[str] = set()
+    names: set[str | None] = set()  # None: a dict with neither a name nor a type
     betas: list[str] = []
     overhead = 0
     for d in out.tools:
