@@ -3,9 +3,8 @@
 Text: characters / 3.5, rounded up (English prose averages ~3.5-4 characters per Claude token;
 erring high avoids 429s, and every reservation is reconciled with the response's real
 ``usage`` afterwards). Images: the API's rule for the model's tier (vision docs):
-``legacy`` resizes to a long edge ≤ 1568 px and ≤ ~1.15 MP, then ≈ w·h/750 tokens;
-``2576`` (Opus 4.7 and later) resizes to a long edge ≤ 2576 px, then ⌈w/28⌉·⌈h/28⌉ tokens,
-at most 4784. Tool definitions: the fixed overheads from
+the size after the tier's resize (one rule, in :mod:`deskpilot.computer_use.scaling`), then
+≈ w·h/750 tokens (legacy) or ⌈w/28⌉·⌈h/28⌉ ≤ 4784 (``2576``, Opus 4.7 and later). Tool definitions: the fixed overheads from
 :mod:`deskpilot.providers.tools`.
 """
 
@@ -15,14 +14,12 @@ import json
 import math
 from typing import Any
 
+from ..computer_use.scaling import ImageTier, model_size_for
+from ..computer_use.scaling import image_tokens as visual_tokens
 from ..prompt import Conversation, Image, Text, Thinking, ToolCall, ToolResult
 
 CHARS_PER_TOKEN = 3.5
 MESSAGE_OVERHEAD = 4
-LEGACY_LONG_EDGE = 1568
-LEGACY_MAX_PIXELS = 1_150_000
-TIER2576_LONG_EDGE = 2576
-TIER2576_MAX_TOKENS = 4784
 
 
 def text_tokens(text: str) -> int:
@@ -31,22 +28,20 @@ def text_tokens(text: str) -> int:
 
 
 def image_tokens(width: int, height: int, tier: str = "legacy") -> int:
-    """Input tokens of a ``width`` x ``height`` image (pixels) under ``tier``'s rule."""
+    """Input tokens of a ``width`` x ``height`` image (pixels) under ``tier``'s rule.
+
+    The API first resizes the image by its tier's rule: the same one deskpilot's screenshots
+    are resized by (:func:`deskpilot.computer_use.scaling.model_size_for`), so a screenshot
+    is estimated at the size actually sent. It then counts ``w*h/750`` tokens (legacy) or
+    ``ceil(w/28)*ceil(h/28)`` (the 2576 tier). Unknown tiers count as legacy.
+    """
     if width <= 0 or height <= 0:
         return 0
-    w, h = float(width), float(height)
-    if tier == "2576":
-        scale = min(1.0, TIER2576_LONG_EDGE / max(w, h))
-        w, h = w * scale, h * scale
-        tokens = math.ceil(w / 28) * math.ceil(h / 28)
-        if tokens > TIER2576_MAX_TOKENS:
-            shrink = math.sqrt(TIER2576_MAX_TOKENS / tokens)
-            tokens = min(
-                TIER2576_MAX_TOKENS, math.ceil(w * shrink / 28) * math.ceil(h * shrink / 28)
-            )
-        return tokens
-    scale = min(1.0, LEGACY_LONG_EDGE / max(w, h), math.sqrt(LEGACY_MAX_PIXELS / (w * h)))
-    return math.ceil((w * scale) * (h * scale) / 750)
+    tier_: ImageTier = "2576" if tier == "2576" else "legacy"
+    w, h = model_size_for((width, height), tier=tier_)
+    if tier_ == "2576":
+        return visual_tokens(w, h)
+    return math.ceil(w * h / 750)
 
 
 def _image(img: Image, tier: str) -> int:
