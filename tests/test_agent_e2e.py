@@ -214,7 +214,7 @@ async def test_trajectory_replay_round_trip(terminal_desktop, server, client, tm
 
 
 async def test_run_many_over_two_real_desktops(server, client, tmp_path):
-    from deskpilot.agent.loop import run_many
+    from deskpilot.agent.many import run_many
     from deskpilot.desktop.local import LocalDesktop
 
     def handler(req):

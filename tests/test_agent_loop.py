@@ -20,7 +20,8 @@ from deskpilot.agent.context import (
     count_cache_breakpoints,
     text_precedes_images,
 )
-from deskpilot.agent.loop import INTERRUPTED_TEXT, Agent, AgentResult, run_many
+from deskpilot.agent.loop import INTERRUPTED_TEXT, Agent, AgentResult
+from deskpilot.agent.many import run_many
 from deskpilot.agent.trajectory import read_trajectory
 from deskpilot.computer_use.computer import ComputerTool
 from deskpilot.computer_use.specs import TOOLSET_HALT_TEXT
