@@ -4,7 +4,11 @@ A tool is a name, a description, a JSON-schema of its input and (optionally) the
 callable that runs it. The schema comes from the function's type hints through pydantic
 (``create_model`` over the parameters, so ``Annotated[..., Field(description=...)]`` and
 defaults work); the description is the docstring's first paragraph, and Google-style
-``Args:`` lines become parameter descriptions.
+``Args:`` lines become parameter descriptions. The same pydantic model validates the
+arguments of every call (pydantic's lax mode: ``"3"`` becomes ``3`` for an ``int``, ``"x"``
+is refused), so the function receives the types its hints promise; a refusal is a
+:class:`~deskpilot.errors.ToolInputError` naming the field, which the agent turns into an
+``is_error`` tool result (https://docs.pydantic.dev/latest/concepts/conversion_table/).
 
 Wire shapes: Anthropic ``{"name", "description", "input_schema"}``
 (https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/implement-tool-use) and OpenAI
@@ -18,9 +22,12 @@ import inspect
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 from .errors import ConfigError, ToolInputError
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel, ValidationError
 
 _NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _ARGS_HEADERS = ("args:", "arguments:", "parameters:", "params:")
@@ -72,6 +79,10 @@ class Tool:
         parameters: the JSON schema of the input (an ``object`` schema).
         fn: the callable that runs it (sync or async), or None for a declaration only.
 
+    A tool built by :meth:`from_function` also validates (and converts) every call's
+    arguments with the pydantic model its schema came from; a tool built directly from a
+    ``parameters`` schema checks only the names of the arguments.
+
     Raises:
         ConfigError: a bad name or a schema that is not an object schema.
     """
@@ -80,6 +91,9 @@ class Tool:
     description: str = ""
     parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
     fn: Callable[..., Any] | None = None
+    _input_model: type[BaseModel] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME_RE.match(self.name):
@@ -150,6 +164,7 @@ class Tool:
                 prop.pop("title", None)
         schema.setdefault("properties", {})
         tool = cls(tool_name, description if description is not None else doc_desc, schema, fn)
+        tool._input_model = model
         return tool
 
     # --- wire formats ---------------------------------------------------------------------
@@ -169,7 +184,9 @@ class Tool:
         }
 
     # --- running ----------------------------------------------------------------------------
-    def _check(self, arguments: dict[str, Any]) -> None:
+    def _check(self, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The arguments to call ``fn`` with: names checked, then (for a tool from
+        :meth:`from_function`) values validated and converted by the input model."""
         if self.fn is None:
             raise ConfigError(f"Tool {self.name!r} has no function to call (fn=None).")
         props = self.parameters.get("properties", {})
@@ -184,15 +201,26 @@ class Tool:
             raise ToolInputError(
                 f"Tool {self.name!r} got {' and '.join(parts)}; it takes {sorted(props)}."
             )
+        if self._input_model is None:
+            return arguments
+        from pydantic import ValidationError
+
+        try:
+            validated = self._input_model.model_validate(arguments)
+        except ValidationError as exc:
+            raise ToolInputError(_describe_invalid(self.name, exc)) from exc
+        # only what the caller passed: the function's own defaults apply to the rest
+        return {k: getattr(validated, k) for k in arguments}
 
     async def acall(self, **arguments: Any) -> Any:
         """Run the tool with ``arguments`` (awaits async functions; runs sync ones in a thread).
 
         Raises:
-            ToolInputError: missing or unknown parameters.
+            ToolInputError: missing or unknown parameters, or a value the parameter's type
+                hint refuses (the message names the parameter).
             ConfigError: the tool has no function.
         """
-        self._check(arguments)
+        arguments = self._check(arguments)
         assert self.fn is not None
         if inspect.iscoroutinefunction(self.fn):
             return await self.fn(**arguments)
@@ -205,11 +233,12 @@ class Tool:
         """Run the tool synchronously (for async functions only outside a running loop).
 
         Raises:
-            ToolInputError: missing or unknown parameters.
+            ToolInputError: missing or unknown parameters, or a value the parameter's type
+                hint refuses (the message names the parameter).
             ConfigError: no function, or an async function called inside a running loop
                 (use :meth:`acall` there).
         """
-        self._check(arguments)
+        arguments = self._check(arguments)
         assert self.fn is not None
         if inspect.iscoroutinefunction(self.fn):
             try:
@@ -220,6 +249,17 @@ class Tool:
                 f"Tool {self.name!r} is async; inside a running event loop use await tool.acall()."
             )
         return self.fn(**arguments)
+
+
+def _describe_invalid(tool: str, exc: ValidationError) -> str:
+    """One sentence naming every refused field: ``where.x: Input should be ... (got 'a')``."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(part) for part in err.get("loc", ())) or "(input)"
+        got = repr(err.get("input"))
+        got = got if len(got) <= 60 else got[:57] + "..."
+        problems.append(f"{loc}: {err.get('msg', 'invalid')} (got {got})")
+    return f"Tool {tool!r} got invalid input: {'; '.join(problems)}."
 
 
 __all__ = ["Tool"]
