@@ -680,3 +680,17 @@ async def test_trajectory_lines_follow_the_contract(server, client, tmp_path):
     }
     assert end["t"] >= step["t"] >= start["t"] == 0.0
     assert start["started_at"].endswith("Z") and end["ended_at"].endswith("Z")
+
+
+async def test_default_executors_follow_the_models_group(server):
+    """Claude 3.5 Sonnet (new) takes the 20241022 group: the agent's bash tool is
+    bash_20241022 like computer_use=True sends (it used to send bash_20250124)."""
+    async with LLMClient(
+        "claude-3-5-sonnet-20241022", base_url=server.url, api_key="sk-ant-x", progress="none"
+    ) as c:
+        await c.start("x", computer_use=True)
+        await Agent(c, FakeComputer(), out_dir=None, initial_screenshot=False).run("look")
+    client_sent, agent_sent = (r.tool_types for r in server.requests)
+    assert (
+        agent_sent == client_sent == ["computer_20241022", "text_editor_20241022", "bash_20241022"]
+    )

@@ -14,8 +14,8 @@ from deskpilot.computer_use.specs import (
     ACTIONS_20241022,
     ACTIONS_20250124,
     ACTIONS_20251124,
-    COMPUTER_SPECS,
     TOOLSET_HALT_TEXT,
+    computer_spec,
 )
 from deskpilot.desktop.fake import FakeComputer
 from deskpilot.errors import ConfigError, DesktopError
@@ -565,4 +565,4 @@ async def test_toolset_hold_key_beyond_the_beta_cap_reaches_the_desktop() -> Non
     # must accept what the version allows instead of failing the action itself.
     from deskpilot.desktop.x11 import MAX_HOLD_S
 
-    assert MAX_HOLD_S >= COMPUTER_SPECS["computer_toolset_20260801"].hold_cap_s
+    assert MAX_HOLD_S >= computer_spec("computer_toolset_20260801").hold_cap_s

@@ -17,13 +17,13 @@ from PIL import Image as PILImage
 from PIL import ImageChops, ImageStat
 
 from deskpilot import ComputerTool, ToolCall
-from deskpilot.computer_use.specs import COMPUTER_SPECS
+from deskpilot.computer_use.specs import computer_spec, versions
 from deskpilot.prompt import ToolResult
 from event_window import CONTROL, SHIFT, EventWindow
 
 pytestmark = pytest.mark.desktop
 
-VERSIONS = tuple(COMPUTER_SPECS)
+VERSIONS = versions("computer")
 W, H = 1920, 1080
 MODEL = (1456, 819)
 GREEN = (0x20, 0xC0, 0x40)
@@ -54,7 +54,7 @@ class Runner:
 
     def __init__(self, tool: ComputerTool, win: EventWindow, desktop) -> None:
         self.tool, self.win, self.desktop = tool, win, desktop
-        self.toolset = COMPUTER_SPECS[tool.version].toolset
+        self.toolset = computer_spec(tool.version).toolset
         self.n = 0
 
     async def __call__(self, action: str, **params) -> ToolResult:

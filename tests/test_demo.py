@@ -71,7 +71,7 @@ def test_typed_script_is_a_python_hello_world(tmp_path: Path) -> None:
 
 async def test_every_computer_action_is_valid_for_the_demo_model(tmp_path: Path) -> None:
     script = load_script(tmp_path)
-    version = resolve_model(script.model).tool_generation("anthropic").computer
+    version = resolve_model(script.model).tool_group("anthropic").computer
     fake = FakeComputer(*DEMO_SCREEN, image=Image.new("RGB", DEMO_SCREEN, (58, 110, 165)))
     tool = ComputerTool(fake, version=version, settle=False)
     assert tool.model_size == DEMO_SCREEN  # coordinates are native pixels too

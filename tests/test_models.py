@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from deskpilot.computer_use.specs import GENERATIONS
+from deskpilot.computer_use.specs import GROUP_NAMES, ToolGroup
 from deskpilot.errors import ConfigError, ModelNotFoundError
 from deskpilot.models import REGISTRY, ModelSpec, register_model, resolve_model
 
@@ -66,8 +66,8 @@ def test_todays_models_per_platform(name: str) -> None:
     assert spec.generation("anthropic") == api
     assert spec.generation("bedrock") == bedrock
     assert spec.image_tier == tier
-    assert spec.generation() in GENERATIONS
-    assert spec.tool_generation() is GENERATIONS[api]
+    assert spec.generation() in GROUP_NAMES
+    assert spec.tool_group() == ToolGroup.named(api)
     b = resolve_model(name + "-bedrock")
     assert b.provider == "bedrock" and b.generation() == bedrock
     assert b.model_id.startswith("us.anthropic.")

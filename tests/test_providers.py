@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from deskpilot.computer_use.specs import GENERATIONS, computer_definition
+from deskpilot.computer_use.specs import GROUP_NAMES, ToolGroup, computer_definition
 from deskpilot.models import REGISTRY
 from deskpilot.prompt import Conversation, Image, Message, Text, ToolCall, ToolResult
 from deskpilot.providers.anthropic import AnthropicProvider, parse_anthropic_error
@@ -409,8 +409,9 @@ def test_request_options_are_not_shared_state() -> None:
 
 
 def test_every_generation_has_definitions() -> None:
-    for key, gen in GENERATIONS.items():
-        assert key.isdigit() and gen.computer.startswith("computer_")
+    for key in GROUP_NAMES:
+        group = ToolGroup.named(key)
+        assert key.isdigit() and group.computer and group.editor and group.bash
 
 
 def test_missing_botocore_gives_install_hint(monkeypatch) -> None:

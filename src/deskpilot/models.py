@@ -3,12 +3,14 @@
 A :class:`ModelSpec` says everything deskpilot needs to call one model on one platform:
 the API model id, the provider (``"anthropic"``, ``"bedrock"`` or ``"gateway"``), prices in US
 dollars per million tokens, the largest ``max_tokens``, the image-token rule, and the
-computer-use tool generation (a key of :data:`deskpilot.computer_use.specs.GENERATIONS`)
-the model takes **on each platform**.
+computer-use tool group the model takes **on each platform** (a name of
+:data:`deskpilot.computer_use.specs.GROUP_NAMES`, the groups of the one tool-version table).
 
-Sources: platform.claude.com "Computer use tool" (compatibility table, mirrored 2026-09-26)
-and the Bedrock model-parameters page, summarised in shared/reference/peers.md §1.1; prices
-from the Anthropic pricing page for released models. Prices of the 4.8/5/5.5 families are
+Sources: the computer use tool page's "Compatibility" table
+(https://platform.claude.com/docs/en/agents-and-tools/tool-use/computer-use-tool), Amazon
+Bedrock's Anthropic Claude model-parameters page
+(https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-claude.html), and
+the prices of https://claude.com/pricing for released models. Prices of the 4.8/5/5.5 families are
 not published in our sources and are estimates (same tier as the family they succeed).
 
 Names resolve case-insensitively in several spellings: the seed's (``claude-4-sonnet``,
@@ -30,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypedDict
 
-from .computer_use.specs import GENERATIONS, ToolGeneration
+from .computer_use.specs import GROUP_NAMES, ToolGroup
 from .errors import ConfigError, ModelNotFoundError
 
 Provider = Literal["anthropic", "bedrock", "gateway"]
@@ -53,7 +55,7 @@ class ModelSpec:
         max_output_tokens: the largest ``max_tokens`` the model accepts.
         image_tier: ``"legacy"`` (long edge 1568 px, about 1.15 MP, tokens ≈ w·h/750) or
             ``"2576"`` (Opus 4.7 and later: long edge 2576 px, ⌈w/28⌉·⌈h/28⌉ ≤ 4784 tokens).
-        generations: platform -> generation key of ``specs.GENERATIONS`` (the computer,
+        generations: platform -> tool group name of ``specs.GROUP_NAMES`` (the computer,
             editor and bash versions the model takes there).
         anthropic_id / bedrock_id: the model's ids on the other platforms, used by
             :meth:`on_platform` (None when the model is not offered there).
@@ -84,10 +86,10 @@ class ModelSpec:
         if self.image_tier not in ("legacy", "2576"):
             raise ConfigError("ModelSpec.image_tier must be 'legacy' or '2576'.")
         for platform, gen in self.generations.items():
-            if platform not in PLATFORMS or gen not in GENERATIONS:
+            if platform not in PLATFORMS or gen not in GROUP_NAMES:
                 raise ConfigError(
                     f"ModelSpec {self.name!r}: generations maps platform {platform!r} to "
-                    f"{gen!r}; platforms are {PLATFORMS} and generations {sorted(GENERATIONS)}."
+                    f"{gen!r}; platforms are {PLATFORMS} and tool groups {GROUP_NAMES}."
                 )
         if self.cache_read_price is None:
             object.__setattr__(self, "cache_read_price", round(self.input_price * 0.1, 6))
@@ -102,8 +104,12 @@ class ModelSpec:
         return self.provider
 
     def generation(self, platform: str | None = None) -> str:
-        """The tool generation key (``"20250429"``, ``"20260801"``, ...) on ``platform``
-        (default: this spec's provider). Falls back to the Anthropic API's generation."""
+        """The tool group name (``"20250429"``, ``"20260801"``, ...) on ``platform``
+        (default: this spec's provider). Falls back to the Anthropic API's group.
+
+        Raises:
+            ConfigError: the model has no computer-use tool group.
+        """
         platform = platform or self.provider
         gen = self.generations.get(platform) or self.generations.get("anthropic")
         if gen is None:
@@ -113,9 +119,14 @@ class ModelSpec:
             )
         return gen
 
-    def tool_generation(self, platform: str | None = None) -> ToolGeneration:
-        """The :class:`~deskpilot.computer_use.specs.ToolGeneration` for ``platform``."""
-        return GENERATIONS[self.generation(platform)]
+    def tool_group(self, platform: str | None = None) -> ToolGroup:
+        """The :class:`~deskpilot.computer_use.specs.ToolGroup` the model takes on ``platform``
+        (before any step-down).
+
+        Raises:
+            ConfigError: the model has no computer-use tool group.
+        """
+        return ToolGroup.named(self.generation(platform))
 
     def on_platform(self, provider: str) -> ModelSpec:
         """This model on another platform (``"anthropic"``, ``"bedrock"`` or ``"gateway"``).
@@ -435,7 +446,7 @@ _TABLE: list[tuple[ModelSpec, list[str]]] = [
         tier="2576",
     ),
     # Toolset models: computer_toolset_20260801 on the Claude API (GA); Bedrock offers only
-    # the earlier beta versions (peers.md §1.1), hence 20251124 there.
+    # the earlier beta versions (computer use tool page, "Compatibility"), hence 20251124 there.
     _model(
         "claude-4.8-opus",
         "opus",

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..client.response import APIResponse, Usage
-from ..computer_use.specs import COMPUTER_SPECS, TOOLSET_HALT_TEXT
+from ..computer_use.specs import TOOL_VERSIONS, TOOLSET_HALT_TEXT, ComputerSpec, versions
 from ..errors import ConfigError
 from ..prompt import Conversation, Image, Message, Text, ToolCall, ToolResult
 from .context import (
@@ -152,8 +152,8 @@ def _tool_type(executor: Any) -> str | None:
 
 def _screenshot_call(computer_tool: Any, call_id: str) -> ToolCall:
     """A screenshot call in the wire shape of the computer tool's version."""
-    spec = COMPUTER_SPECS.get(_tool_type(computer_tool) or "")
-    if spec is not None and spec.toolset:
+    spec = TOOL_VERSIONS.get(_tool_type(computer_tool) or "")
+    if isinstance(spec, ComputerSpec) and spec.toolset:
         return ToolCall(call_id, "screenshot", {}, toolset_name="computer")
     return ToolCall(call_id, "computer", {"action": "screenshot"})
 
@@ -273,10 +273,10 @@ class Agent:
             raise ConfigError("budget_tokens must be a positive number of tokens or None.")
         if budget_usd is not None and budget_usd <= 0:
             raise ConfigError("budget_usd must be a positive amount of US dollars or None.")
-        if computer_version is not None and computer_version not in COMPUTER_SPECS:
+        if computer_version is not None and computer_version not in versions("computer"):
             raise ConfigError(
                 f"computer_version {computer_version!r} is unknown; use one of "
-                f"{sorted(COMPUTER_SPECS)}."
+                f"{versions('computer')}."
             )
         self.client = client
         self.computer = computer
@@ -352,7 +352,8 @@ class Agent:
                 "The client has no model_spec(); pass tools=[ComputerTool(...), EditorTool(...), "
                 "BashTool(...)] explicitly."
             )
-        gen = spec.tool_generation(platform)
+        gen = spec.tool_group(platform)
+        assert gen.computer and gen.editor and gen.bash  # a named group has every kind
         created: list[Any] = []
         if self.computer is not None:
             from ..computer_use.computer import ComputerTool
@@ -366,7 +367,7 @@ class Agent:
                 )
             )
         created.append(EditorTool(version=gen.editor))
-        created.append(BashTool(env=getattr(self.computer, "env", None)))
+        created.append(BashTool(version=gen.bash, env=getattr(self.computer, "env", None)))
         return [*created, *given], created
 
     @staticmethod

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ToolInputError
-from .specs import ACTIONS_20251124, COMPUTER_SPECS, ComputerSpec
+from .specs import ACTIONS_20251124, ComputerSpec, computer_spec
 
 CLICKS: dict[str, tuple[str, int]] = {
     "left_click": ("left", 1),
@@ -166,7 +166,7 @@ def parse_action(
         action: the action name (``input.action`` for beta versions, the tool_use ``name``
             for toolset members).
         params: the other input keys (``action`` removed); ``None`` values count as absent.
-        version: a key of :data:`deskpilot.computer_use.specs.COMPUTER_SPECS`.
+        version: a computer tool version of :data:`deskpilot.computer_use.specs.TOOL_VERSIONS`.
         enable_zoom: whether ``zoom`` is enabled (``computer_20251124`` and the toolset).
 
     Returns:
@@ -176,7 +176,7 @@ def parse_action(
         ToolInputError: unknown action, action not in this version, a missing, unexpected
             or malformed parameter, a duration over the version's cap.
     """
-    spec = COMPUTER_SPECS[version]
+    spec = computer_spec(version)
     allowed = allowed_actions(spec, enable_zoom=enable_zoom)
     if action is None:
         raise ToolInputError(

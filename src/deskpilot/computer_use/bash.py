@@ -40,7 +40,7 @@ from typing import Any
 from ..errors import ConfigError, ToolInputError
 from ..prompt import ToolCall, ToolResult
 from .base import Executor
-from .specs import BASH_SPECS, bash_definition
+from .specs import bash_definition, versions
 
 logger = logging.getLogger(__name__)
 
@@ -203,9 +203,9 @@ class BashTool(Executor):
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
     ) -> None:
-        if version not in BASH_SPECS:
+        if version not in versions("bash"):
             raise ConfigError(
-                f"Unknown bash tool version {version!r}; use one of {sorted(BASH_SPECS)}."
+                f"Unknown bash tool version {version!r}; use one of {versions('bash')}."
             )
         if not timeout or timeout <= 0:
             raise ConfigError(f"timeout must be a positive number of seconds, not {timeout!r}.")

@@ -34,7 +34,7 @@ from ..prompt import Image, Text, ToolCall, ToolResult
 from .actions import CLICKS, Action, allowed_actions, parse_action
 from .base import Executor
 from .scaling import ImageTier, Scaler, fit_within
-from .specs import COMPUTER_SPECS, TOOLSET_HALT_TEXT, computer_definition
+from .specs import TOOLSET_HALT_TEXT, computer_definition, computer_spec, versions
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -112,7 +112,7 @@ class ComputerTool(Executor):
         self.computer = computer
         self._version = self._check_version(version)
         if image_tier is None:
-            image_tier = "2576" if COMPUTER_SPECS[self._version].toolset else "legacy"
+            image_tier = "2576" if computer_spec(self._version).toolset else "legacy"
         if image_tier not in ("legacy", "2576"):
             raise ConfigError(f"image_tier must be 'legacy' or '2576', not {image_tier!r}.")
         self.image_tier: ImageTier = image_tier
@@ -142,9 +142,9 @@ class ComputerTool(Executor):
 
     @staticmethod
     def _check_version(version: str) -> str:
-        if version not in COMPUTER_SPECS:
+        if version not in versions("computer"):
             raise ConfigError(
-                f"Unknown computer tool version {version!r}; use one of {sorted(COMPUTER_SPECS)}."
+                f"Unknown computer tool version {version!r}; use one of {versions('computer')}."
             )
         return version
 
@@ -208,13 +208,13 @@ class ComputerTool(Executor):
     @property
     def actions(self) -> tuple[str, ...]:
         """The actions the model may use with this version and zoom setting."""
-        return allowed_actions(COMPUTER_SPECS[self._version], enable_zoom=self.enable_zoom)
+        return allowed_actions(computer_spec(self._version), enable_zoom=self.enable_zoom)
 
     @property
     def definition(self) -> dict[str, Any]:
         """The ``tools`` entry (``specs.computer_definition``) with the MODEL-space size."""
         w, h = self.model_size
-        spec = COMPUTER_SPECS[self._version]
+        spec = computer_spec(self._version)
         disabled = ("zoom",) if spec.toolset and not self.enable_zoom else ()
         return computer_definition(
             self._version,
@@ -231,7 +231,7 @@ class ComputerTool(Executor):
         args = call.arguments if isinstance(call.arguments, dict) else {}
         params = dict(args)
         if call.toolset_name == "computer" or (
-            COMPUTER_SPECS[self._version].toolset and call.name != "computer"
+            computer_spec(self._version).toolset and call.name != "computer"
         ):
             action: Any = call.name
             params.pop("action", None)

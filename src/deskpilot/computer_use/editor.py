@@ -4,7 +4,7 @@ Model-facing output follows Anthropic's reference implementation (``tools/edit.p
 shared/reference/anthropic_reference.md §3.5): ``cat -n`` numbering ``f"{n:6}\\t{line}"``
 after "Here's the result of running `cat -n` on {path}:", the same view_range rules, create /
 str_replace / insert / undo_edit messages and ±4-line snippets. Versions and commands come
-from :data:`deskpilot.computer_use.specs.EDITOR_SPECS` (``undo_edit`` only in
+from the table :data:`deskpilot.computer_use.specs.TOOL_VERSIONS` (``undo_edit`` only in
 ``text_editor_20241022``/``20250124``; ``insert_text`` and ``max_characters`` in ``20250728``).
 
 Fixed on purpose (the reference's bugs): tabs are never rewritten (no ``expandtabs``);
@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import ConfigError, ToolInputError
 from ..prompt import ToolCall, ToolResult
 from .base import Executor
-from .specs import EDITOR_SPECS, editor_definition
+from .specs import editor_definition, editor_spec, versions
 
 SNIPPET_LINES = 4
 MAX_VIEW_CHARS = 16_000
@@ -99,9 +99,9 @@ class EditorTool(Executor):
         allowed_roots: Iterable[str | os.PathLike[str]] | None = None,
         max_characters: int | None = None,
     ) -> None:
-        if version not in EDITOR_SPECS:
+        if version not in versions("editor"):
             raise ConfigError(
-                f"Unknown text editor version {version!r}; use one of {sorted(EDITOR_SPECS)}."
+                f"Unknown text editor version {version!r}; use one of {versions('editor')}."
             )
         if max_characters is not None and (
             isinstance(max_characters, bool)
@@ -110,7 +110,7 @@ class EditorTool(Executor):
         ):
             raise ConfigError(f"max_characters must be a positive int, not {max_characters!r}.")
         self.version = version
-        self.spec = EDITOR_SPECS[version]
+        self.spec = editor_spec(version)
         self.name = self.spec.name
         self.max_characters = max_characters
         self.allowed_roots: tuple[Path, ...] | None = None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..client.response import Usage
+from ..computer_use.specs import ToolGroup
 from ..models import ModelSpec
 from ..prompt import Conversation, Message
 
@@ -63,12 +64,13 @@ class RequestOptions:
 
 @dataclass(slots=True)
 class ToolSet:
-    """The Anthropic tool dicts of one request, the beta flags they need, and the computer
-    tool type among them (None without a computer tool)."""
+    """The Anthropic tool dicts of one request, the beta flags they need, the group of
+    Anthropic-defined tools among them and its computer tool type (None without one)."""
 
     tools: list[dict[str, Any]] = field(default_factory=list)
     custom: list[Any] = field(default_factory=list)
     betas: list[str] = field(default_factory=list)
+    group: ToolGroup = field(default_factory=ToolGroup)
     computer_tool_type: str | None = None
     overhead_tokens: int = 0
 

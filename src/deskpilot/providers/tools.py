@@ -1,13 +1,16 @@
 """Assemble a request's tools: computer-use definitions, custom tools, raw dicts, beta flags.
 
-Order: the computer, editor and bash definitions of the model's generation (when
+Order: the computer, editor and bash definitions of the model's tool group (when
 ``computer_use=True``), then ``tools=`` in the caller's order (custom :class:`Tool` s and
 raw Anthropic tool dicts such as ``ComputerTool.definition``). The beta flags come from each
-tool's ``type`` via :func:`deskpilot.computer_use.specs.beta_for_tool_type`.
+tool's ``type`` via the one tool-version table (:mod:`deskpilot.computer_use.specs`).
 
-Step-down (computer-use page, "Compatibility"): when the API answers 400 naming an
-unsupported tool type, :func:`unsupported_tool_types` extracts the types, and the next build
-replaces the computer tool by the next older version (:data:`specs.COMPUTER_STEP_DOWN`).
+Step-down (computer use tool page, "Compatibility",
+https://platform.claude.com/docs/en/agents-and-tools/tool-use/computer-use-tool): when the
+API answers 400 naming unsupported tool types, :func:`unsupported_tool_types` extracts them
+and :func:`deskpilot.computer_use.specs.step_down` decides the next group. Only the group
+the client owns (``computer_use=True``) is ever stepped down here; the caller's ``tools=``
+dicts are sent exactly as given (the caller steps down itself with the same function).
 """
 
 from __future__ import annotations
@@ -17,26 +20,25 @@ from collections.abc import Collection
 from typing import Any
 
 from ..computer_use.specs import (
-    COMPUTER_SPECS,
-    COMPUTER_STEP_DOWN,
-    EDITOR_SPECS,
-    ToolGeneration,
+    TOOL_VERSIONS,
+    ToolGroup,
     bash_definition,
     beta_for_tool_type,
     computer_definition,
     editor_definition,
+    step_down,
 )
 from ..errors import ConfigError
 from ..models import ModelSpec
 from ..tool import Tool
 from .base import RequestOptions, ToolSet
 
-# Input-token overhead of each Anthropic-defined tool (computer-use page "Pricing";
-# bash page; text-editor page). The toolset figure is for the default members.
+# Input-token overhead of each Anthropic-defined tool (computer use tool page, "Pricing";
+# bash tool page; text editor tool page). The toolset figure is for the default members.
 TOOL_TOKEN_OVERHEAD: dict[str, int] = {
     "computer": 735,
     "computer_toolset": 4500,
-    "text_editor": 700,
+    "editor": 700,
     "bash": 245,
 }
 COMPUTER_USE_SYSTEM_OVERHEAD = 466
@@ -54,51 +56,44 @@ def unsupported_tool_types(message: str) -> list[str]:
     return [t for t in re.split(r"[\s,]+", m.group(1)) if t]
 
 
-def step_down_type(tool_type: str, unsupported: Collection[str]) -> str:
-    """Follow the step-down chain from ``tool_type`` past every type in ``unsupported``."""
-    seen = 0
-    while tool_type in unsupported and tool_type in COMPUTER_STEP_DOWN and seen < 8:
-        tool_type = COMPUTER_STEP_DOWN[tool_type]
-        seen += 1
-    return tool_type
+def group_for(spec: ModelSpec, platform: str, rejected: Collection[str] = ()) -> ToolGroup:
+    """The tool group to send for ``spec`` on ``platform``, past the ``rejected`` types.
 
+    The model's group (:meth:`ModelSpec.tool_group`) stepped down past every remembered
+    rejected type (:func:`~deskpilot.computer_use.specs.step_down`); the model's own group
+    when none of its members was rejected or no older version is left.
 
-def generation_for(
-    spec: ModelSpec, platform: str, unsupported: Collection[str] = ()
-) -> ToolGeneration:
-    """The model's generation on ``platform`` after stepping past ``unsupported`` types."""
-    gen = spec.tool_generation(platform)
-    guard = 0
-    while gen.computer in unsupported and guard < 8:
-        older = gen.stepped_down()
-        if older is None:
-            break
-        gen = older
-        guard += 1
-    return gen
+    Raises:
+        ConfigError: the model has no computer-use tool group.
+    """
+    group = spec.tool_group(platform)
+    return step_down(group, rejected) or group
 
 
 def _overhead(tool_type: str) -> int:
+    row = TOOL_VERSIONS.get(tool_type)
+    if row is None:
+        return 0
     if tool_type.startswith("computer_toolset"):
         return TOOL_TOKEN_OVERHEAD["computer_toolset"]
-    if tool_type.startswith("computer_"):
-        return TOOL_TOKEN_OVERHEAD["computer"]
-    if tool_type.startswith("text_editor_"):
-        return TOOL_TOKEN_OVERHEAD["text_editor"]
-    if tool_type.startswith("bash_"):
-        return TOOL_TOKEN_OVERHEAD["bash"]
-    return 0
+    return TOOL_TOKEN_OVERHEAD[row.kind]
 
 
 def _stepped_computer_dict(
-    d: dict[str, Any], new_type: str, opts: RequestOptions
+    d: dict[str, Any], rejected: Collection[str], opts: RequestOptions
 ) -> dict[str, Any]:
-    width = d.get("display_width_px", opts.display_width)
-    height = d.get("display_height_px", opts.display_height)
+    """Transitional (removed when the agent steps down itself): a caller's computer dict
+    whose type was rejected, rebuilt at the version :func:`step_down` picks."""
+    t = d.get("type")
+    if not isinstance(t, str) or t not in TOOL_VERSIONS or TOOL_VERSIONS[t].kind != "computer":
+        return d
+    new = step_down(ToolGroup(computer=t), rejected)
+    if new is None or new.computer is None:
+        return d
     return computer_definition(
-        new_type,
-        width,
-        height,
+        new.computer,
+        d.get("display_width_px", opts.display_width),
+        d.get("display_height_px", opts.display_height),
         display_number=d.get("display_number", opts.display_number),
         enable_zoom=bool(d.get("enable_zoom", True)),
     )
@@ -108,48 +103,49 @@ def build_toolset(
     spec: ModelSpec,
     platform: str,
     opts: RequestOptions,
-    unsupported: Collection[str] = (),
+    rejected: Collection[str] = (),
 ) -> ToolSet:
-    """The request's tools, beta flags, computer tool type and token overhead.
+    """The request's tools, beta flags, tool group, computer tool type and token overhead.
+
+    Args:
+        spec / platform: the model and the platform it is called on.
+        opts: the request options (``computer_use``, ``tools``, display size).
+        rejected: tool types the API rejected for this model before; they step down the
+            client's own group (``computer_use=True``) and never touch ``tools=``.
 
     Raises:
-        ConfigError: an item of ``tools=`` is neither a Tool nor a dict, or two tools share
-            a name.
+        ConfigError: an item of ``tools=`` is neither a Tool nor a dict, two tools share a
+            name, or two Anthropic-defined tools of one kind (two computer tools, ...).
     """
     out = ToolSet()
     if opts.computer_use:
-        gen = generation_for(spec, platform, unsupported)
-        out.tools.append(
-            computer_definition(
-                gen.computer,
-                opts.display_width,
-                opts.display_height,
-                display_number=opts.display_number,
+        group = group_for(spec, platform, rejected)
+        if group.computer is not None:
+            out.tools.append(
+                computer_definition(
+                    group.computer,
+                    opts.display_width,
+                    opts.display_height,
+                    display_number=opts.display_number,
+                )
             )
-        )
-        out.tools.append(editor_definition(gen.editor))
-        out.tools.append(bash_definition(gen.bash))
-        out.computer_tool_type = gen.computer
+        if group.editor is not None:
+            out.tools.append(editor_definition(group.editor))
+        if group.bash is not None:
+            out.tools.append(bash_definition(group.bash))
     for item in opts.tools:
         if isinstance(item, Tool):
             out.custom.append(item)
             out.tools.append(item.to_anthropic())
         elif isinstance(item, dict):
-            d = item
-            t = d.get("type")
-            if isinstance(t, str) and t in COMPUTER_SPECS:
-                new_type = step_down_type(t, unsupported)
-                if new_type != t:
-                    d = _stepped_computer_dict(d, new_type, opts)
-                if out.computer_tool_type is None:
-                    out.computer_tool_type = d["type"]
-            out.tools.append(d)
+            out.tools.append(_stepped_computer_dict(item, rejected, opts))
         else:
             raise ConfigError(
                 "tools= items must be deskpilot.Tool objects (e.g. Tool.from_function(fn)) or "
                 f"Anthropic tool dicts, not {type(item).__name__}."
             )
     names: set[str | None] = set()  # None: a dict with neither a name nor a type
+    kinds: dict[str, str] = {}
     betas: list[str] = []
     overhead = 0
     for d in out.tools:
@@ -161,6 +157,15 @@ def build_toolset(
                 "computer, editor or bash definitions in tools=."
             )
         names.add(key)
+        row = TOOL_VERSIONS.get(t) if isinstance(t, str) else None
+        if row is not None:
+            if row.kind in kinds:
+                raise ConfigError(
+                    f"Two {row.kind} tools in one request ({kinds[row.kind]} and {t}); send one "
+                    "version of each Anthropic-defined tool (with computer_use=True, none in "
+                    "tools=)."
+                )
+            kinds[row.kind] = row.type
         if isinstance(t, str):
             beta = beta_for_tool_type(t)
             if beta and beta not in betas:
@@ -168,6 +173,8 @@ def build_toolset(
             overhead += _overhead(t)
         else:
             overhead += len(str(d)) // 4
+    out.group = ToolGroup(**kinds)
+    out.computer_tool_type = out.group.computer
     if out.computer_tool_type is not None:
         overhead += COMPUTER_USE_SYSTEM_OVERHEAD
     out.betas = betas
@@ -178,17 +185,14 @@ def build_toolset(
 def is_anthropic_defined(tool: dict[str, Any]) -> bool:
     """True for the Anthropic-defined tool types (computer, editor, bash)."""
     t = tool.get("type")
-    return isinstance(t, str) and (
-        t in COMPUTER_SPECS or t in EDITOR_SPECS or t.startswith("bash_")
-    )
+    return isinstance(t, str) and t in TOOL_VERSIONS
 
 
 __all__ = [
     "COMPUTER_USE_SYSTEM_OVERHEAD",
     "TOOL_TOKEN_OVERHEAD",
     "build_toolset",
-    "generation_for",
+    "group_for",
     "is_anthropic_defined",
-    "step_down_type",
     "unsupported_tool_types",
 ]
