@@ -37,6 +37,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from ..desktop.environment import child_env
 from ..errors import ConfigError, ToolInputError
 from ..prompt import ToolCall, ToolResult
 from .base import Executor
@@ -180,9 +181,13 @@ class BashTool(Executor):
         timeout: seconds one command may run before the process group is killed and the
             shell restarted.
         version: ``"bash_20250124"`` (default) or ``"bash_20241022"`` (same behaviour).
-        env: variables merged over ``os.environ`` for the shell (e.g. a desktop's
-            ``DISPLAY`` and ``HOME``). ``PAGER`` and ``GIT_PAGER`` are ``cat`` unless ``env``
-            sets them (a pager would wait for input until the timeout).
+        env: variables for the shell (e.g. a desktop's ``DISPLAY`` and ``HOME``), applied
+            over a clean environment: the shell never inherits deskpilot's own environment,
+            only the allow-listed variables of :mod:`deskpilot.desktop.environment`
+            (``PATH``, ``HOME``, ``LANG``/``LC_*``, ``TERM``, ...; never an API key or cloud
+            credential, which ``env`` or ``cat /proc/self/environ`` would hand to the
+            model). ``PAGER`` and ``GIT_PAGER`` are ``cat`` unless ``env`` sets them (a
+            pager would wait for input until the timeout).
         cwd: the shell's start directory (default: the current directory).
 
     Inputs (tool_use ``input``): ``command`` (str) and/or ``restart`` (bool). Results are
@@ -226,7 +231,7 @@ class BashTool(Executor):
     # --- session lifecycle -------------------------------------------------------------
 
     async def _start(self) -> _Session:
-        env = {**os.environ, "PAGER": "cat", "GIT_PAGER": "cat", **self.env}
+        env = child_env({"PAGER": "cat", "GIT_PAGER": "cat", **self.env})
         bash = shutil.which("bash") or "/bin/bash"
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.subprocess_exec(

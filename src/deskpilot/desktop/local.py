@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from deskpilot.desktop.apps import app_spec, menu_xml
 from deskpilot.desktop.capture import ImageFormat
+from deskpilot.desktop.environment import child_env
 from deskpilot.desktop.settle import SettleConfig
 from deskpilot.desktop.x11 import X11Computer
 from deskpilot.errors import (
@@ -51,17 +52,9 @@ __all__ = ["LaunchedApp", "LocalDesktop", "X11Display"]
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "run: bash scripts/install-desktop-deps.sh (or sudo apt-get install -y --no-install-recommends {pkg})"
-_STRIP_ENV = (
-    "DISPLAY",
-    "XAUTHORITY",
-    "WAYLAND_DISPLAY",
-    "DBUS_SESSION_BUS_ADDRESS",
-    "SESSION_MANAGER",
-    "XDG_SESSION_ID",
-    "XDG_SESSION_TYPE",
-    "XDG_CURRENT_DESKTOP",
-    "DESKTOP_SESSION",
-)
+#: Allow-listed parent variables that must not reach a process on a deskpilot desktop (the
+#: desktop sets its own DISPLAY; its Xvfb needs no XAUTHORITY).
+_DESKTOP_DROP = ("DISPLAY", "XAUTHORITY")
 
 
 @dataclass(frozen=True)
@@ -268,7 +261,8 @@ class X11Display:
     @property
     def env(self) -> dict[str, str]:
         """Environment variables for programs that should run on this desktop
-        (``DISPLAY``; merge into ``os.environ``)."""
+        (``DISPLAY``; pass them to :func:`merged_env` to get a whole, credential-free
+        environment)."""
         return {"DISPLAY": self._display}
 
     @property
@@ -401,7 +395,15 @@ class LocalDesktop(X11Display):
             a root menu) or None for a bare X server.
         settle: True (default timing), False, or a :class:`SettleConfig`.
         background: the solid desktop background colour, ``"#rrggbb"``.
-        start_timeout_s: limit for each start step (X server, WM, each app's window).
+        start_timeout_s: limit for each start step (X server, WM, each app's window), in
+            seconds.
+        env: extra environment variables for every process of the desktop (applied over
+            the allow-listed ones; see below).
+
+    Environment: the desktop's processes never inherit deskpilot's own environment. They
+    get the allow-listed variables of :mod:`deskpilot.desktop.environment` (``PATH``,
+    ``LANG``/``LC_*``, ...; never an API key or cloud credential), the desktop's own
+    (``DISPLAY``, a scratch ``HOME``, ``XDG_*`` dirs, ``C.UTF-8`` locale) and ``env``.
 
     Example::
 
@@ -426,6 +428,7 @@ class LocalDesktop(X11Display):
         settle: bool | SettleConfig = True,
         background: str = "#3a6ea5",
         start_timeout_s: float = 15.0,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         for name, v, lo, hi in (("width", width, 64, 8192), ("height", height, 64, 8192)):
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
@@ -453,6 +456,7 @@ class LocalDesktop(X11Display):
         self._xvfb: asyncio.subprocess.Process | None = None
         self._procs: list[tuple[str, asyncio.subprocess.Process]] = []
         self._env: dict[str, str] = {}
+        self._user_env = child_env(env, base={})  # validates: strings only
 
     # ------------------------------------------------------------------ properties
     @property
@@ -468,8 +472,10 @@ class LocalDesktop(X11Display):
     @property
     def env(self) -> dict[str, str]:
         """The variables that put a program on this desktop: DISPLAY, HOME (scratch), LANG,
-        LC_ALL, GSETTINGS_BACKEND, XDG_* dirs. Merge into ``os.environ`` when spawning."""
-        return dict(self._env)
+        LC_ALL, GSETTINGS_BACKEND, XDG_* dirs, and what ``env=`` added. For a program of your
+        own, spawn it with ``env=merged_env(desktop)`` (these over the allow-listed parent
+        variables, no credentials)."""
+        return {**self._env, **self._user_env}
 
     @property
     def pids(self) -> list[int]:
@@ -495,10 +501,10 @@ class LocalDesktop(X11Display):
         self._started = True
         return self
 
-    def _full_env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _STRIP_ENV}
-        env.update(self._env)
-        return env
+    def _full_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The environment of the desktop's processes (:func:`child_env`: allow-listed
+        parent variables, then the desktop's own, then ``env=``, then ``extra``)."""
+        return child_env({**self._env, **self._user_env, **(extra or {})}, drop=_DESKTOP_DROP)
 
     def _prepare_home(self) -> Path:
         home = Path(tempfile.mkdtemp(prefix="deskpilot-home-"))
@@ -617,7 +623,9 @@ class LocalDesktop(X11Display):
         for spec in self._app_specs:
             await self.launch(spec.name)
 
-    async def _spawn(self, name: str, argv: list[str]) -> asyncio.subprocess.Process:
+    async def _spawn(
+        self, name: str, argv: list[str], env: Mapping[str, str] | None = None
+    ) -> asyncio.subprocess.Process:
         assert self._home is not None
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -627,7 +635,7 @@ class LocalDesktop(X11Display):
                 stderr=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
                 preexec_fn=_PREEXEC,
-                env=self._full_env(),
+                env=self._full_env(env),
                 cwd=str(self._home),
             )
         except FileNotFoundError as exc:
@@ -663,6 +671,7 @@ class LocalDesktop(X11Display):
         wait_window: bool = True,
         activate: bool = True,
         timeout_s: float | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> LaunchedApp:
         """Start a program on this desktop (its env, scratch HOME, own process group).
 
@@ -674,7 +683,9 @@ class LocalDesktop(X11Display):
             args: its arguments (an argument list; never parsed by a shell).
             wait_window: wait until it shows a new top-level window.
             activate: then focus that window and wait until it is active.
-            timeout_s: limit for the window (default ``start_timeout_s``).
+            timeout_s: limit for the window in seconds (default ``start_timeout_s``).
+            env: extra environment variables for this program only (over the desktop's;
+                nothing else of deskpilot's environment is inherited).
 
         Returns:
             A :class:`LaunchedApp` with its pid and window id.
@@ -705,7 +716,7 @@ class LocalDesktop(X11Display):
                 f"{INSTALL_HINT.format(pkg=Path(argv[0]).name)})."
             )
         before = set(await self.client_windows()) if wait_window else set()
-        proc = await self._spawn(Path(argv[0]).name, argv)
+        proc = await self._spawn(Path(argv[0]).name, argv, env)
         window: int | None = None
         if wait_window:
             old_timeout = self.start_timeout_s
@@ -787,9 +798,8 @@ class LocalDesktop(X11Display):
 def merged_env(
     desktop: LocalDesktop | X11Display, base: Mapping[str, str] | None = None
 ) -> dict[str, str]:
-    """``base`` (default ``os.environ``) with the desktop's variables applied."""
-    env = dict(os.environ if base is None else base)
-    for key in _STRIP_ENV:
-        env.pop(key, None)
-    env.update(desktop.env)
-    return env
+    """The environment for a program of your own on ``desktop``: the allow-listed variables
+    of ``base`` (default ``os.environ``; see :mod:`deskpilot.desktop.environment`, so no
+    credential is copied) with the desktop's variables (``DISPLAY``, scratch ``HOME``, ...)
+    applied."""
+    return child_env(desktop.env, base=base, drop=_DESKTOP_DROP)
