@@ -182,3 +182,59 @@ async def test_shadowing_printf_or_source_does_not_break_the_session(bash):
     assert r.text == "defined"
     r = await asyncio.wait_for(bash.execute(cmd("echo still works; printf x")), 4)
     assert r.text == "still works\nfake"
+
+
+# -- the protocol depends on no redefinable name (issue 7, defect 11) --------------------------
+FAST_S = 4  # every command below answers at once; the tool's timeout is 5 s
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [
+        "builtin() { echo hijacked; }",
+        "command() { echo hijacked; }; printf() { echo hijacked; }; echo() { :; }",
+        "shopt -s expand_aliases; alias builtin='echo hijacked'; alias command=false",
+        "eval() { :; }; source() { :; }; unset() { :; }; set() { :; }; trap() { :; }",
+    ],
+)
+async def test_redefining_builtin_command_or_aliases_keeps_the_session_working(bash, definition):
+    r = await asyncio.wait_for(bash.execute(cmd(definition)), FAST_S)
+    assert not r.is_error and "timed out" not in r.text
+    for i in range(3):
+        r = await asyncio.wait_for(
+            bash.execute(cmd(f"cd /; X{i}=v{i}; /bin/echo $X{i} $PWD")), FAST_S
+        )
+        assert (r.text, r.is_error) == (f"v{i} /", False)
+
+
+async def test_set_v_and_set_x_do_not_leak_protocol_lines(bash):
+    assert (await bash.execute(cmd("set -v"))).text == ""
+    r = await bash.execute(cmd("/bin/echo verbose"))
+    assert r.text == "/bin/echo verbose\nverbose"  # the user's own line, echoed; nothing else
+    await bash.execute(cmd("set +v; set -x"))
+    r = await bash.execute(cmd("/bin/echo traced"))
+    assert r.text == "++ /bin/echo traced\ntraced"  # level 2: inside the sourced file
+    r = await bash.execute(cmd("set +x"))
+    assert "__dp" not in r.text and "DESKPILOT" not in r.text and "deskpilot-bash" not in r.text
+    assert (await bash.execute(cmd("/bin/echo clean"))).text == "clean"
+
+
+async def test_a_function_named_dot_is_reported_and_the_shell_restarted(bash):
+    await bash.execute(cmd(".() { :; }"))
+    r = await asyncio.wait_for(bash.execute(cmd("/bin/echo never")), FAST_S)
+    assert r.is_error and "was not run" in r.text and "`.`" in r.text
+    assert (await bash.execute(cmd("/bin/echo again"))).text == "again"
+
+
+async def test_exec_to_dev_null_says_where_the_output_went(bash):
+    r = await asyncio.wait_for(bash.execute(cmd("exec >/dev/null")), FAST_S)
+    assert not r.is_error
+    assert "standard output now goes to /dev/null" in r.text and "exited" not in r.text
+    r = await asyncio.wait_for(bash.execute(cmd("echo hidden; echo shown >&2; exit 5")), FAST_S)
+    assert r.text.startswith("shown\n[The shell exited with code 5")
+
+
+async def test_closing_every_output_is_explained_not_exit_code_none(bash):
+    r = await asyncio.wait_for(bash.execute(cmd("exec >&- 2>&- 99>&-")), FAST_S)
+    assert "None" not in r.text and "closed its output" in r.text
+    assert (await bash.execute(cmd("echo back"))).text == "back"

@@ -370,3 +370,62 @@ async def test_arbitrary_editor_input_never_fails_unexpectedly(
         ToolCall("f", "x", {"command": command, "path": path, **params})
     )
     assert "failed unexpectedly" not in r.text, r.text
+
+
+# --- hangs and clear errors (issue 7, defects 6 and 11) -------------------------------------
+async def _within(coro, seconds: float = 5.0):
+    import asyncio
+
+    return await asyncio.wait_for(coro, seconds)
+
+
+@pytest.mark.parametrize("command", ["view", "str_replace", "insert"])
+async def test_devices_are_refused_not_read_forever(command):
+    tool = EditorTool()
+    kw = {"old_str": "a", "new_str": "b"} if command == "str_replace" else {}
+    if command == "insert":
+        kw = {"insert_line": 0, "insert_text": "x"}
+    r = await _within(tool.execute(ed(command, "/dev/zero", **kw)))
+    assert r.is_error and "not a regular file (a character device)" in r.text
+
+
+async def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    r = await _within(EditorTool().execute(ed("view", fifo)))
+    assert r.is_error and "named pipe (FIFO)" in r.text
+
+
+async def test_view_reads_at_most_the_byte_cap(tmp_path):
+    from deskpilot.computer_use.editor import MAX_FILE_BYTES
+
+    big = tmp_path / "big.log"
+    line = b"x" * 99 + b"\n"
+    big.write_bytes(line * (MAX_FILE_BYTES // len(line) + 5000))
+    tool = EditorTool()
+    r = await _within(tool.execute(ed("view", big)))
+    assert not r.is_error and f"Only the first {MAX_FILE_BYTES:,} bytes" in r.text
+    n = MAX_FILE_BYTES // len(line)
+    r = await _within(tool.execute(ed("view", big, view_range=[n, n])))
+    assert not r.is_error and f"{n:6}\t" in r.text
+    r = await _within(tool.execute(ed("view", big, view_range=[n + 1, n + 1])))
+    assert r.is_error  # beyond what was read
+    r = await _within(tool.execute(ed("str_replace", big, old_str="y", new_str="z")))
+    assert r.is_error and "limit" in r.text and "sed" in r.text
+
+
+async def test_a_nul_byte_in_the_path_says_what_is_wrong(tmp_path):
+    r = await EditorTool().execute(ed("view", f"{tmp_path}/a\x00b"))
+    assert r.is_error and "NUL byte" in r.text and "unexpectedly" not in r.text
+    r = await EditorTool(allowed_roots=[tmp_path]).execute(ed("create", "/x\x00", file_text="t"))
+    assert r.is_error and "NUL byte" in r.text
+
+
+async def test_input_that_is_not_an_object_says_so():
+    from deskpilot import BashTool
+
+    r = await EditorTool().execute(ToolCall("t", "str_replace_based_edit_tool", ["view"]))  # type: ignore[arg-type]
+    assert r.is_error and "must be a JSON object" in r.text
+    async with BashTool() as bash:
+        r = await bash.execute(ToolCall("t", "bash", "ls"))  # type: ignore[arg-type]
+    assert r.is_error and "must be a JSON object" in r.text

@@ -1,16 +1,27 @@
 """BashTool: one persistent bash session for the ``bash`` tool, robust where the reference hangs.
 
 How a command runs (bash-tool page: "one persistent shell ... a per-command timeout that
-kills the process group and restarts the session"; reference bugs in
-shared/reference/anthropic_reference.md §3.3 and §3.8 #6):
+kills the process group and restarts the session",
+https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/bash-tool; the reference's
+``computer_use_demo/tools/bash.py`` in https://github.com/anthropics/claude-quickstarts polls
+its output every 0.2 s and stalls on a full pipe, which this design avoids):
 
 * bash is started once with ``create_subprocess_exec`` in its own process group, stderr
   merged into stdout (one interleaved stream, in order), reading commands from a pipe.
 * The command text is written to a private temp file (mode 0600) and the shell is sent one
-  fixed line: ``{ . FILE ; } </dev/null`` followed by ``printf`` of a random per-command
-  sentinel and ``$?``. Sourcing keeps state (``cd``, variables, functions) in the session;
-  a syntax error stays inside the file; stdin is ``/dev/null`` so ``read`` returns at once.
-  Nothing is ever built from model input except the command file, which *is* shell by design.
+  fixed line that sources it with stdin ``/dev/null`` (so ``read`` returns at once) and then
+  reports the status. Sourcing keeps state (``cd``, variables, functions) in the session; a
+  syntax error stays inside the file. Nothing is ever built from model input except the
+  command file, which *is* shell by design.
+* The protocol depends on no name the session can redefine except ``.`` itself (invoked as
+  ``\\.``, so aliases do not apply): no ``builtin``, ``command``, ``printf`` or ``echo``. The
+  status is reported by a redirection-only command, ``2>&99 <"/__DESKPILOT_<tag>_<n>__:$?:..."``,
+  whose "No such file or directory" message *is* the sentinel; fd 99 is a copy of the output
+  pipe made when the shell starts, so ``exec >/dev/null`` or ``exec 2>&-`` in a command cannot
+  hide it. Whether ``.`` still sources files is checked on every command (a one-line probe
+  file sets a variable); when it does not (a function named ``.``), the shell is restarted
+  and the result says why. Lines the shell echoes of this protocol under ``set -v`` or
+  ``set -x`` are removed from the output.
 * A reader task drains the output continuously (no 64-128 KiB pipe stall) and wakes the
   waiting command on every chunk (no polling); memory is bounded to the kept head and tail.
 
@@ -28,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -38,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from ..desktop.environment import child_env
-from ..errors import ConfigError, ToolInputError
+from ..errors import ConfigError, ToolError, ToolInputError
 from ..prompt import ToolCall, ToolResult
 from .base import Executor
 from .specs import bash_definition, versions
@@ -52,6 +64,20 @@ _KEEP_BYTES = 4 * MAX_OUTPUT_CHARS
 """Bytes kept at each end of a command's output while it runs (bounds memory)."""
 
 RESTARTED_TEXT = "tool has been restarted."
+
+_FD = 99
+"""The shell's private copy of its output pipe (the sentinel is written there)."""
+_OK_VAR = "__dp_ok_"
+_X_VAR = "__dp_x_"
+_PREFIX_SCAN = 512
+"""Bytes before the sentinel searched for bash's error-message prefix."""
+_HANDSHAKE_TIMEOUT_S = 10.0
+
+
+def _marker(tag: str, n: int) -> re.Pattern[bytes]:
+    """The sentinel of command ``n``: the path in bash's error message with the status and
+    the probe flag expanded (digits; the unexpanded ``$?`` of a ``set -v`` echo never matches)."""
+    return re.compile(rb"/__DESKPILOT_%s_%d__:(\d+):(1?):" % (tag.encode(), n))
 
 
 def truncate_middle(text: str, limit: int = MAX_OUTPUT_CHARS, *, dropped_before: int = 0) -> str:
@@ -94,16 +120,17 @@ class _Output:
                 del self.tail[:cut]
                 self.dropped += cut
 
-    def find(self, marker: bytes) -> tuple[bytes, bytes] | None:
-        """(output before ``marker``, bytes after it) if the marker has arrived."""
+    def find(self, marker: re.Pattern[bytes]) -> tuple[bytes, re.Match[bytes], bytes] | None:
+        """(output before ``marker``, its match, bytes after it) once the marker has arrived."""
         if not self.dropped:
             whole = bytes(self.head + self.tail)
-            i = whole.find(marker)
-            return None if i < 0 else (whole[:i], whole[i + len(marker) :])
-        i = self.tail.find(marker)
-        if i < 0:
+            m = marker.search(whole)
+            return None if m is None else (whole[: m.start()], m, whole[m.end() :])
+        tail = bytes(self.tail)
+        m = marker.search(tail)
+        if m is None:
             return None
-        return bytes(self.head) + bytes(self.tail[:i]), bytes(self.tail[i + len(marker) :])
+        return bytes(self.head) + tail[: m.start()], m, tail[m.end() :]
 
     def text(self) -> tuple[str, int]:
         """(decoded output, bytes dropped from the middle)."""
@@ -134,6 +161,27 @@ class _Session:
         self.eof = False
         protocol.on_exit = self.changed
         self.reader = asyncio.create_task(self._read(), name=f"bash-reader-{proc.pid}")
+        self.tag = secrets.token_hex(8)
+        self.probe = ""
+        self.prefix: re.Pattern[bytes] | None = None
+        self.echo: re.Pattern[str] = re.compile(r"(?!)")
+        self.pipe = ""
+        self.fds: tuple[str, str] | None = None
+
+    def fd_targets(self) -> tuple[str, str] | None:
+        """Where the shell's fds 1 and 2 point (``/proc/PID/fd``; ``"nowhere (closed)"``),
+        or None where /proc cannot tell (not Linux, the shell is gone)."""
+        if not os.path.isdir(f"/proc/{self.proc.pid}/fd"):
+            return None
+        out = []
+        for fd in (1, 2):
+            try:
+                out.append(os.readlink(f"/proc/{self.proc.pid}/fd/{fd}"))
+            except FileNotFoundError:
+                out.append("nowhere (closed)")
+            except OSError:
+                return None
+        return out[0], out[1]
 
     @property
     def exited(self) -> bool:
@@ -236,9 +284,10 @@ class BashTool(Executor):
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.subprocess_exec(
             lambda: _Protocol(limit=2**16, loop=loop),
-            bash,
+            "bash",
             "--noprofile",
             "--norc",
+            executable=bash,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -247,8 +296,47 @@ class BashTool(Executor):
             cwd=self.cwd,
         )
         proc = asyncio.subprocess.Process(transport, protocol, loop)
-        self._session = _Session(proc, protocol)
-        return self._session
+        session = _Session(proc, protocol)
+        self._session = session
+        try:
+            await self._handshake(session)
+        except BaseException:
+            await self._stop()
+            raise
+        return session
+
+    async def _handshake(self, session: _Session) -> None:
+        """Give the new shell its private copy of the output pipe (fd 99) and learn the
+        prefix bash puts before its error messages (the sentinel is one of them)."""
+        tmpdir = self._ensure_tmpdir()
+        tag = session.tag
+        session.probe = self._write_probe(tmpdir, tag)
+        assert session.proc.stdin is not None
+        session.proc.stdin.write(
+            f'exec {_FD}>&1; 2>&{_FD} <"/__DESKPILOT_{tag}_0__:0:1:" || {_X_VAR}{tag}=\n'.encode()
+        )
+        await session.proc.stdin.drain()
+        marker = _marker(tag, 0)
+        found = await asyncio.wait_for(self._wait(session, marker), _HANDSHAKE_TIMEOUT_S)
+        if found is None:
+            raise ToolError(
+                "The bash shell exited as soon as it started; check that bash runs: "
+                "bash --noprofile --norc."
+            )
+        before = found[0]
+        prefix = before.rsplit(b"\n", 1)[-1]
+        session.prefix = re.compile(
+            rb"\d+".join(re.escape(part) for part in re.split(rb"\d+", prefix)) + rb"$"
+        )
+        session.take()  # nothing of the handshake reaches a result
+        session.fds = session.fd_targets()
+        session.pipe = session.fds[0] if session.fds else ""
+        tmp = re.escape(tmpdir)
+        session.echo = re.compile(
+            rf"^[^\n]*(?:{_OK_VAR}{tag}|{_X_VAR}{tag}|\. '?{tmp}/(?:probe-{tag}|cmd\d+)\.sh)"
+            r"[^\n]*(?:\n|$)",
+            re.MULTILINE,
+        )
 
     async def _stop(self) -> None:
         session, self._session = self._session, None
@@ -271,7 +359,12 @@ class BashTool(Executor):
     # --- execution ---------------------------------------------------------------------
 
     async def _execute(self, call: ToolCall) -> ToolResult:
-        args = call.arguments if isinstance(call.arguments, dict) else {}
+        args = call.arguments
+        if not isinstance(args, dict):
+            raise ToolInputError(
+                "The bash tool's input must be a JSON object such as "
+                f'{{"command": "ls -l"}}, not {type(args).__name__}.'
+            )
         unknown = sorted(set(args) - {"command", "restart"})
         if unknown:
             raise ToolInputError(
@@ -296,11 +389,21 @@ class BashTool(Executor):
             text, is_error = await self._run(command)
             return ToolResult(call.id, text, is_error=is_error)
 
-    def _write_command(self, command: str) -> str:
+    def _ensure_tmpdir(self) -> str:
         if self._tmpdir is None:
             self._tmpdir = tempfile.mkdtemp(prefix="deskpilot-bash-")
+        return self._tmpdir
+
+    @staticmethod
+    def _write_probe(tmpdir: str, tag: str) -> str:
+        """The file whose sourcing proves ``.`` still sources files (sets the OK flag)."""
+        path = Path(tmpdir, f"probe-{tag}.sh")
+        path.write_text(f"{_OK_VAR}{tag}=1\n", encoding="ascii")
+        return str(path)
+
+    def _write_command(self, command: str) -> str:
         self._counter += 1
-        path = Path(self._tmpdir, f"cmd{self._counter}.sh")
+        path = Path(self._ensure_tmpdir(), f"cmd{self._counter}.sh")
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(command)
@@ -317,13 +420,15 @@ class BashTool(Executor):
             session = await self._start()
         leftover = session.take()  # background output that arrived between commands
         path = self._write_command(command)
-        token = secrets.token_hex(16)
-        marker = f"\n__DESKPILOT_{token}__:".encode()
-        # ``builtin`` so a command that defines a function named ``printf`` or ``.`` cannot
-        # break the protocol; the status is captured before anything else runs.
+        tag = session.tag
+        n = self._counter
+        marker = _marker(tag, n)
+        # Only syntax and ``\.`` (see the module docstring): assignments, the sourcing, and a
+        # redirection-only command whose error message carries the status.
         line = (
-            f"{{ builtin . {shlex.quote(path)} ; }} </dev/null; "
-            f"builtin printf '\\n__DESKPILOT_%s__:%d\\n' {token} \"$?\"\n"
+            f"{_OK_VAR}{tag}=; \\. {shlex.quote(session.probe)}; "
+            f"\\. {shlex.quote(path)} </dev/null; "
+            f'2>&{_FD} <"/__DESKPILOT_{tag}_{n}__:$?:${{{_OK_VAR}{tag}-}}:" || {_X_VAR}{tag}=\n'
         )
         try:
             assert session.proc.stdin is not None
@@ -333,7 +438,10 @@ class BashTool(Executor):
         except TimeoutError:
             partial, dropped = session.output.text()
             await self._stop()
-            shown = truncate_middle(partial.rstrip("\n"), dropped_before=dropped)
+            shown = truncate_middle(
+                self._clean(leftover.text()[0] + partial, session).rstrip("\n"),
+                dropped_before=dropped,
+            )
             note = (
                 f"Command timed out after {self.timeout:g} seconds; the shell was restarted, "
                 "so the working directory, variables and background jobs were reset. Run long "
@@ -346,37 +454,96 @@ class BashTool(Executor):
             with contextlib.suppress(OSError):
                 os.unlink(path)
         if found is None:  # the shell exited (``exit N``, ``exec`` of something that quit)
-            with contextlib.suppress(TimeoutError):  # EOF can come before the exit status
-                await asyncio.wait_for(session.proc.wait(), 1.0)
-            code = session.proc.returncode
-            with contextlib.suppress(TimeoutError):  # collect what is still in the pipe
-                await asyncio.wait_for(asyncio.shield(session.reader), 0.1)
-            out = leftover.text()[0] + session.output.text()[0]
-            dropped = session.output.dropped
-            await self._stop()
-            text = truncate_middle(out.rstrip("\n"), dropped_before=dropped)
-            note = (
-                f"[The shell exited with code {code}; a new shell starts with the next "
-                "command, so the working directory and variables were reset.]"
-            )
-            return (f"{text}\n{note}" if text else note), False
-        before, after = found
-        code_text = after.split(b"\n", 1)[0]
-        rest = after[len(code_text) + 1 :]
+            return await self._shell_gone(session, leftover)
+        before, match, after = found
+        # ``before`` ends with bash's error prefix ("bash: line 7: "); cut it off.
+        cut = max(0, len(before) - _PREFIX_SCAN)
+        prefix = session.prefix.search(before, cut) if session.prefix is not None else None
+        if prefix is not None:
+            before = before[: prefix.start()]
+        else:  # the prefix changed (e.g. another locale): cut the sentinel's own line
+            before = before[: before.rfind(b"\n") + 1]
+        rest = after.split(b"\n", 1)[1] if b"\n" in after else b""
         taken = session.take()
         session.output.feed(rest)  # anything a background job printed after the sentinel
-        text = (leftover.text()[0] + before.decode("utf-8", "replace")).removesuffix("\n")
+        raw = leftover.text()[0] + before.decode("utf-8", "replace")
+        text = self._clean(raw, session).removesuffix("\n")
         text = truncate_middle(text, dropped_before=taken.dropped + leftover.dropped)
-        try:
-            code = int(code_text)
-        except ValueError:
-            code = 0
+        code = int(match.group(1))
+        if match.group(2) != b"1":
+            await self._stop()
+            note = (
+                "The command was not run: the shell's `.` builtin, which this tool sources "
+                "every command with, was redefined (e.g. a function named `.`) or disabled. "
+                "The shell was restarted, so the working directory, variables and functions "
+                "were reset; run the command again without redefining `.`."
+            )
+            return (f"{text}\n{note}" if text else note), True
         if code:
             text = f"{text}\n[exit code: {code}]" if text else f"[exit code: {code}]"
+        moved = self._moved_output(session)
+        if moved:
+            text = f"{text}\n{moved}" if text else moved
         return text, False
 
     @staticmethod
-    async def _wait(session: _Session, marker: bytes) -> tuple[bytes, bytes] | None:
+    def _clean(text: str, session: _Session) -> str:
+        """Remove the lines the shell echoed of the protocol itself (``set -v``/``set -x``)."""
+        if session.tag not in text:
+            return text
+        return session.echo.sub("", text)
+
+    @staticmethod
+    def _moved_output(session: _Session) -> str | None:
+        """A note when the command pointed the shell's stdout/stderr somewhere else (or back)."""
+        now = session.fd_targets()
+        if now is None or now == session.fds:
+            return None
+        session.fds = now
+        moved = [
+            f"{name} now goes to {target}"
+            for name, target in zip(("standard output", "standard error"), now, strict=True)
+            if target != session.pipe
+        ]
+        if not moved:
+            return "[Note: the shell's output comes to this tool again.]"
+        return (
+            f"[Note: the shell's {' and its '.join(moved)} (this command redirected it, e.g. "
+            "with exec), so what later commands print there will not be shown. Redirect it "
+            "back, or restart the tool (restart: true).]"
+        )
+
+    async def _shell_gone(self, session: _Session, leftover: _Output) -> tuple[str, bool]:
+        """The result when the shell exited or closed its output during a command."""
+        with contextlib.suppress(TimeoutError):  # EOF can come before the exit status
+            await asyncio.wait_for(session.proc.wait(), 1.0)
+        code = session.proc.returncode
+        with contextlib.suppress(TimeoutError):  # collect what is still in the pipe
+            await asyncio.wait_for(asyncio.shield(session.reader), 0.1)
+        out = self._clean(leftover.text()[0] + session.output.text()[0], session)
+        dropped = session.output.dropped
+        await self._stop()
+        text = truncate_middle(out.rstrip("\n"), dropped_before=dropped)
+        reset = "a new shell starts with the next command, so the working directory and variables were reset"
+        if code is None:
+            note = (
+                "[The shell closed its output (every copy of it, e.g. `exec >&- 2>&- 99>&-`), "
+                f"so no result can be read from it any more; it was stopped and {reset}.]"
+            )
+        elif code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            note = f"[The shell was killed by {name}; {reset}.]"
+        else:
+            note = f"[The shell exited with code {code}; {reset}.]"
+        return (f"{text}\n{note}" if text else note), False
+
+    @staticmethod
+    async def _wait(
+        session: _Session, marker: re.Pattern[bytes]
+    ) -> tuple[bytes, re.Match[bytes], bytes] | None:
         while True:
             found = session.output.find(marker)
             if found is not None:

@@ -1,7 +1,8 @@
 """EditorTool: the Anthropic text-editor tool (every version) on real files, reference formats.
 
-Model-facing output follows Anthropic's reference implementation (``tools/edit.py``;
-shared/reference/anthropic_reference.md §3.5): ``cat -n`` numbering ``f"{n:6}\\t{line}"``
+Model-facing output follows Anthropic's reference implementation
+(``computer-use-demo/computer_use_demo/tools/edit.py`` in
+https://github.com/anthropics/claude-quickstarts): ``cat -n`` numbering ``f"{n:6}\\t{line}"``
 after "Here's the result of running `cat -n` on {path}:", the same view_range rules, create /
 str_replace / insert / undo_edit messages and ±4-line snippets. Versions and commands come
 from the table :data:`deskpilot.computer_use.specs.TOOL_VERSIONS` (``undo_edit`` only in
@@ -12,14 +13,18 @@ binary files are refused with a clear sentence; non-UTF-8 text is read as Latin-
 back in the same encoding (bytes preserved); directories are listed in Python (no shell
 ``find`` with an unquoted path); ``allowed_roots`` confines every path (symlinks resolved);
 the "multiple occurrences" error names lines for multi-line ``old_str`` too; ``insert`` at
-the end of a file with a final newline does not add a blank line. Chosen behaviour: ``create``
-makes missing parent directories (the reference fails); it says so in its answer.
+the end of a file with a final newline does not add a blank line; only regular files are
+read (a device such as ``/dev/zero`` or a FIFO is refused before it is opened, and the file is
+opened non-blocking), and never more than :data:`MAX_FILE_BYTES`; a path with a NUL byte is
+refused with a sentence saying so. Chosen behaviour: ``create`` makes missing parent
+directories (the reference fails); it says so in its answer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +36,10 @@ from .base import Executor
 from .specs import editor_definition, editor_spec, versions
 
 SNIPPET_LINES = 4
+MAX_FILE_BYTES = 10 * 1024 * 1024
+"""Most bytes the editor reads from one file (10 MiB). ``view`` of a longer file shows the
+lines within the first 10 MiB with a note; ``str_replace``/``insert`` refuse it (they must
+write the whole file back). Bounds memory and time whatever the path points at."""
 MAX_VIEW_CHARS = 16_000
 """Default cap of ``view`` output characters (the reference's ``MAX_RESPONSE_LEN``)."""
 MAX_DIR_ENTRIES = 1_000
@@ -67,6 +76,20 @@ def _split_lines(text: str) -> tuple[list[str], bool]:
         return [], False
     final = text.endswith("\n")
     return (text[:-1] if final else text).split("\n"), final
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file is, in words (for the refusal)."""
+    for test, name in (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 class EditorTool(Executor):
@@ -133,7 +156,12 @@ class EditorTool(Executor):
     # --- dispatch -------------------------------------------------------------------------
 
     async def _execute(self, call: ToolCall) -> ToolResult:
-        args = call.arguments if isinstance(call.arguments, dict) else {}
+        args = call.arguments
+        if not isinstance(args, dict):
+            raise ToolInputError(
+                f"The {self.name} tool's input must be a JSON object such as "
+                f'{{"command": "view", "path": "/tmp"}}, not {type(args).__name__}.'
+            )
         text = await asyncio.to_thread(self._run, args)
         return ToolResult(call.id, text)
 
@@ -176,6 +204,11 @@ class EditorTool(Executor):
     # --- paths ----------------------------------------------------------------------------
 
     def _validate_path(self, command: str, raw: str) -> Path:
+        if "\x00" in raw:
+            raise ToolInputError(
+                f"The path {raw!r} contains a NUL byte (\\x00), which no file name can hold; "
+                "send the path as plain text without control characters."
+            )
         path = Path(raw)
         if not path.is_absolute():
             base = self.allowed_roots[0] if self.allowed_roots else Path.cwd()
@@ -209,13 +242,48 @@ class EditorTool(Executor):
     # --- file I/O -------------------------------------------------------------------------
 
     @staticmethod
-    def _read(path: Path) -> _Text:
+    def _read(path: Path, *, whole: bool = True) -> _Text:
+        """Read a regular file, at most :data:`MAX_FILE_BYTES` (``whole``: refuse a longer
+        one; else keep the whole lines within the cap and add a note)."""
+        notes: list[str] = []
         try:
-            data = path.read_bytes()
+            # O_NONBLOCK: a FIFO swapped in after a check must not block the open.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError as exc:
             raise ToolInputError(
                 f"Ran into {exc.strerror or exc} while trying to read {path}."
             ) from exc
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ToolInputError(
+                    f"The path {path} is not a regular file ({_kind(info.st_mode)}); the editor "
+                    "only reads regular files. Use the bash tool for devices, pipes and sockets "
+                    "(e.g. `head -c 1000 PATH`)."
+                )
+            if whole and info.st_size > MAX_FILE_BYTES:
+                raise ToolInputError(
+                    f"The file {path} is {info.st_size:,} bytes, more than the editor's limit of "
+                    f"{MAX_FILE_BYTES:,} bytes for an edit; edit it with the bash tool (e.g. "
+                    "`sed -i`)."
+                )
+            try:
+                data = f.read(MAX_FILE_BYTES + 1)
+            except OSError as exc:
+                raise ToolInputError(
+                    f"Ran into {exc.strerror or exc} while trying to read {path}."
+                ) from exc
+        if len(data) > MAX_FILE_BYTES:
+            if whole:
+                raise ToolInputError(
+                    f"The file {path} is longer than the editor's limit of {MAX_FILE_BYTES:,} "
+                    "bytes for an edit; edit it with the bash tool (e.g. `sed -i`)."
+                )
+            data = data[: data.rfind(b"\n", 0, MAX_FILE_BYTES) + 1]
+            notes.append(
+                f"(Only the first {MAX_FILE_BYTES:,} bytes of this file were read; view the rest "
+                "with the bash tool, e.g. `tail -n 50` or `sed -n 'START,ENDp'`.)"
+            )
         if b"\x00" in data[:8192]:
             raise ToolInputError(
                 f"The file {path} appears to be a binary file ({len(data)} bytes); the editor "
@@ -223,13 +291,14 @@ class EditorTool(Executor):
                 "`xxd | head`) instead."
             )
         try:
-            return _Text(data.decode("utf-8"))
+            return _Text(data.decode("utf-8"), notes=notes)
         except UnicodeDecodeError:
             return _Text(
                 data.decode("latin-1"),
                 "latin-1",
                 [
-                    "(The file is not valid UTF-8; it was read as Latin-1 and is written back as Latin-1.)"
+                    *notes,
+                    "(The file is not valid UTF-8; it was read as Latin-1 and is written back as Latin-1.)",
                 ],
             )
 
@@ -262,7 +331,7 @@ class EditorTool(Executor):
                     "The `view_range` parameter is not allowed when `path` points to a directory."
                 )
             return self._view_dir(path)
-        content = self._read(path)
+        content = self._read(path, whole=False)
         text = content.text
         start = 1
         if view_range:

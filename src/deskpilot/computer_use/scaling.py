@@ -11,13 +11,14 @@ re-resizes the image and the model's coordinates land where it meant them:
 * ``"legacy"`` (models before Claude Opus 4.7): long edge at most 1568 px and at most 1568
   visual tokens of 28x28 px (``ceil(w/28) * ceil(h/28) <= 1568``, about 1.15-1.23 MP). This is
   the rule Anthropic's ``computer-use-best-practices`` quickstart ports from the API ("28 px per
-  token side, long edge <= 1568 px and <= 1568 tiles"; shared/reference/anthropic_reference.md
-  §7) and matches the vision docs' "long edge over 1568 px or ~1,600 tokens is scaled down"
+  token side, long edge <= 1568 px and <= 1568 tiles"; ``computer-use-best-practices/`` in
+  https://github.com/anthropics/claude-quickstarts) and matches the vision docs' "long edge over 1568 px or ~1,600 tokens is scaled down"
   and their table of the largest sizes that are not resized (1092x1092, 951x1268, 896x1344,
   819x1456, 784x1568: all within the rule, and what this module picks to within 2 px).
 * ``"2576"`` (Claude Opus 4.7 and later, every ``computer_toolset_20260801`` model): long edge
   at most 2576 px and ``ceil(w/28) * ceil(h/28) <= 4784`` (computer-use-tool page, "Size
-  screenshots"; shared/reference/peers.md §1.7-§1.8). The toolset *rejects* larger images.
+  screenshots", https://docs.anthropic.com/en/docs/agents-and-tools/tool-use/computer-use-tool).
+  The toolset *rejects* larger images.
 
 A user may also choose a ``target_size``; the native aspect ratio is always kept and images
 are never enlarged.
