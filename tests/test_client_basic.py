@@ -648,7 +648,7 @@ async def test_several_models_round_robin_and_model_spec(server: TinyServer) -> 
     async with client_for(server, ["claude-4-sonnet", "claude-4.5-haiku"]) as client:
         rs = await client.process_prompts_async(["a", "b", "c", "d"], show_progress=False)
         assert {r.model for r in rs} == {"claude-4-sonnet", "claude-4.5-haiku"}
-        assert client.platform == "anthropic"
+        assert client.provider == "anthropic"
         assert client.model_spec().name == "claude-4-sonnet"
         assert client.model_spec("claude-4.5-haiku").generation("anthropic") == "20250728"
 
@@ -697,8 +697,8 @@ async def test_model_spec_and_base_url_overrides_without_global_state(server: Ti
 
 def test_provider_override_and_gateway_needs_a_base_url() -> None:
     c = LLMClient("claude-4-sonnet", provider="bedrock", environ={"AWS_REGION": "eu-central-1"})
-    assert c.platform == "bedrock" and c.model_spec().model_id.startswith("us.anthropic.")
-    assert c.model_spec().generation(c.platform) == "20250429"
+    assert c.provider == "bedrock" and c.model_spec().model_id.startswith("us.anthropic.")
+    assert c.model_spec().generation(c.provider) == "20250429"
     with pytest.raises(ConfigError):
         LLMClient("anthropic/claude-3-5-sonnet-20241022", environ={})
     with pytest.raises(ConfigError):

@@ -14,7 +14,7 @@ from deskpilot.providers.anthropic import AnthropicProvider, parse_anthropic_err
 from deskpilot.providers.base import RequestOptions
 from deskpilot.providers.bedrock import BedrockProvider
 from deskpilot.providers.caching import MAX_BREAKPOINTS, apply_cache, count_breakpoints
-from deskpilot.providers.openai_compat import OpenAICompatProvider, parse_chat_completion
+from deskpilot.providers.gateway import GatewayProvider, parse_chat_completion
 from deskpilot.providers.tools import build_toolset, unsupported_tool_types
 from deskpilot.tool import Tool
 
@@ -170,7 +170,7 @@ def test_gateway_body_carries_anthropic_tools_verbatim_and_custom_as_functions()
         cache=("tools_only",),
     )
     ts = build_toolset(spec, "gateway", o)
-    p = OpenAICompatProvider("https://api.model.box/v1", "sk")
+    p = GatewayProvider("https://api.model.box/v1", "sk")
     req = p.prepare(spec, Conversation().system("sys").user("Save a cat"), o, ts)
     body = json.loads(req.body)
     assert req.url == "https://api.model.box/v1/chat/completions"
@@ -277,7 +277,7 @@ def test_error_parsing_per_platform() -> None:
         400, {"message": "bad"}, {"x-amzn-ErrorType": "ValidationException"}
     )
     assert v.error_type == "invalid_request_error"
-    o = OpenAICompatProvider("http://x/v1").parse_error(
+    o = GatewayProvider("http://x/v1").parse_error(
         401, {"error": {"message": "no key", "type": "invalid_request_error"}}, {}
     )
     assert o.message == "no key"

@@ -14,7 +14,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
-    "APIResponse": "deskpilot.client.response",
+    "APIResponse": "deskpilot.response",
     "Agent": "deskpilot.agent.loop",
     "AgentResult": "deskpilot.agent.loop",
     "BashTool": "deskpilot.computer_use.bash",
@@ -31,7 +31,7 @@ _EXPORTS: dict[str, str] = {
     "Tool": "deskpilot.tool",
     "ToolCall": "deskpilot.prompt",
     "ToolResult": "deskpilot.prompt",
-    "Usage": "deskpilot.client.response",
+    "Usage": "deskpilot.response",
     "X11Display": "deskpilot.desktop.local",
 }
 

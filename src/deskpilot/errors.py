@@ -42,17 +42,6 @@ class ClosedError(DeskpilotError, RuntimeError):
     """A client, desktop or executor was used after it was closed."""
 
 
-class APIError(DeskpilotError):
-    """An error answer from a model API (only raised where a response object cannot carry it)."""
-
-    def __init__(
-        self, message: str, *, status_code: int | None = None, error_type: str | None = None
-    ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.error_type = error_type
-
-
 class ToolError(DeskpilotError):
     """A tool action failed; the message is shown to the model in an ``is_error`` tool_result."""
 
@@ -74,7 +63,6 @@ class DeskpilotTimeoutError(DeskpilotError, TimeoutError):
 
 
 __all__ = [
-    "APIError",
     "ClosedError",
     "ConfigError",
     "DeskpilotError",

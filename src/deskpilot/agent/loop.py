@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..client.response import APIResponse, Usage
 from ..computer_use.specs import TOOL_VERSIONS, TOOLSET_HALT_TEXT, ComputerSpec, versions
 from ..errors import ConfigError
 from ..prompt import Conversation, Image, Message, Text, ToolCall, ToolResult
+from ..response import APIResponse, Usage
 from .context import (
     DEFAULT_CACHE_MODES,
     count_images,

@@ -9,9 +9,9 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..client.response import Usage
 from ..errors import ConfigError
 from ..prompt import Conversation
+from ..response import Usage
 from .loop import Agent, AgentResult
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 One client owns one aiohttp session, one :class:`~deskpilot.client.limiter.RateLimiter`
 (RPM, input TPM, output TPM, concurrency; FIFO), the step-down memory of unsupported
-computer tool types per (model, platform), and one provider per platform. Every
+computer tool types per (model, provider), and one wire-format object per provider. Every
 ``process_prompts_async`` / ``start`` call on the client shares them, so an agent running
 many ``start`` calls at once stays inside the same limits.
 
@@ -34,11 +34,11 @@ from ..providers.anthropic import DEFAULT_BASE_URL, AnthropicProvider
 from ..providers.base import Provider, RequestOptions
 from ..providers.caching import normalise_cache
 from ..providers.tools import build_toolset, unsupported_tool_types
+from ..response import APIResponse, Usage
 from ..tool import Tool
 from .config import ClientConfig, Environment, read_environment
 from .limiter import RateLimiter
 from .progress import Progress
-from .response import APIResponse, Usage
 from .retry import RetryPolicy, is_retryable, parse_retry_after, rate_limit_reset_in
 from .tokens import estimate_input_tokens
 
@@ -55,7 +55,7 @@ def _body_payload(body: bytes) -> bytes | io.BytesIO:
     return io.BytesIO(body) if len(body) > _LARGE_BODY_BYTES else body
 
 
-_PLATFORM_LABEL = {"anthropic": "Anthropic API", "bedrock": "Bedrock", "gateway": "Gateway"}
+_PROVIDER_LABEL = {"anthropic": "Anthropic API", "bedrock": "Bedrock", "gateway": "Gateway"}
 
 
 async def _session_guard(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
@@ -179,18 +179,18 @@ class LLMClient:
         self.total_cost = 0.0
 
     # --- construction helpers -------------------------------------------------------------
-    def _make_provider(self, platform: str, aws_credentials: Any) -> Provider:
+    def _make_provider(self, name: str, aws_credentials: Any) -> Provider:
         cfg, env = self.config, self._env
-        if platform == "anthropic":
+        if name == "anthropic":
             base = cfg.base_url or env.anthropic_base_url or DEFAULT_BASE_URL
             return AnthropicProvider(base, cfg.api_key or env.anthropic_api_key)
-        if platform == "bedrock":
+        if name == "bedrock":
             from ..providers.bedrock import BedrockProvider
 
             region = cfg.region or env.aws_region or "us-east-1"
             endpoint = cfg.endpoint_url or env.bedrock_endpoint_url
             return BedrockProvider(region, endpoint, aws_credentials)
-        from ..providers.openai_compat import OpenAICompatProvider
+        from ..providers.gateway import GatewayProvider
 
         gateway_url = cfg.base_url or env.openai_base_url
         if not gateway_url:
@@ -198,7 +198,7 @@ class LLMClient:
                 "A gateway model needs a base URL: pass base_url='https://api.model.box/v1' "
                 "or set OPENAI_BASE_URL."
             )
-        return OpenAICompatProvider(gateway_url, cfg.api_key or env.openai_api_key)
+        return GatewayProvider(gateway_url, cfg.api_key or env.openai_api_key)
 
     def __repr__(self) -> str:
         models = [m.name for m in self._models]
@@ -216,8 +216,8 @@ class LLMClient:
         return list(self._models)
 
     @property
-    def platform(self) -> str:
-        """The platform of the first model (``"anthropic"``, ``"bedrock"`` or ``"gateway"``)."""
+    def provider(self) -> str:
+        """The provider of the first model (``"anthropic"``, ``"bedrock"`` or ``"gateway"``)."""
         return self._models[0].provider
 
     def model_spec(self, name: str | None = None) -> ModelSpec:
@@ -234,7 +234,7 @@ class LLMClient:
         return self._registry.resolve(name, self.config.provider)
 
     def unsupported_tool_types(self, name: str | None = None) -> set[str]:
-        """Computer tool types the API rejected for a model on its platform (step-down memory)."""
+        """Computer tool types the API rejected for a model on its provider (step-down memory)."""
         spec = self.model_spec(name)
         return set(self._unsupported.get((spec.model_id, spec.provider), ()))
 
@@ -362,7 +362,7 @@ class LLMClient:
         request_id: str | None = None,
         raw: Any = None,
     ) -> APIResponse:
-        label = _PLATFORM_LABEL.get(spec.provider, spec.provider)
+        label = _PROVIDER_LABEL.get(spec.provider, spec.provider)
         where = f"HTTP {status}" if status is not None else "no answer"
         text = message.strip().rstrip(".") if message else "no error message"
         hint = ""
@@ -390,13 +390,13 @@ class LLMClient:
     async def _run(self, prompt: Any, opts: RequestOptions, spec: ModelSpec) -> APIResponse:
         """One prompt to one response; never raises for API or network errors."""
         conv = prompt if isinstance(prompt, Conversation) else as_conversation(prompt)
-        platform = spec.provider
-        provider = self._providers.get(platform)
+        name = spec.provider
+        provider = self._providers.get(name)
         if provider is None:
-            provider = self._providers[platform] = self._make_provider(platform, None)
-        key = (spec.model_id, platform)
+            provider = self._providers[name] = self._make_provider(name, None)
+        key = (spec.model_id, name)
         unsupported = self._unsupported.get(key, ())
-        toolset = build_toolset(spec, platform, opts, unsupported)
+        toolset = build_toolset(spec, name, opts, unsupported)
         prepared = provider.prepare(spec, conv, opts, toolset)
         est_in = estimate_input_tokens(
             conv, tier=spec.image_tier, system=opts.system, tool_overhead=toolset.overhead_tokens
@@ -490,7 +490,7 @@ class LLMClient:
                             return APIResponse(
                                 model=spec.name,
                                 model_id=spec.model_id,
-                                provider=platform,
+                                provider=name,
                                 content=parsed.content,
                                 stop_reason=parsed.stop_reason,
                                 usage=u,
@@ -536,13 +536,13 @@ class LLMClient:
             ):
                 memory = self._unsupported.setdefault(key, set())
                 memory.add(toolset.computer_tool_type)
-                new_toolset = build_toolset(spec, platform, opts, memory)
+                new_toolset = build_toolset(spec, name, opts, memory)
                 if new_toolset.computer_tool_type != toolset.computer_tool_type:
                     logger.info(
                         "%s rejected %s on %s; stepping down to %s",
                         spec.model_id,
                         toolset.computer_tool_type,
-                        platform,
+                        name,
                         new_toolset.computer_tool_type,
                     )
                     toolset = new_toolset
@@ -679,7 +679,7 @@ class LLMClient:
             prompts: a Conversation, Message, string or list of message dicts, or a sequence
                 of those.
             computer_use: add the computer, text-editor and bash tools of the model's
-                generation for its platform (with the beta flag it needs).
+                generation for its provider (with the beta flag it needs).
             display_width / display_height: the display size told to the model, in
                 model-space pixels (default 1024x768).
             display_number: the X11 display number in the computer tool (optional).

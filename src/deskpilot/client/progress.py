@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .response import APIResponse
+from ..response import APIResponse
 
 _REFRESH_S = 0.5
 

@@ -29,7 +29,6 @@ RETRYABLE_TYPES = frozenset(
     {"rate_limit_error", "overloaded_error", "api_error", "timeout", "timeout_error",
      "connection_error", "malformed_response"}
 )  # fmt: skip
-NON_RETRYABLE_STATUS = frozenset({400, 401, 403, 404, 413, 422})
 
 
 def is_retryable(status: int | None, error_type: str | None) -> bool:

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..client.response import Usage
 from ..models import ModelSpec
 from ..prompt import Conversation, Message, part_from_anthropic
+from ..response import Usage
 from .base import ErrorInfo, ParsedResponse, Provider, RequestOptions, ToolSet
 from .caching import apply_cache
 

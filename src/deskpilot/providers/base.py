@@ -2,7 +2,7 @@
 
 A provider turns ``(ModelSpec, Conversation, RequestOptions)`` into a
 :class:`PreparedRequest` (URL, headers, JSON bytes, encoded once), signs it per attempt when
-the platform needs it (Bedrock SigV4), and turns an HTTP answer into a
+the provider needs it (Bedrock SigV4), and turns an HTTP answer into a
 :class:`ParsedResponse` or an :class:`ErrorInfo`. Body building and parsing are pure
 functions of their inputs so they are tested without I/O; only :mod:`deskpilot.client.core`
 does HTTP.
@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..client.response import Usage
 from ..computer_use.specs import ToolGroup
 from ..models import ModelSpec
 from ..prompt import Conversation, Message
+from ..response import Usage
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
 
@@ -113,7 +113,6 @@ class Provider:
     :meth:`url`, :meth:`headers`, :meth:`parse` and :meth:`parse_error`."""
 
     name: str = "base"
-    supports_cache: bool = True
 
     def url(self, spec: ModelSpec) -> str:  # pragma: no cover - abstract
         raise NotImplementedError

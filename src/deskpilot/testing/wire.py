@@ -4,7 +4,7 @@ Scripted responses are written once in the Messages API response format
 (``{"id", "type": "message", "role": "assistant", "model", "content", "stop_reason",
 "stop_sequence", "usage"}``) and converted here to what each endpoint really sends: verbatim on
 ``/v1/messages`` and Bedrock InvokeModel, OpenAI ``chat.completion`` on
-``/v1/chat/completions``. Error bodies follow each platform's documented shape: Messages API
+``/v1/chat/completions``. Error bodies follow each provider's documented shape: Messages API
 ``{"type": "error", "error": {"type", "message"}}`` ("Errors" page), Bedrock ``{"message"}`` +
 ``x-amzn-ErrorType`` (InvokeModel "Errors"), OpenAI ``{"error": {"message", "type", "code"}}``.
 
@@ -271,7 +271,7 @@ def fault(spec: FakeReply | str | int | dict[str, Any]) -> FakeReply:
     return maker()
 
 
-# --- per-platform conversion --------------------------------------------------------------
+# --- per-provider conversion --------------------------------------------------------------
 
 BEDROCK_ERROR_TYPES: dict[int, tuple[int, str]] = {
     400: (400, "ValidationException"),

@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..client.response import Usage
 from ..models import ModelSpec
 from ..prompt import Conversation, Message, Text, tool_call_from_openai
+from ..response import Usage
 from .anthropic import status_error_type
 from .base import ErrorInfo, ParsedResponse, Provider, RequestOptions, ToolSet
 from .tools import is_anthropic_defined
@@ -80,7 +80,7 @@ def parse_chat_completion(data: dict[str, Any], request_id: str | None) -> Parse
     )
 
 
-class OpenAICompatProvider(Provider):
+class GatewayProvider(Provider):
     """An OpenAI-compatible chat-completions gateway.
 
     Args:
@@ -89,7 +89,6 @@ class OpenAICompatProvider(Provider):
     """
 
     name = "gateway"
-    supports_cache = False
 
     def __init__(self, base_url: str, api_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
@@ -99,7 +98,7 @@ class OpenAICompatProvider(Provider):
             self._headers["authorization"] = f"Bearer {api_key}"
 
     def __repr__(self) -> str:
-        return f"OpenAICompatProvider(base_url={self.base_url!r})"
+        return f"GatewayProvider(base_url={self.base_url!r})"
 
     def url(self, spec: ModelSpec) -> str:
         if spec.base_url:
@@ -143,4 +142,4 @@ class OpenAICompatProvider(Provider):
         return ErrorInfo(status_error_type(status), data[:500] if isinstance(data, str) else "")
 
 
-__all__ = ["FINISH_REASONS", "OpenAICompatProvider", "gateway_tools", "parse_chat_completion"]
+__all__ = ["FINISH_REASONS", "GatewayProvider", "gateway_tools", "parse_chat_completion"]

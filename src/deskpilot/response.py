@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..prompt import Message, ToolCall
+from .prompt import Message, ToolCall
 
 
 @dataclass(slots=True)
