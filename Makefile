@@ -8,9 +8,10 @@ PY := $(VENV)/bin/python
 python-check:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "deskpilot needs Python >= 3.11; this python3 is " + sys.version.split()[0] + ". Install a newer Python and run make PYTHON=/path/to/python3.11 ...")'
 
-# Debian packages first (they include python3-venv when it is missing), then the venv.
+# Debian packages first (they include python3-venv when it is missing), then the venv. The
+# package list is src/deskpilot/install.py (the same step as `deskpilot doctor --install`).
 setup: python-check
-	bash scripts/install-desktop-deps.sh
+	PYTHON=$(PYTHON) bash scripts/install-desktop-deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'

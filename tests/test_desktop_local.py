@@ -235,7 +235,7 @@ def test_doctor_gives_exact_install_commands_for_missing_things(tmp_path):
     xvfb = checks["Xvfb"]
     assert not xvfb.ok and xvfb.required
     assert "apt-get install -y --no-install-recommends xvfb" in xvfb.fix_command
-    assert "bash scripts/install-desktop-deps.sh" in xvfb.fix_command
+    assert "deskpilot doctor --install" in xvfb.fix_command
     assert "apt-get install -y --no-install-recommends chromium" in checks["chromium"].fix_command
     assert not checks["ANTHROPIC_API_KEY"].ok
     report = format_report(list(checks.values()))

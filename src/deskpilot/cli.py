@@ -29,11 +29,6 @@ DEFAULT_MODEL = "claude-sonnet-4-5"
 PROVIDERS = ("anthropic", "bedrock", "gateway")
 APPS = ("terminal", "editor", "browser")
 SIZE = click.IntRange(200, 8192)
-INSTALL_HINT = (
-    "run `bash scripts/install-desktop-deps.sh` (or `sudo apt-get install -y "
-    "--no-install-recommends xvfb xauth openbox xdotool xclip xterm mousepad`), then "
-    "`deskpilot doctor` to check"
-)
 
 __all__ = ["main"]
 
@@ -101,6 +96,8 @@ def main(debug: bool) -> None:
 
 
 def _require_xvfb() -> None:
+    from .install import INSTALL_HINT
+
     missing = [p for p in ("Xvfb", "openbox") if shutil.which(p) is None]
     if missing:
         raise MissingDependencyError(
@@ -528,17 +525,42 @@ def report(run_dir: str, no_animation: bool) -> None:
     click.echo(f"Report: {path}\n        {_file_url(path)}")
 
 
-@main.command(short_help="Check what the desktop needs; print how to install what is missing.")
-def doctor() -> None:
-    """Check the desktop programs, Python modules and API key; print how to fix what is missing.
+@main.command(short_help="Check what the desktop needs; install it with --install.")
+@click.option(
+    "--install",
+    "do_install",
+    is_flag=True,
+    help="Install the missing Debian/Ubuntu packages (apt-get; sudo when not root), then check.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="With --install: print what would be installed, run nothing."
+)
+def doctor(do_install: bool, dry_run: bool) -> None:
+    """Check the desktop programs, Python modules and API key; print how to fix what is
+    missing, and the versions to quote in a bug report.
 
-    Exits 1 when something required is missing.
+    With --install, first install the missing system packages (the same list as
+    `python -m deskpilot.install`). Exits 1 when something required is missing.
     """
-    from .doctor import check, format_report
+    from .doctor import check, format_report, format_versions, versions
+    from .install import install
 
+    if dry_run and not do_install:
+        raise click.UsageError(
+            "--dry-run only goes with --install (deskpilot doctor --install --dry-run)."
+        )
+    if do_install:
+        code = install(dry_run=dry_run, echo=click.echo)
+        if code != 0:
+            sys.exit(code)
+        if dry_run:
+            return
+        click.echo("")
     checks = check()
     click.echo(format_report(checks))
-    failed = [c for c in checks if not c.ok and getattr(c, "required", True)]
+    click.echo("")
+    click.echo(format_versions(versions()))
+    failed = [c for c in checks if not c.ok and c.required]
     sys.exit(1 if failed else 0)
 
 

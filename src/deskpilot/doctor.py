@@ -1,22 +1,39 @@
-"""``deskpilot doctor``: which programs, Python modules and settings the desktop needs.
+"""``deskpilot doctor``: which programs, Python modules and settings the desktop needs, and
+the versions a bug report should quote.
 
 :func:`check` returns one :class:`Check` per requirement with the exact command that fixes
-it; :func:`format_report` renders them for the terminal. Package names are the Debian 12
-ones verified in ``shared/reference/desktop_probe.md`` §9 (``scripts/install-desktop-deps.sh``
-installs them all). The API key is only reported as set or not; its value is never shown.
+it; :func:`format_report` renders them for the terminal; :func:`versions` and
+:func:`format_versions` give deskpilot's, Python's, the system packages' and the key Python
+packages' versions. The system packages are :data:`deskpilot.install.PACKAGES` (the one
+list, which ``deskpilot doctor --install`` installs). The API key is only reported as set or
+not; its value is never shown.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
+import platform
 import shutil
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["PROGRAMS", "PYTHON_MODULES", "Check", "check", "format_report"]
+from .install import PACKAGES, installed_versions
 
-INSTALL_SCRIPT = "bash scripts/install-desktop-deps.sh"
+__all__ = [
+    "KEY_PROGRAMS",
+    "PYTHON_MODULES",
+    "PYTHON_PACKAGES",
+    "Check",
+    "check",
+    "format_report",
+    "format_versions",
+    "versions",
+]
+
+INSTALL_COMMAND = "deskpilot doctor --install"
 
 
 @dataclass(frozen=True)
@@ -38,18 +55,6 @@ class Check:
     required: bool = True
 
 
-# program -> (Debian package, what needs it, required)
-PROGRAMS: dict[str, tuple[str, str, bool]] = {
-    "Xvfb": ("xvfb", "the virtual X server", True),
-    "openbox": ("openbox", "the window manager", True),
-    "xdotool": ("xdotool", "the reference method in benchmarks", False),
-    "xclip": ("xclip", "clipboard access", False),
-    "xterm": ("xterm", "the terminal app", True),
-    "mousepad": ("mousepad", "the text editor app (demo)", False),
-    "chromium": ("chromium", "the browser app and report screenshots", False),
-    "ffmpeg": ("ffmpeg", "MP4 videos of runs", False),
-}
-
 # import name -> (pip requirement, what needs it)
 PYTHON_MODULES: dict[str, tuple[str, str]] = {
     "mss": ("deskpilot[desktop]", "screen capture"),
@@ -60,36 +65,58 @@ PYTHON_MODULES: dict[str, tuple[str, str]] = {
     "botocore": ("deskpilot[bedrock]", "AWS Bedrock signing"),
 }
 
+KEY_PROGRAMS = ("xvfb", "openbox", "xterm", "mousepad", "chromium")
+"""The Debian packages whose versions :func:`versions` reports."""
 
-def _apt(package: str) -> str:
-    sudo = "" if hasattr(os, "geteuid") and os.geteuid() == 0 else "sudo "
+PYTHON_PACKAGES = (
+    "aiohttp",
+    "pydantic",
+    "pillow",
+    "click",
+    "tqdm",
+    "mss",
+    "python-xlib",
+    "numpy",
+    "botocore",
+)
+"""The Python distributions whose versions :func:`versions` reports."""
+
+
+def _apt(package: str, euid: int) -> str:
+    sudo = "" if euid == 0 else "sudo "
     return f"{sudo}apt-get install -y --no-install-recommends {package}"
 
 
-def check(env: Mapping[str, str] | None = None) -> list[Check]:
+def check(env: Mapping[str, str] | None = None, *, euid: int | None = None) -> list[Check]:
     """Check every program, Python module and the API key.
 
     Args:
         env: the environment to read (default ``os.environ``; also used for ``PATH``).
+        euid: the user id the fix commands are for (default: this process's); they start
+            with ``sudo`` unless it is 0 (root).
 
     Returns:
-        One :class:`Check` per requirement: programs first, then modules, then settings.
+        One :class:`Check` per requirement: programs first (one per program of
+        :data:`deskpilot.install.PACKAGES`), then Python modules, then settings.
     """
     env = os.environ if env is None else env
+    euid = os.geteuid() if euid is None else euid
     path = env.get("PATH")
     out: list[Check] = []
-    for program, (package, why, required) in PROGRAMS.items():
-        found = shutil.which(program, path=path)
-        if found:
-            out.append(Check(program, True, f"{found} ({why})", "", required))
-        else:
+    for package in PACKAGES:
+        for program in package.programs:
+            found = shutil.which(program, path=path)
+            if found:
+                detail = f"{found} ({package.purpose})"
+                out.append(Check(program, True, detail, "", package.required))
+                continue
             out.append(
                 Check(
                     program,
                     False,
-                    f"missing; needed for {why} (Debian package {package})",
-                    f"{_apt(package)}   # or: {INSTALL_SCRIPT}",
-                    required,
+                    f"missing; needed for {package.purpose} (Debian package {package.name})",
+                    f"{_apt(package.name, euid)}   # or: {INSTALL_COMMAND}",
+                    package.required,
                 )
             )
     for module, (requirement, why) in PYTHON_MODULES.items():
@@ -131,8 +158,67 @@ def format_report(checks: list[Check]) -> str:
     if missing_required:
         lines.append(
             f"{len(missing_required)} required item(s) missing; install everything with: "
-            f"{INSTALL_SCRIPT} && pip install 'deskpilot[desktop]'"
+            f"{INSTALL_COMMAND} && pip install 'deskpilot[desktop]'"
         )
     else:
         lines.append("Everything required is present.")
+    return "\n".join(lines)
+
+
+def _os_name() -> str:
+    try:
+        return platform.freedesktop_os_release().get("PRETTY_NAME", "")
+    except OSError:
+        return ""
+
+
+def _python_version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def versions(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The versions a bug report should quote, in display order.
+
+    Args:
+        env: the environment whose ``PATH`` finds the programs when ``dpkg-query`` is not
+            available (default ``os.environ``).
+
+    Returns:
+        ``{"deskpilot": "0.1.0", "Python": "3.11.7 (/path/to/python)", "OS": ...,
+        "xvfb": "2:21.1.7-3+deb12u13", ..., "aiohttp": "3.9.5", ...}``; a package that is
+        absent reads ``"not installed"``.
+    """
+    from . import __version__
+
+    env = os.environ if env is None else env
+    os_name = _os_name()
+    out = {
+        "deskpilot": __version__,
+        "Python": f"{platform.python_version()} ({sys.executable})",
+        "OS": f"{platform.platform()}" + (f" ({os_name})" if os_name else ""),
+    }
+    try:
+        system: dict[str, str | None] = installed_versions(KEY_PROGRAMS)
+    except FileNotFoundError:  # not Debian: say where the program is, not its version
+        by_name = {p.name: p for p in PACKAGES}
+        system = {}
+        for name in KEY_PROGRAMS:
+            programs = by_name[name].programs
+            where = shutil.which(programs[0], path=env.get("PATH")) if programs else None
+            system[name] = f"found at {where} (no dpkg to tell the version)" if where else None
+    for name, version in system.items():
+        out[name] = version or "not installed"
+    for dist in PYTHON_PACKAGES:
+        out[dist] = _python_version(dist)
+    return out
+
+
+def format_versions(found: Mapping[str, str]) -> str:
+    """``Versions (quote them in a bug report):`` and one ``name  version`` line each."""
+    width = max((len(k) for k in found), default=0)
+    lines = ["Versions (quote them in a bug report):"]
+    lines.extend(f"  {name.ljust(width)}  {version}" for name, version in found.items())
     return "\n".join(lines)
