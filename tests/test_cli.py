@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner
 
@@ -321,3 +322,117 @@ def test_run_against_an_api_from_the_environment(tmp_path: Path) -> None:
     for name in ("trajectory.jsonl", "report.html"):
         assert key not in (run_dir / name).read_text(encoding="utf-8")
     assert key not in result.output
+
+
+# --- settings from the environment ---------------------------------------------------------
+
+# command -> {parameter: (variable, value in the environment, parsed value)}
+ENV_SETTINGS = {
+    "run": {
+        "model": ("DESKPILOT_MODEL", "claude-4-sonnet", "claude-4-sonnet"),
+        "provider": ("DESKPILOT_PROVIDER", "bedrock", "bedrock"),
+        "width": ("DESKPILOT_WIDTH", "1024", 1024),
+        "height": ("DESKPILOT_HEIGHT", "768", 768),
+        "max_turns": ("DESKPILOT_MAX_TURNS", "7", 7),
+        "out": ("DESKPILOT_OUT", "/tmp/elsewhere", "/tmp/elsewhere"),
+        "approve": ("DESKPILOT_APPROVE", "1", True),
+        "budget_usd": ("DESKPILOT_BUDGET_USD", "0.5", 0.5),
+        "budget_tokens": ("DESKPILOT_BUDGET_TOKENS", "9000", 9000),
+        "apps": ("DESKPILOT_APPS", "editor,browser", "editor,browser"),
+    },
+    "desktop": {
+        "width": ("DESKPILOT_WIDTH", "1024", 1024),
+        "height": ("DESKPILOT_HEIGHT", "768", 768),
+        "apps": ("DESKPILOT_APPS", "editor", "editor"),
+    },
+    "demo": {
+        "out": ("DESKPILOT_OUT", "/tmp/elsewhere", "/tmp/elsewhere"),
+        "keep_open": ("DESKPILOT_DEMO_KEEP_OPEN", "true", True),
+    },
+}
+
+
+def parse(command: str, *args: str) -> dict:
+    """The parameters click gives COMMAND for ARGS (the real option parsing, no run)."""
+    parent = main.make_context("deskpilot", [command, *args])
+    sub = main.get_command(parent, command)
+    assert sub is not None
+    with parent:
+        return dict(sub.make_context(command, list(args), parent=parent).params)
+
+
+@pytest.mark.parametrize("command", sorted(ENV_SETTINGS))
+def test_settings_come_from_deskpilot_variables(
+    command: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = ENV_SETTINGS[command]
+    defaults = parse(command)
+    for param, (var, raw, value) in settings.items():
+        monkeypatch.setenv(var, raw)
+        assert defaults[param] != value, param  # the variable, not the default, decides
+    params = parse(command)
+    for param, (_, _, value) in settings.items():
+        assert params[param] == value, param
+
+
+@pytest.mark.parametrize("command", sorted(ENV_SETTINGS))
+def test_help_shows_each_variable(command: str) -> None:
+    text = " ".join(invoke(command, "--help").output.split())
+    for var, _, _ in ENV_SETTINGS[command].values():
+        assert f"env var: {var}" in text, var
+
+
+def test_the_command_line_beats_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DESKPILOT_MAX_TURNS", "7")
+    monkeypatch.setenv("DESKPILOT_APPS", "browser")
+    params = parse("run", "task", "--max-turns", "3", "--apps", "terminal")
+    assert (params["max_turns"], params["apps"]) == (3, "terminal")
+
+
+def test_debug_comes_from_the_environment(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main, ["report", str(tmp_path / "missing")], env={**NO_KEYS, "DESKPILOT_DEBUG": "1"}
+    )
+    assert isinstance(result.exception, ConfigError)  # raised, not turned into one line
+
+
+def test_a_provider_from_the_environment_is_used() -> None:
+    result = invoke("run", "open a terminal", env={"DESKPILOT_PROVIDER": "gateway"})
+    assert result.exit_code == 1
+    assert "OPENAI_API_KEY is not set" in result.output
+
+
+def test_a_bad_value_from_the_environment_names_the_option() -> None:
+    result = invoke("run", "x", env={"DESKPILOT_WIDTH": "10"})
+    assert result.exit_code == 2
+    assert "--width" in result.output and "10 is not in the range 200<=x<=8192" in result.output
+
+
+def test_command_line_only_options_ignore_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for var in ("DESKPILOT_VERSION", "DESKPILOT_DOCTOR_INSTALL", "DESKPILOT_RUN_REPLAY_DIR"):
+        monkeypatch.setenv(var, "1")
+    assert parse("doctor")["do_install"] is False
+    assert parse("run", "x")["replay_dir"] is None
+    result = invoke("doctor", "--help")
+    assert result.exit_code == 0 and "Usage: deskpilot doctor" in result.output
+
+
+# options that confirm, install or switch what runs: typed on the command line, never
+# picked up from a variable left in the shell (DESKPILOT_REPLAY_YES must not skip a question)
+COMMAND_LINE_ONLY = {"--yes", "-y", "--install", "--dry-run", "--replay", "--version"}
+
+
+def test_confirming_options_are_command_line_only() -> None:
+    ctx = click.Context(main)
+    commands = [main, *(main.get_command(ctx, n) for n in main.list_commands(ctx))]
+    checked = 0
+    for command in commands:
+        assert command is not None
+        for param in command.params:
+            if isinstance(param, click.Option) and COMMAND_LINE_ONLY & set(param.opts):
+                assert param.allow_from_autoenv is False, (command.name, param.opts)
+                assert not param.envvar, (command.name, param.opts)
+                checked += 1
+    assert checked >= 4

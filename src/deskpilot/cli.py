@@ -4,6 +4,15 @@ Expected failures (no API key, no Xvfb, unknown model, not a run directory) prin
 ``Error: <what happened and what to do>`` on stderr and exit with status 1; ``--debug``
 shows the traceback and debug logs instead. Heavy modules are imported inside each command,
 so ``deskpilot --help`` stays fast and works on a machine without the desktop packages.
+
+Every option a user would set once for all runs also reads an environment variable, shown in
+``--help``: ``DESKPILOT_MODEL``, ``DESKPILOT_PROVIDER``, ``DESKPILOT_WIDTH``/``HEIGHT``,
+``DESKPILOT_MAX_TURNS``, ``DESKPILOT_OUT``, ``DESKPILOT_APPS``, ``DESKPILOT_BUDGET_USD``/
+``TOKENS``, ``DESKPILOT_APPROVE``, ``DESKPILOT_DEBUG``; other options take click's automatic
+``DESKPILOT_<COMMAND>_<OPTION>`` (https://click.palletsprojects.com/en/stable/options/#values-from-environment-variables).
+A command-line option wins over its variable. ``--replay``, ``--version`` and
+``doctor --install`` are command-line only. The async bodies and signal handling of
+``run``, ``demo`` and ``desktop`` are in :mod:`deskpilot.cli_run`.
 """
 
 from __future__ import annotations
@@ -13,7 +22,6 @@ import contextlib
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Callable
@@ -26,6 +34,7 @@ from . import __version__
 from .errors import ConfigError, DeskpilotError, MissingDependencyError
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
+ENV_PREFIX = "DESKPILOT"
 PROVIDERS = ("anthropic", "bedrock", "gateway")
 APPS = ("terminal", "editor", "browser")
 SIZE = click.IntRange(200, 8192)
@@ -54,6 +63,11 @@ class _Group(click.Group):
                 raise
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # `deskpilot doctor | head`: the reader left; say nothing
+            # https://docs.python.org/3/library/signal.html#note-on-sigpipe
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
         except (DeskpilotError, OSError) as exc:
             if debug:
                 raise
@@ -67,11 +81,29 @@ class _Group(click.Group):
             ) from exc
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--debug", is_flag=True, help="Show tracebacks and debug logs instead of one-line errors."
+def _option(*decls: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``click.option`` with its environment variable shown in ``--help``: ``envvar=`` for
+    the settings several commands share (``DESKPILOT_MODEL``, ``DESKPILOT_OUT``, ...), else
+    click's automatic ``DESKPILOT_<COMMAND>_<OPTION>``."""
+    kwargs.setdefault("show_envvar", True)
+    return click.option(*decls, **kwargs)
+
+
+CONTEXT = {
+    "help_option_names": ["-h", "--help"],
+    "auto_envvar_prefix": ENV_PREFIX,
+    "max_content_width": 100,
+}
+
+
+@click.group(name="deskpilot", cls=_Group, context_settings=CONTEXT)
+@_option(
+    "--debug",
+    is_flag=True,
+    envvar="DESKPILOT_DEBUG",
+    help="Show tracebacks and debug logs instead of one-line errors.",
 )
-@click.version_option(__version__, prog_name="deskpilot")
+@click.version_option(__version__, prog_name="deskpilot", allow_from_autoenv=False)
 def main(debug: bool) -> None:
     """deskpilot: Claude computer use on a local virtual desktop.
 
@@ -187,83 +219,91 @@ def _write_outputs(run_dir: Path) -> Path:
     return write_report(run_dir)
 
 
-async def _until_signalled() -> None:
-    """Wait for SIGINT/SIGTERM (Ctrl-C)."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
-
-
 # --- run -------------------------------------------------------------------------------------
 
 
 @main.command(short_help="Run a task with Claude on a fresh desktop (needs an API key).")
 @click.argument("task", required=False)
-@click.option(
+@_option(
     "--model",
     default=DEFAULT_MODEL,
     envvar="DESKPILOT_MODEL",
     show_default=True,
-    help="Registry name or API id (claude-sonnet-4-5, claude-opus-4-1, claude-4-sonnet, ...). "
-    "Env: DESKPILOT_MODEL.",
+    help="Registry name or API id (claude-sonnet-4-5, claude-opus-4-1, claude-4-sonnet, ...).",
 )
-@click.option(
+@_option(
     "--provider",
     type=click.Choice(PROVIDERS),
     default=None,
+    envvar="DESKPILOT_PROVIDER",
     help="Where to call the model: anthropic (ANTHROPIC_API_KEY), bedrock (AWS credentials) "
     "or gateway (OPENAI_BASE_URL + OPENAI_API_KEY). Default: the model's own.",
 )
-@click.option(
-    "--width", default=1280, show_default=True, type=SIZE, help="Desktop width in native pixels."
+@_option(
+    "--width",
+    default=1280,
+    show_default=True,
+    type=SIZE,
+    envvar="DESKPILOT_WIDTH",
+    help="Desktop width in native pixels.",
 )
-@click.option(
-    "--height", default=800, show_default=True, type=SIZE, help="Desktop height in native pixels."
+@_option(
+    "--height",
+    default=800,
+    show_default=True,
+    type=SIZE,
+    envvar="DESKPILOT_HEIGHT",
+    help="Desktop height in native pixels.",
 )
-@click.option(
+@_option(
     "--max-turns",
+    envvar="DESKPILOT_MAX_TURNS",
     default=50,
     show_default=True,
     type=click.IntRange(min=1),
     help="Stop after this many model turns.",
 )
-@click.option(
+@_option(
     "--out",
     default="deskpilot-runs",
     show_default=True,
     type=click.Path(file_okay=False),
+    envvar="DESKPILOT_OUT",
     help="Directory that receives the run directory.",
 )
-@click.option("--approve", is_flag=True, help="Ask y/n in the terminal before each action.")
+@_option(
+    "--approve",
+    is_flag=True,
+    envvar="DESKPILOT_APPROVE",
+    help="Ask y/n in the terminal before each action.",
+)
 @click.option(
     "--replay",
     "replay_dir",
+    allow_from_autoenv=False,
     type=click.Path(),
     default=None,
     help="Serve a recorded run's model turns from a local fake server (offline, no key).",
 )
-@click.option(
+@_option(
     "--budget-usd",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
+    envvar="DESKPILOT_BUDGET_USD",
     help="Stop once the run cost this many US dollars.",
 )
-@click.option(
+@_option(
     "--budget-tokens",
     type=click.IntRange(min=1),
     default=None,
+    envvar="DESKPILOT_BUDGET_TOKENS",
     help="Stop once the run used this many tokens.",
 )
-@click.option(
+@_option(
     "--apps",
     default="terminal",
     show_default=True,
+    envvar="DESKPILOT_APPS",
     help=f"Apps to open on the desktop at start, comma-separated: {', '.join(APPS)}.",
 )
 @click.pass_context
@@ -309,133 +349,53 @@ def run(
     if replay_dir is None:
         _require_key(spec.provider)
     _require_xvfb()
-    try:
-        code = asyncio.run(
-            _run_async(
-                task,
-                model=model,
-                provider=provider,
-                size=(width, height),
-                max_turns=max_turns,
-                out=out,
-                approve=approve,
-                replay_dir=replay_dir,
-                budget_usd=budget_usd,
-                budget_tokens=budget_tokens,
-                apps=app_list,
-            )
-        )
-    except asyncio.CancelledError:
-        click.echo(f"Aborted; the steps done so far are recorded under {out}/.", err=True)
-        code = 130
-    sys.exit(code)
+    from .cli_run import run_task
 
-
-async def _run_async(
-    task: str,
-    *,
-    model: str,
-    provider: str | None,
-    size: tuple[int, int],
-    max_turns: int,
-    out: str,
-    approve: bool,
-    replay_dir: str | None,
-    budget_usd: float | None,
-    budget_tokens: int | None,
-    apps: tuple[str, ...],
-) -> int:
-    from . import Agent, LLMClient, LocalDesktop
-
-    async with contextlib.AsyncExitStack() as stack:
-        client_kwargs: dict[str, Any] = {}
-        if provider is not None:
-            client_kwargs["provider"] = provider
-        if replay_dir is not None:
-            from .agent.replay import recorded_responses
-            from .testing import FakeModelServer
-
-            responses = recorded_responses(replay_dir)
-            server = await stack.enter_async_context(FakeModelServer(responses=responses))
-            client_kwargs.update(base_url=server.url, api_key="replay-no-key", provider="anthropic")
-            click.echo(f"Replaying {len(responses)} recorded model turns from {replay_dir}.")
-        client = LLMClient(model, **client_kwargs)
-        stack.push_async_callback(client.close)
-        click.echo(f"Starting a {size[0]}x{size[1]} desktop...")
-        desktop = await stack.enter_async_context(
-            LocalDesktop(width=size[0], height=size[1], apps=apps)
-        )
-        click.echo(
-            f"Desktop on DISPLAY={desktop.display}; model {model}. Ctrl-C stops after the current action."
-        )
-
-        async def ask(call: Any) -> bool:
-            from .agent.report import action_summary
-
-            summary = action_summary(
-                {"name": call.name, "toolset_name": call.toolset_name, "input": call.arguments}
-            )
-            return await asyncio.to_thread(click.confirm, f"  allow {summary}?", default=True)
-
-        start = time.monotonic()
-        agent = Agent(
-            client,
-            computer=desktop,
+    code = asyncio.run(
+        run_task(
+            task,
+            model=model,
+            provider=provider,
+            size=(width, height),
             max_turns=max_turns,
-            approve=ask if approve else None,
-            on_step=_step_printer(start),
+            out=out,
+            approve=approve,
+            replay_dir=replay_dir,
             budget_usd=budget_usd,
             budget_tokens=budget_tokens,
-            out_dir=out,
+            apps=app_list,
+            step_printer=_step_printer,
+            write_outputs=_write_outputs,
         )
-        loop = asyncio.get_running_loop()
-        main_task = asyncio.current_task()
-
-        def on_sigint() -> None:
-            if agent.interrupted and main_task is not None:
-                main_task.cancel()  # second Ctrl-C: abort now
-                return
-            click.echo(
-                "\nStopping after the current action (Ctrl-C again aborts at once).", err=True
-            )
-            agent.interrupt()
-
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
-        try:
-            result = await agent.run(task)
-        finally:
-            with contextlib.suppress(NotImplementedError):
-                loop.remove_signal_handler(signal.SIGINT)
-    report = await asyncio.to_thread(_write_outputs, Path(result.trajectory_dir))
-    elapsed = time.monotonic() - start
-    click.echo("")
-    if result.final_text:
-        click.echo(result.final_text)
-        click.echo("")
-    click.echo(
-        f"{result.stop_reason}: {result.steps} steps in {elapsed:.1f} s, "
-        f"{result.usage.total_tokens:,} tokens, ${result.cost:.4f}"
     )
-    click.echo(f"Report: {report}\n        {_file_url(report)}")
-    if result.stop_reason != "end_turn":
-        click.echo(f"The run stopped early ({result.stop_reason}).", err=True)
-        return 1
-    return 0
+    sys.exit(code)
 
 
 # --- desktop ---------------------------------------------------------------------------------
 
 
 @main.command(short_help="Start a virtual desktop and keep it until Ctrl-C.")
-@click.option("--width", default=1280, show_default=True, type=SIZE, help="Width in native pixels.")
-@click.option(
-    "--height", default=800, show_default=True, type=SIZE, help="Height in native pixels."
+@_option(
+    "--width",
+    default=1280,
+    show_default=True,
+    type=SIZE,
+    envvar="DESKPILOT_WIDTH",
+    help="Width in native pixels.",
 )
-@click.option(
+@_option(
+    "--height",
+    default=800,
+    show_default=True,
+    type=SIZE,
+    envvar="DESKPILOT_HEIGHT",
+    help="Height in native pixels.",
+)
+@_option(
     "--apps",
     default="terminal",
     show_default=True,
+    envvar="DESKPILOT_APPS",
     help=f"Apps to open at start, comma-separated: {', '.join(APPS)} (empty for none).",
 )
 def desktop(width: int, height: int, apps: str) -> None:
@@ -444,24 +404,11 @@ def desktop(width: int, height: int, apps: str) -> None:
     Prints its DISPLAY and how to reach it: run programs on it, take screenshots, point your
     own code at it with X11Display(":N").
     """
+    from .cli_run import serve_desktop
+
     app_list = _parse_apps(apps) if apps.strip() else ()
     _require_xvfb()
-    asyncio.run(_desktop_async(width, height, app_list))
-
-
-async def _desktop_async(width: int, height: int, apps: tuple[str, ...]) -> None:
-    from . import LocalDesktop
-
-    async with LocalDesktop(width=width, height=height, apps=apps) as dt:
-        d = dt.display
-        click.echo(f"Desktop running: DISPLAY={d} ({width}x{height}, openbox).")
-        click.echo(f"  run a program on it     DISPLAY={d} xterm &")
-        click.echo(f"  take a screenshot       DISPLAY={d} import -window root shot.png")
-        click.echo(f"  drive it from Python    X11Display({d!r})")
-        click.echo("  right-click the background for the menu (Terminal, Text Editor, Web Browser)")
-        click.echo("Press Ctrl-C to stop it.")
-        await _until_signalled()
-        click.echo("Stopping the desktop.")
+    asyncio.run(serve_desktop(width, height, app_list))
 
 
 # --- replay / report / doctor ----------------------------------------------------------------
@@ -530,10 +477,14 @@ def report(run_dir: str, no_animation: bool) -> None:
     "--install",
     "do_install",
     is_flag=True,
+    allow_from_autoenv=False,  # installing packages is asked for on the command line only
     help="Install the missing Debian/Ubuntu packages (apt-get; sudo when not root), then check.",
 )
 @click.option(
-    "--dry-run", is_flag=True, help="With --install: print what would be installed, run nothing."
+    "--dry-run",
+    is_flag=True,
+    allow_from_autoenv=False,
+    help="With --install: print what would be installed, run nothing.",
 )
 def doctor(do_install: bool, dry_run: bool) -> None:
     """Check the desktop programs, Python modules and API key; print how to fix what is
@@ -568,16 +519,15 @@ def doctor(do_install: bool, dry_run: bool) -> None:
 
 
 @main.command(short_help="The scripted demo: no API key, real desktop, verified result.")
-@click.option(
+@_option(
     "--out",
     default="deskpilot-runs",
     show_default=True,
     type=click.Path(file_okay=False),
+    envvar="DESKPILOT_OUT",
     help="Directory that receives the run directory.",
 )
-@click.option(
-    "--keep-open", is_flag=True, help="Keep the desktop running after the demo until Ctrl-C."
-)
+@_option("--keep-open", is_flag=True, help="Keep the desktop running after the demo until Ctrl-C.")
 def demo(out: str, keep_open: bool) -> None:
     """Run the bundled scripted demo (no API key, no network).
 
@@ -589,25 +539,9 @@ def demo(out: str, keep_open: bool) -> None:
     the saved file prints "Hello, World!" and writes the report.
     """
     _require_xvfb()
-    from .agent.demo import run_demo
+    from .cli_run import run_demo_command
 
-    start = time.monotonic()
-    click.echo(
-        "deskpilot demo: the model's turns are scripted; the desktop, clicks and files are real."
-    )
-    result = asyncio.run(
-        run_demo(
-            out_dir=out,
-            keep_open=keep_open,
-            on_step=_step_printer(start),
-            echo=click.echo,
-        )
-    )
-    click.echo("")
-    click.echo(result.summary())
-    if not result.ok:
-        click.echo(f"Error: {result.error or 'the demo failed.'}", err=True)
-        sys.exit(1)
+    sys.exit(asyncio.run(run_demo_command(out, keep_open, _step_printer)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -211,6 +211,7 @@ async def run_demo(
     echo: Callable[[str], Any] | None = None,
     animation: bool = True,
     script_path: str | None = None,
+    on_agent: Callable[[Any], Any] | None = None,
 ) -> DemoResult:
     """Run the bundled scripted demo end to end and verify its outcome.
 
@@ -223,6 +224,9 @@ async def run_demo(
         echo: where to send status lines (e.g. ``click.echo``); None sends them to the log.
         animation: also write ``run.gif`` (+ ``run.mp4`` with ffmpeg).
         script_path: another script in the same format (default: the bundled demo.json).
+        on_agent: called with the :class:`~deskpilot.Agent` right before its run starts
+            (the CLI uses it to interrupt the run on a signal: the run then stops after the
+            action in progress and the report of what ran is still written).
 
     Returns:
         A :class:`DemoResult`; ``ok`` is False with ``error`` set when the run or the check
@@ -268,6 +272,8 @@ async def run_demo(
             out_dir=out,
             run_name=run_name,
         )
+        if on_agent is not None:
+            on_agent(agent)
         try:
             run = await agent.run(script.task)
         except Exception as exc:  # the agent recorded it in the trajectory; report it too
@@ -348,7 +354,7 @@ async def _until_signalled() -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
             installed.append(sig)

@@ -1,0 +1,324 @@
+"""What ``deskpilot run``, ``demo`` and ``desktop`` do once their options are parsed: the
+async bodies, one progress line per action, outputs, and signal handling.
+
+Signals (POSIX ``signal(7)``; exit statuses follow the shell's 128 + signal number rule,
+https://www.gnu.org/software/bash/manual/html_node/Exit-Status.html): the first SIGINT
+(Ctrl-C), SIGTERM or SIGHUP asks the agent to stop after the action in progress
+(:meth:`deskpilot.Agent.interrupt`); the run then writes ``run_end`` and the report as
+usual and the command exits 130 / 143 / 129. A second signal aborts at once (the
+trajectory still ends with ``run_end``; no report is written). A signal that arrives before
+the agent has started aborts at once too: nothing has run yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from .agent.loop import Agent
+
+__all__ = [
+    "STOP_SIGNALS",
+    "SignalBridge",
+    "run_demo_command",
+    "run_task",
+    "serve_desktop",
+]
+
+StepPrinter = Callable[[float], Callable[[Any], None]]
+"""Makes the agent's ``on_step`` callback from the run's start (a ``time.monotonic()``)."""
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""The signals that stop a run (and a kept-open desktop)."""
+
+
+def _uri(path: Path) -> str:
+    return path.resolve().as_uri()
+
+
+class SignalBridge:
+    """Turns :data:`STOP_SIGNALS` into "stop after the current action", then "abort now".
+
+    Use as a context manager inside the command's task (it installs loop signal handlers
+    and restores the defaults on exit); :meth:`attach` the agent right before awaiting
+    ``agent.run``.
+
+    Attributes:
+        signum: the first signal received, or None.
+        aborted: True once a second signal (or one before :meth:`attach`) cancelled the task.
+    """
+
+    def __init__(self, echo: Callable[[str], Any] = click.echo) -> None:
+        self.signum: int | None = None
+        self.aborted = False
+        self._echo = echo
+        self._agent: Agent | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._installed: list[int] = []
+
+    def __enter__(self) -> SignalBridge:
+        loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        for sig in STOP_SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                self._installed.append(sig)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+        self._installed.clear()
+
+    def attach(self, agent: Agent) -> None:
+        """The agent a first signal interrupts (call right before ``await agent.run``)."""
+        self._agent = agent
+
+    def exit_code(self, default: int) -> int:
+        """128 + the first signal's number when a signal stopped the run, else ``default``."""
+        return 128 + self.signum if self.signum is not None else default
+
+    def _on_signal(self, sig: int) -> None:
+        name = signal.Signals(sig).name
+        if self.signum is None:
+            self.signum = sig
+            if self._agent is not None:
+                self._echo(
+                    f"\n{name}: stopping after the current action; the report is still "
+                    "written (a second signal aborts at once)."
+                )
+                self._agent.interrupt()
+                return
+        self._echo(f"\n{name}: aborting now.")
+        self.aborted = True
+        if self._task is not None:
+            self._task.cancel()
+
+
+# --- run -------------------------------------------------------------------------------------
+
+
+async def run_task(
+    task: str,
+    *,
+    model: str,
+    provider: str | None,
+    size: tuple[int, int],
+    max_turns: int,
+    out: str,
+    approve: bool,
+    replay_dir: str | None,
+    budget_usd: float | None,
+    budget_tokens: int | None,
+    apps: tuple[str, ...],
+    step_printer: StepPrinter,
+    write_outputs: Callable[[Path], Path],
+) -> int:
+    """``deskpilot run``: a desktop, the client, the agent, progress lines, the report.
+
+    ``step_printer`` makes the per-step progress callback; ``write_outputs(run_dir)``
+    writes the report (and animation) and returns the report's path.
+
+    Returns:
+        The exit status: 0 when the model ended the run, 1 when a limit or an error
+        stopped it, 128 + signal number when a signal did (see the module docstring).
+    """
+    with SignalBridge() as bridge:
+        try:
+            return await _run_task(
+                bridge,
+                task,
+                model=model,
+                provider=provider,
+                size=size,
+                max_turns=max_turns,
+                out=out,
+                approve=approve,
+                replay_dir=replay_dir,
+                budget_usd=budget_usd,
+                budget_tokens=budget_tokens,
+                apps=apps,
+                step_printer=step_printer,
+                write_outputs=write_outputs,
+            )
+        except asyncio.CancelledError:
+            if not bridge.aborted:
+                raise
+            click.echo(
+                f"Aborted; the steps done so far are recorded under {out}/ "
+                "(`deskpilot report RUN_DIR` writes their report).",
+                err=True,
+            )
+            return bridge.exit_code(130)
+
+
+async def _run_task(
+    bridge: SignalBridge,
+    task: str,
+    *,
+    model: str,
+    provider: str | None,
+    size: tuple[int, int],
+    max_turns: int,
+    out: str,
+    approve: bool,
+    replay_dir: str | None,
+    budget_usd: float | None,
+    budget_tokens: int | None,
+    apps: tuple[str, ...],
+    step_printer: StepPrinter,
+    write_outputs: Callable[[Path], Path],
+) -> int:
+    from . import Agent, LLMClient, LocalDesktop
+
+    async with contextlib.AsyncExitStack() as stack:
+        client_kwargs: dict[str, Any] = {}
+        if provider is not None:
+            client_kwargs["provider"] = provider
+        if replay_dir is not None:
+            from .agent.replay import recorded_responses
+            from .testing import FakeModelServer
+
+            responses = recorded_responses(replay_dir)
+            server = await stack.enter_async_context(FakeModelServer(responses=responses))
+            client_kwargs.update(base_url=server.url, api_key="replay-no-key", provider="anthropic")
+            click.echo(f"Replaying {len(responses)} recorded model turns from {replay_dir}.")
+        client = LLMClient(model, **client_kwargs)
+        stack.push_async_callback(client.close)
+        click.echo(f"Starting a {size[0]}x{size[1]} desktop...")
+        desktop = await stack.enter_async_context(
+            LocalDesktop(width=size[0], height=size[1], apps=apps)
+        )
+        click.echo(
+            f"Desktop on DISPLAY={desktop.display}; model {model}. "
+            "Ctrl-C stops after the current action."
+        )
+
+        async def ask(call: Any) -> bool:
+            from .agent.report import action_summary
+
+            summary = action_summary(
+                {"name": call.name, "toolset_name": call.toolset_name, "input": call.arguments}
+            )
+            return await asyncio.to_thread(click.confirm, f"  allow {summary}?", default=True)
+
+        start = time.monotonic()
+        agent = Agent(
+            client,
+            computer=desktop,
+            max_turns=max_turns,
+            approve=ask if approve else None,
+            on_step=step_printer(start),
+            budget_usd=budget_usd,
+            budget_tokens=budget_tokens,
+            out_dir=out,
+        )
+        bridge.attach(agent)
+        result = await agent.run(task)
+    report = await asyncio.to_thread(write_outputs, Path(result.trajectory_dir))
+    elapsed = time.monotonic() - start
+    click.echo("")
+    if result.final_text:
+        click.echo(result.final_text)
+        click.echo("")
+    click.echo(
+        f"{result.stop_reason}: {result.steps} steps in {elapsed:.1f} s, "
+        f"{result.usage.total_tokens:,} tokens, ${result.cost:.4f}"
+    )
+    click.echo(f"Run directory: {result.trajectory_dir}")
+    click.echo(f"Report: {report}\n        {_uri(report)}")
+    if bridge.signum is not None:
+        click.echo(f"Stopped by {signal.Signals(bridge.signum).name}.", err=True)
+        return bridge.exit_code(1)
+    if result.stop_reason != "end_turn":
+        click.echo(f"The run stopped early ({result.stop_reason}).", err=True)
+        return 1
+    return 0
+
+
+# --- demo ------------------------------------------------------------------------------------
+
+
+async def run_demo_command(out: str, keep_open: bool, step_printer: StepPrinter) -> int:
+    """``deskpilot demo``: the scripted run, its summary, and the exit status (0 ok, 1 failed,
+    128 + signal number when a signal stopped it; the report of what ran is written)."""
+    from .agent.demo import run_demo
+
+    start = time.monotonic()
+    click.echo(
+        "deskpilot demo: the model's turns are scripted; the desktop, clicks and files are real."
+    )
+    with SignalBridge() as bridge:
+        try:
+            result = await run_demo(
+                out_dir=out,
+                keep_open=keep_open,
+                on_step=step_printer(start),
+                echo=click.echo,
+                on_agent=bridge.attach,
+            )
+        except asyncio.CancelledError:
+            if not bridge.aborted:
+                raise
+            click.echo(
+                f"Aborted; the steps done so far are recorded under {out}/ "
+                "(`deskpilot report RUN_DIR` writes their report).",
+                err=True,
+            )
+            return bridge.exit_code(130)
+    click.echo("")
+    if bridge.signum is not None:
+        name = signal.Signals(bridge.signum).name
+        click.echo(f"Demo stopped by {name} after {result.steps} steps.")
+        if result.trajectory_dir is not None:
+            click.echo(f"  run directory  {result.trajectory_dir}")
+        if result.report_path is not None:
+            click.echo(f"  report         {result.report_path}")
+            click.echo(f"                 {_uri(result.report_path)}")
+        return bridge.exit_code(1)
+    click.echo(result.summary())
+    if not result.ok:
+        click.echo(f"Error: {result.error or 'the demo failed.'}", err=True)
+        return 1
+    return 0
+
+
+# --- desktop ---------------------------------------------------------------------------------
+
+
+async def serve_desktop(width: int, height: int, apps: tuple[str, ...]) -> None:
+    """``deskpilot desktop``: start a desktop, say how to reach it, keep it until a signal."""
+    from . import LocalDesktop
+
+    async with LocalDesktop(width=width, height=height, apps=apps) as dt:
+        d = dt.display
+        click.echo(f"Desktop running: DISPLAY={d} ({width}x{height}, openbox).")
+        click.echo(f"  run a program on it     DISPLAY={d} xterm &")
+        click.echo(f"  take a screenshot       DISPLAY={d} import -window root shot.png")
+        click.echo(f"  drive it from Python    X11Display({d!r})")
+        click.echo("  right-click the background for the menu (Terminal, Text Editor, Web Browser)")
+        click.echo("Press Ctrl-C to stop it.")
+        await _until_signalled()
+        click.echo("Stopping the desktop.")
+
+
+async def _until_signalled() -> None:
+    """Wait for one of :data:`STOP_SIGNALS`."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
