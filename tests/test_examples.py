@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -21,7 +23,9 @@ from deskpilot.testing import FakeModelServer, RecordedRequest, text_response, t
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
-SEED_000 = Path(os.environ.get("DESKPILOT_SEED_000", "/work/shared/seeds/000_aad4f5e81892bb9e.txt"))
+# The project's seed documents live beside the repository (../shared/seeds/ from its root;
+# from a worktree beside it too); CI lays shared/ out the same way.
+SEED_000 = ROOT.parent / "shared" / "seeds" / "000_aad4f5e81892bb9e.txt"
 SEED_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 SONNET_4_TOOLS = ["computer_20250124", "text_editor_20250429", "bash_20250124"]
 SONNET_37_BEDROCK_TOOLS = ["computer_20250124", "text_editor_20250124", "bash_20250124"]
@@ -92,8 +96,11 @@ def seed_code_blocks() -> list[str]:
 
 
 def test_every_seed_example_is_a_script_with_only_the_import_changed():
-    if not SEED_000.exists():
-        pytest.skip(f"seed document not found at {SEED_000} (set DESKPILOT_SEED_000)")
+    if not SEED_000.is_file():
+        where = f"seed document not found at {SEED_000}"
+        if os.environ.get("CI"):  # CI lays shared/ beside the clone: missing is a failure
+            pytest.fail(f"{where}; CI must provide ../shared/seeds/ beside the repository")
+        pytest.skip(f"{where} (no shared/ beside this clone)")
     blocks = seed_code_blocks()
     scripts = sorted(EXAMPLES.glob("[0-9][0-9]_*.py"))
     assert len(blocks) == 8 and len(scripts) == 8
@@ -110,6 +117,26 @@ def test_every_seed_example_is_a_script_with_only_the_import_changed():
                 found = True
                 break
         assert found, f"no example contains the seed block starting {want[:2]}"
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "1 failed"), (None, "1 skipped")])
+def test_a_missing_seed_fails_under_ci_and_skips_elsewhere(
+    ci: str | None, outcome: str, tmp_path: Path
+) -> None:
+    """The seed test, run by pytest from a copy of this file in a tree without shared/."""
+    tests = tmp_path / "repo" / "tests"
+    tests.mkdir(parents=True)
+    shutil.copy2(Path(__file__), tests / "test_examples.py")
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    if ci is not None:
+        env["CI"] = ci
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rsf",
+         "test_examples.py::test_every_seed_example_is_a_script_with_only_the_import_changed"],
+        cwd=tests, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert outcome in proc.stdout, proc.stdout + proc.stderr
+    assert f"seed document not found at {tmp_path / 'shared' / 'seeds'}" in proc.stdout
 
 
 # --- Anthropic API -------------------------------------------------------------------------

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import inspect
 import subprocess
 import sys
+
+import pytest
 
 import deskpilot
 from deskpilot import errors
@@ -36,9 +41,67 @@ def test_all_is_sorted_and_pinned() -> None:
     assert deskpilot.__all__ == EXPECTED
 
 
-def test_every_public_name_resolves() -> None:
-    for name in deskpilot.__all__:
-        assert getattr(deskpilot, name) is not None, name
+# name -> what the README and the seed's examples document it as: the members a user calls
+# on it (async ones marked "async "), and "dataclass" for the plain records.
+DOCUMENTED: dict[str, tuple[str, ...]] = {
+    "APIResponse": ("dataclass", "completion", "content", "is_error", "usage"),
+    "Agent": ("async run", "interrupt"),
+    "AgentResult": ("dataclass", "final_text", "stop_reason", "trajectory_dir"),
+    "BashTool": ("async execute", "async __aenter__"),
+    "ComputerTool": ("async execute", "async __aenter__"),
+    "Conversation": ("user", "system", "ai", "messages"),
+    "DeskpilotError": (),
+    "EditorTool": ("async execute", "async __aenter__"),
+    "Image": ("to_anthropic",),
+    "LLMClient": ("async process_prompts_async", "process_prompts_sync", "async __aenter__"),
+    "LocalDesktop": ("async __aenter__", "async __aexit__"),
+    "Message": ("dataclass", "tool_calls", "completion"),
+    "Text": ("dataclass", "text"),
+    "Thinking": ("dataclass", "content"),
+    "Tool": ("dataclass", "from_function", "call", "async acall"),
+    "ToolCall": ("dataclass", "id", "name", "arguments"),
+    "ToolResult": ("dataclass", "tool_call_id", "result", "is_error"),
+    "Usage": ("dataclass", "input_tokens", "output_tokens"),
+    "X11Display": ("async __aenter__",),
+}
+# the seed's import line: `from deskpilot.prompt import Conversation, Message, ToolResult`
+FROM_PROMPT = ("Conversation", "Image", "Message", "Text", "Thinking", "ToolCall", "ToolResult")
+
+
+def test_every_public_name_is_the_documented_class() -> None:
+    assert sorted(DOCUMENTED) == deskpilot.__all__
+    for name, members in DOCUMENTED.items():
+        obj = getattr(deskpilot, name)
+        assert inspect.isclass(obj), name
+        # the class itself under its own name, not an alias of another object
+        assert (obj.__name__, obj.__qualname__) == (name, name)
+        module = importlib.import_module(obj.__module__)
+        assert module.__name__.startswith("deskpilot.") and name in module.__all__, name
+        assert getattr(module, name) is obj
+        for member in members:
+            if member == "dataclass":
+                assert dataclasses.is_dataclass(obj), name
+                continue
+            is_async, _, attr = member.rpartition(" ")
+            fields = (
+                {f.name for f in dataclasses.fields(obj)}
+                if dataclasses.is_dataclass(obj)
+                else set()
+            )
+            assert hasattr(obj, attr) or attr in fields, f"{name}.{attr}"
+            if is_async:
+                assert inspect.iscoroutinefunction(getattr(obj, attr)), f"{name}.{attr}"
+    assert issubclass(deskpilot.DeskpilotError, Exception)
+    for name in FROM_PROMPT:
+        assert getattr(importlib.import_module("deskpilot.prompt"), name) is getattr(
+            deskpilot, name
+        )
+
+
+def test_dir_lists_every_public_name() -> None:
+    assert set(deskpilot.__all__) <= set(dir(deskpilot))
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        deskpilot.Nope  # noqa: B018
 
 
 def test_import_is_lazy_and_cheap() -> None:
