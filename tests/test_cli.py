@@ -137,9 +137,10 @@ def test_doctor_runs_and_reports_the_programs() -> None:
     assert "sk-ant" not in result.output
 
 
-def test_console_entry_point_starts() -> None:
+@pytest.mark.parametrize("module", ["deskpilot.cli", "deskpilot"])
+def test_console_entry_point_starts(module: str) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "deskpilot.cli", "--version"],
+        [sys.executable, "-m", module, "--version"],
         capture_output=True,
         text=True,
         timeout=60,

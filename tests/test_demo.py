@@ -156,6 +156,6 @@ async def test_demo_without_mousepad_is_a_clear_error(
     from deskpilot.errors import MissingDependencyError
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no mousepad (nor anything else) on PATH
-    with pytest.raises(MissingDependencyError, match=r"install-desktop-deps\.sh"):
+    with pytest.raises(MissingDependencyError, match=r"deskpilot doctor --install"):
         await run_demo(out_dir=tmp_path / "runs")
     assert not (tmp_path / "runs").exists()

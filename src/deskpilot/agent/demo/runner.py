@@ -193,7 +193,7 @@ def _plan(out_dir: str | os.PathLike[str], script_path: str | None) -> tuple[Pat
     if shutil.which("mousepad") is None:
         raise MissingDependencyError(
             "mousepad, the Text Editor the demo opens from the desktop menu, is not installed; "
-            "run `bash scripts/install-desktop-deps.sh` (or `sudo apt-get install -y "
+            "run `deskpilot doctor --install` (or `sudo apt-get install -y "
             "--no-install-recommends mousepad`)."
         )
     out = Path(out_dir).expanduser().resolve()
