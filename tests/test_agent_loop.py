@@ -1,6 +1,7 @@
-"""The agent loop with the real client against the fake model server and a FakeComputer.
+"""The agent loop with the real client against the fake model and a FakeComputer.
 
-Fast: no X server. Checks the wire (what the server received), the executed actions (what the
+Fast: no X server and no socket (the client reaches the in-process FakeModel through its
+MockTransport). Checks the wire (what the fake received), the executed actions (what the
 FakeComputer recorded), the returned result and the trajectory on disk.
 """
 
@@ -27,7 +28,7 @@ from deskpilot.computer_use.computer import ComputerTool
 from deskpilot.computer_use.specs import TOOLSET_HALT_TEXT
 from deskpilot.desktop.fake import FakeComputer
 from deskpilot.prompt import Conversation
-from deskpilot.testing import FakeModelServer
+from deskpilot.testing import FakeModel
 from deskpilot.testing.wire import error_reply, message_response, text_response, tool_use_block
 
 MODEL = "claude-4-sonnet"  # computer_20250124 + text_editor_20250429 + bash_20250124
@@ -44,7 +45,7 @@ def respond(*blocks: dict, text: str | None = None) -> dict:
 
 @pytest.fixture
 async def server():
-    async with FakeModelServer() as s:
+    async with FakeModel() as s:
         yield s
 
 
@@ -56,6 +57,7 @@ async def client(server):
         api_key="sk-ant-test-key-0123456789",
         max_attempts=1,
         progress="none",
+        transport=server.transport(),
     )
     yield c
     await c.close()
@@ -417,7 +419,7 @@ async def test_follows_the_client_step_down(tmp_path):
     """The API refuses the toolset: the client steps down to computer_20251124 and the agent's
     executor follows, so the model's beta-format calls still run."""
     fc = FakeComputer(1280, 800)
-    async with FakeModelServer(reject_tool_types=["computer_toolset_20260801"]) as server:
+    async with FakeModel(reject_tool_types=["computer_toolset_20260801"]) as server:
         server.enqueue(
             respond(
                 tool_use_block(
@@ -431,6 +433,7 @@ async def test_follows_the_client_step_down(tmp_path):
             base_url=server.url,
             api_key="sk-ant-test-key-0123456789",
             progress="none",
+            transport=server.transport(),
         ) as c:
             result = await Agent(c, fc, out_dir=tmp_path).run("click")
         sent = [r.tool_types for r in server.requests if r.status == 200]
@@ -447,10 +450,13 @@ async def test_bedrock_platform_uses_its_generation(monkeypatch):
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDFAKEDESKPILOT")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret-key")
     monkeypatch.setenv("AWS_REGION", "us-east-1")
-    async with FakeModelServer() as server:
+    async with FakeModel() as server:
         server.enqueue(respond(screenshot("bd1")), text_response("done"))
         async with LLMClient(
-            "claude-3.7-sonnet-bedrock", endpoint_url=server.url, progress="none"
+            "claude-3.7-sonnet-bedrock",
+            endpoint_url=server.url,
+            progress="none",
+            transport=server.transport(),
         ) as c:
             result = await Agent(c, FakeComputer(), out_dir=None).run("look")
     assert result.stop_reason == "end_turn", result.error
@@ -469,9 +475,13 @@ async def test_cancelled_run_keeps_completed_steps(tmp_path):
             await asyncio.sleep(30)
         return respond(screenshot(f"x{len(server.requests)}"))
 
-    async with FakeModelServer(handler=handler) as server:
+    async with FakeModel(handler=handler) as server:
         async with LLMClient(
-            MODEL, base_url=server.url, api_key="sk-ant-test-key-0123456789", progress="none"
+            MODEL,
+            base_url=server.url,
+            api_key="sk-ant-test-key-0123456789",
+            progress="none",
+            transport=server.transport(),
         ) as c:
             agent = Agent(c, FakeComputer(), out_dir=tmp_path, run_name="killed")
             task = asyncio.create_task(agent.run("long task"))
@@ -560,7 +570,7 @@ async def test_gateway_platform_runs_the_same_loop():
     """On an OpenAI-compatible gateway the results become tool messages (+ images in a user
     message) and the loop still closes every call."""
     fc = FakeComputer(400, 300)
-    async with FakeModelServer() as server:
+    async with FakeModel() as server:
         server.enqueue(
             respond(
                 tool_use_block("computer", {"action": "left_click", "coordinate": [5, 5]}, id="g1")
@@ -570,13 +580,14 @@ async def test_gateway_platform_runs_the_same_loop():
         async with LLMClient(
             MODEL,
             provider="gateway",
-            base_url=server.openai_base_url,
+            base_url=server.gateway_base_url,
             api_key="sk-gw-0123456789",
             progress="none",
+            transport=server.transport(),
         ) as c:
             result = await Agent(c, fc, out_dir=None).run("click")
     assert result.stop_reason == "end_turn" and result.final_text == "ok"
-    assert [r.api for r in server.requests] == ["openai", "openai"]
+    assert [r.api for r in server.requests] == ["gateway", "gateway"]
     msgs = server.requests[1].body["messages"]
     assert [m["role"] for m in msgs] == ["system", "user", "assistant", "tool", "user"]
     assert msgs[3]["tool_call_id"] == "g1"
@@ -614,9 +625,13 @@ async def test_interrupt_abandons_a_slow_model_call(tmp_path):
             await asyncio.sleep(30)  # a slow model turn
         return respond(screenshot(f"s{len(server.requests)}"))
 
-    async with FakeModelServer(handler=handler) as server:
+    async with FakeModel(handler=handler) as server:
         async with LLMClient(
-            MODEL, base_url=server.url, api_key="sk-ant-test-key-0123456789", progress="none"
+            MODEL,
+            base_url=server.url,
+            api_key="sk-ant-test-key-0123456789",
+            progress="none",
+            transport=server.transport(),
         ) as c:
             agent = Agent(c, FakeComputer(400, 300), out_dir=tmp_path)
 
@@ -686,7 +701,11 @@ async def test_default_executors_follow_the_models_group(server):
     """Claude 3.5 Sonnet (new) takes the 20241022 group: the agent's bash tool is
     bash_20241022 like computer_use=True sends (it used to send bash_20250124)."""
     async with LLMClient(
-        "claude-3-5-sonnet-20241022", base_url=server.url, api_key="sk-ant-x", progress="none"
+        "claude-3-5-sonnet-20241022",
+        base_url=server.url,
+        api_key="sk-ant-x",
+        progress="none",
+        transport=server.transport(),
     ) as c:
         await c.start("x", computer_use=True)
         await Agent(c, FakeComputer(), out_dir=None, initial_screenshot=False).run("look")

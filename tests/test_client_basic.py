@@ -1,5 +1,9 @@
-"""LLMClient against a tiny real aiohttp server on loopback: order, retries, step-down,
-never-raise, platforms, secrets, lifecycle."""
+"""LLMClient: order, retries, step-down, never-raise, providers, secrets, lifecycle.
+
+Behaviour is tested in process through a MockTransport (``wire``); the tests that prove the
+real wire (headers and bodies as aiohttp sends them, SigV4 over the network, socket
+timeouts, the session's lifecycle across event loops, URL routing) use a tiny real aiohttp
+server on loopback (``server``)."""
 
 from __future__ import annotations
 
@@ -15,10 +19,13 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from yarl import URL
 
 from deskpilot import Conversation, LLMClient, Message, Tool, ToolResult
 from deskpilot.computer_use.specs import computer_definition
 from deskpilot.errors import ClosedError, ConfigError
+from deskpilot.testing import MockTransport
+from deskpilot.transport import HTTPRequest, HTTPResponse
 
 PNG_1x1 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 API_KEY = "sk-ant-SECRET-KEY-0123456789"
@@ -72,8 +79,8 @@ def error_body(etype: str, message: str) -> dict[str, Any]:
     return {"type": "error", "error": {"type": etype, "message": message}}
 
 
-class TinyServer:
-    """A real HTTP server speaking just enough of the three wire formats."""
+class Wire:
+    """Records every request and answers it by ``behaviour`` (or an echo of the prompt)."""
 
     def __init__(self) -> None:
         self.requests: list[Rec] = []
@@ -81,15 +88,15 @@ class TinyServer:
         self.in_flight = 0
         self.peak = 0
         self.url = ""
-        self._runner: web.ServerRunner | None = None
 
-    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        raw = await request.read()
+    async def answer(
+        self, path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
         try:
             body = json.loads(raw)
         except ValueError:
             body = {}
-        rec = Rec(request.raw_path, dict(request.headers), body, raw, time.monotonic())
+        rec = Rec(path, headers, body, raw, time.monotonic())
         self.requests.append(rec)
         self.in_flight += 1
         self.peak = max(self.peak, self.in_flight)
@@ -100,7 +107,7 @@ class TinyServer:
             payload = reply.body
             if payload is None:
                 text = f"echo: {_last_user_text(body)}"
-                if request.path.endswith("/chat/completions"):
+                if path.endswith("/chat/completions"):
                     payload = {
                         "id": "chatcmpl-1",
                         "choices": [
@@ -119,11 +126,53 @@ class TinyServer:
                 if isinstance(payload, dict)
                 else (payload.encode() if isinstance(payload, str) else payload)
             )
-            headers = {"content-type": "application/json", "request-id": "req_123"}
-            headers.update(reply.headers)
-            return web.Response(status=reply.status, body=data, headers=headers)
+            out = {"content-type": "application/json", "request-id": "req_123"}
+            out.update(reply.headers)
+            return reply.status, out, data
         finally:
             self.in_flight -= 1
+
+    def env(self) -> dict[str, str]:
+        return {
+            "ANTHROPIC_BASE_URL": self.url,
+            "ANTHROPIC_API_KEY": API_KEY,
+            "OPENAI_BASE_URL": self.url + "/v1",
+            "OPENAI_API_KEY": "sk-gateway-SECRET",
+            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": self.url,
+            "AWS_REGION": "us-west-2",
+        }
+
+    def client_settings(self) -> dict[str, Any]:
+        return {"environ": self.env()}
+
+
+class MockWire(Wire):
+    """In process, through a MockTransport: what the client would send, no socket."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.url = "http://api.test"
+
+    async def handle(self, request: HTTPRequest) -> HTTPResponse:
+        path = URL(request.url, encoded=True).raw_path
+        status, headers, data = await self.answer(path, dict(request.headers), request.body)
+        return HTTPResponse(status, headers, data)
+
+    def client_settings(self) -> dict[str, Any]:
+        return {"environ": self.env(), "transport": MockTransport(self.handle)}
+
+
+class TinyServer(Wire):
+    """A real HTTP server on loopback, for the tests that prove the real wire."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._runner: web.ServerRunner | None = None
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        raw = await request.read()
+        status, headers, data = await self.answer(request.raw_path, dict(request.headers), raw)
+        return web.Response(status=status, body=data, headers=headers)
 
     async def start(self) -> TinyServer:
         self._runner = web.ServerRunner(web.Server(self._handle), shutdown_timeout=0.1)
@@ -137,16 +186,6 @@ class TinyServer:
         if self._runner is not None:
             await self._runner.cleanup()
 
-    def env(self) -> dict[str, str]:
-        return {
-            "ANTHROPIC_BASE_URL": self.url,
-            "ANTHROPIC_API_KEY": API_KEY,
-            "OPENAI_BASE_URL": self.url + "/v1",
-            "OPENAI_API_KEY": "sk-gateway-SECRET",
-            "AWS_ENDPOINT_URL_BEDROCK_RUNTIME": self.url,
-            "AWS_REGION": "us-west-2",
-        }
-
 
 @pytest.fixture
 async def server():
@@ -155,24 +194,29 @@ async def server():
     await s.close()
 
 
-def client_for(server: TinyServer, model: str = "claude-4-sonnet", **kw: Any) -> LLMClient:
+@pytest.fixture
+def wire() -> MockWire:
+    return MockWire()
+
+
+def client_for(server: Wire, model: str = "claude-4-sonnet", **kw: Any) -> LLMClient:
     kw.setdefault("retry_base_s", 0.01)
     kw.setdefault("retry_cap_s", 0.05)
     kw.setdefault("max_concurrent_requests", 8)
-    return LLMClient(model, environ=server.env(), **kw)
+    return LLMClient(model, **server.client_settings(), **kw)
 
 
 # --- order and basics ----------------------------------------------------------------------
 
 
-async def test_results_in_input_order_with_mixed_latency(server: TinyServer) -> None:
-    server.behaviour = lambda r: Reply(delay_s=(hash(_last_user_text(r.body)) % 7) / 500)
-    async with client_for(server, max_requests_per_minute=100_000) as client:
+async def test_results_in_input_order_with_mixed_latency(wire: MockWire) -> None:
+    wire.behaviour = lambda r: Reply(delay_s=(hash(_last_user_text(r.body)) % 7) / 500)
+    async with client_for(wire, max_requests_per_minute=100_000) as client:
         prompts = [f"prompt {i}" for i in range(40)]
         results = await client.process_prompts_async(prompts, show_progress=False)
     assert [r.completion for r in results] == [f"echo: prompt {i}" for i in range(40)]
     assert all(r.status_code == 200 and r.attempts == 1 for r in results)
-    assert server.peak <= 8
+    assert wire.peak <= 8
     r = results[0]
     assert r.request_id == "req_123" and r.model == "claude-4-sonnet"
     assert r.model_id == "claude-sonnet-4-20250514" and r.provider == "anthropic"
@@ -202,7 +246,7 @@ async def test_request_headers_and_body_on_anthropic(server: TinyServer) -> None
     assert rec.body["tools"][0]["display_height_px"] == 1080
 
 
-async def test_seed_multi_turn_flow_serialises_tool_result_images(server: TinyServer) -> None:
+async def test_seed_multi_turn_flow_serialises_tool_result_images(wire: MockWire) -> None:
     tool_use = {
         "id": "msg_2",
         "type": "message",
@@ -221,8 +265,8 @@ async def test_seed_multi_turn_flow_serialises_tool_result_images(server: TinySe
         "usage": {"input_tokens": 5, "output_tokens": 5},
     }
     replies = iter([Reply(body=tool_use), Reply()])
-    server.behaviour = lambda r: next(replies)
-    async with client_for(server) as client:
+    wire.behaviour = lambda r: next(replies)
+    async with client_for(wire) as client:
         conv = Conversation().user("Open a text editor")
         (resp,) = await client.process_prompts_async([conv], computer_use=True, show_progress=False)
         assert resp.stop_reason == "tool_use"
@@ -240,7 +284,7 @@ async def test_seed_multi_turn_flow_serialises_tool_result_images(server: TinySe
             [conv], computer_use=True, cache="last_3_user_messages", show_progress=False
         )
     assert not resp2.is_error
-    msgs = server.requests[1].body["messages"]
+    msgs = wire.requests[1].body["messages"]
     assert [m["role"] for m in msgs] == ["user", "assistant", "user"]
     block = msgs[2]["content"][0]
     assert block["type"] == "tool_result" and block["tool_use_id"] == "toolu_1"
@@ -250,12 +294,12 @@ async def test_seed_multi_turn_flow_serialises_tool_result_images(server: TinySe
     assert "cache_control" not in conv.messages[2].parts[0].to_anthropic()
 
 
-async def test_custom_tool_goes_after_computer_tools(server: TinyServer) -> None:
+async def test_custom_tool_goes_after_computer_tools(wire: MockWire) -> None:
     def get_weather(location: str) -> str:
         """Get weather for a location."""
         return f"The weather in {location} is sunny"
 
-    async with client_for(server) as client:
+    async with client_for(wire) as client:
         await client.process_prompts_async(
             ["hi"],
             computer_use=True,
@@ -263,7 +307,7 @@ async def test_custom_tool_goes_after_computer_tools(server: TinyServer) -> None
             cache="tools_only",
             show_progress=False,
         )
-    tools = server.requests[0].body["tools"]
+    tools = wire.requests[0].body["tools"]
     assert [t.get("name") for t in tools] == [
         "computer",
         "str_replace_based_edit_tool",
@@ -291,34 +335,34 @@ async def test_custom_tool_goes_after_computer_tools(server: TinyServer) -> None
     ],
 )
 async def test_retry_classification(
-    server: TinyServer, status: int, etype: str, message: str, attempts: int
+    wire: MockWire, status: int, etype: str, message: str, attempts: int
 ) -> None:
-    server.behaviour = lambda r: Reply(status, error_body(etype, message))
-    async with client_for(server, max_attempts=3) as client:
+    wire.behaviour = lambda r: Reply(status, error_body(etype, message))
+    async with client_for(wire, max_attempts=3) as client:
         (resp,) = await client.process_prompts_async(["x"], show_progress=False)
     assert resp.is_error and resp.status_code == status and resp.error_type == etype
-    assert resp.attempts == attempts == len(server.requests)
+    assert resp.attempts == attempts == len(wire.requests)
     assert message in resp.error_message and resp.error_message.endswith(".")
     assert resp.content is None and resp.completion is None
     assert resp.request_id == "req_123"
 
 
-async def test_backoff_between_attempts_then_success(server: TinyServer) -> None:
+async def test_backoff_between_attempts_then_success(wire: MockWire) -> None:
     count = {"n": 0}
 
     def behaviour(r: Rec) -> Reply | None:
         count["n"] += 1
         return Reply(500, error_body("api_error", "boom")) if count["n"] <= 2 else None
 
-    server.behaviour = behaviour
-    async with client_for(server, retry_base_s=0.05, retry_cap_s=0.2) as client:
+    wire.behaviour = behaviour
+    async with client_for(wire, retry_base_s=0.05, retry_cap_s=0.2) as client:
         (resp,) = await client.process_prompts_async(["x"], show_progress=False)
     assert not resp.is_error and resp.attempts == 3
-    gaps = [b.at - a.at for a, b in zip(server.requests, server.requests[1:], strict=False)]
+    gaps = [b.at - a.at for a, b in zip(wire.requests, wire.requests[1:], strict=False)]
     assert gaps[0] >= 0.05 and gaps[1] >= 0.1  # base, then 2x base (jitter only adds)
 
 
-async def test_retry_after_ms_is_honoured(server: TinyServer) -> None:
+async def test_retry_after_ms_is_honoured(wire: MockWire) -> None:
     count = {"n": 0}
 
     def behaviour(r: Rec) -> Reply | None:
@@ -329,11 +373,11 @@ async def test_retry_after_ms_is_honoured(server: TinyServer) -> None:
             )
         return None
 
-    server.behaviour = behaviour
-    async with client_for(server) as client:
+    wire.behaviour = behaviour
+    async with client_for(wire) as client:
         (resp,) = await client.process_prompts_async(["x"], show_progress=False)
     assert not resp.is_error and resp.attempts == 2
-    assert server.requests[1].at - server.requests[0].at >= 0.25
+    assert wire.requests[1].at - wire.requests[0].at >= 0.25
 
 
 async def test_timeout_is_retried_then_reported(server: TinyServer) -> None:
@@ -345,9 +389,9 @@ async def test_timeout_is_retried_then_reported(server: TinyServer) -> None:
     assert "request_timeout" in resp.error_message
 
 
-async def test_malformed_json_is_retried(server: TinyServer) -> None:
-    server.behaviour = lambda r: Reply(200, b"{not json")
-    async with client_for(server, max_attempts=2) as client:
+async def test_malformed_json_is_retried(wire: MockWire) -> None:
+    wire.behaviour = lambda r: Reply(200, b"{not json")
+    async with client_for(wire, max_attempts=2) as client:
         (resp,) = await client.process_prompts_async(["x"], show_progress=False)
     assert resp.is_error and resp.error_type == "malformed_response" and resp.attempts == 2
 
@@ -361,25 +405,25 @@ async def test_connection_error_becomes_error_response() -> None:
     assert resp.is_error and resp.error_type == "connection_error" and resp.attempts == 2
 
 
-async def test_401_does_not_blocklist_the_model(server: TinyServer) -> None:
-    server.behaviour = lambda r: Reply(401, error_body("authentication_error", "invalid x-api-key"))
-    async with client_for(server) as client:
+async def test_401_does_not_blocklist_the_model(wire: MockWire) -> None:
+    wire.behaviour = lambda r: Reply(401, error_body("authentication_error", "invalid x-api-key"))
+    async with client_for(wire) as client:
         first = await client.process_prompts_async(["a", "b"], show_progress=False)
         assert all(r.is_error and r.status_code == 401 for r in first)
-        server.behaviour = None
+        wire.behaviour = None
         second = await client.process_prompts_async(["c"], show_progress=False)
     assert second[0].completion == "echo: c"
 
 
-async def test_rate_limit_headers_pause_the_limiter(server: TinyServer) -> None:
+async def test_rate_limit_headers_pause_the_limiter(wire: MockWire) -> None:
     reset = (datetime.now(UTC) + timedelta(seconds=30)).isoformat().replace("+00:00", "Z")
-    server.behaviour = lambda r: Reply(
+    wire.behaviour = lambda r: Reply(
         headers={
             "anthropic-ratelimit-requests-remaining": "0",
             "anthropic-ratelimit-requests-reset": reset,
         }
     )
-    async with client_for(server) as client:
+    async with client_for(wire) as client:
         await client.process_prompts_async(["x"], show_progress=False)
         assert client.limiter.paused_until - time.monotonic() > 25
 
@@ -398,41 +442,41 @@ def _reject(tool_type: str, model: str) -> Callable[[Rec], Reply | None]:
     return behaviour
 
 
-async def test_step_down_on_400_and_remember(server: TinyServer) -> None:
-    server.behaviour = _reject("computer_toolset_20260801", "claude-sonnet-5-5")
-    async with client_for(server, "claude-5.5-sonnet", max_attempts=1) as client:
+async def test_step_down_on_400_and_remember(wire: MockWire) -> None:
+    wire.behaviour = _reject("computer_toolset_20260801", "claude-sonnet-5-5")
+    async with client_for(wire, "claude-5.5-sonnet", max_attempts=1) as client:
         (resp,) = await client.process_prompts_async(["x"], computer_use=True, show_progress=False)
         assert not resp.is_error and resp.attempts == 2
         assert resp.computer_tool_type == "computer_20251124"
-        sent = server.requests[1].body["tools"][0]
+        sent = wire.requests[1].body["tools"][0]
         assert sent["type"] == "computer_20251124" and sent["display_width_px"] == 1024
-        assert server.requests[1].headers["anthropic-beta"] == "computer-use-2025-11-24"
-        assert "anthropic-beta" not in server.requests[0].headers  # the toolset is GA
+        assert wire.requests[1].headers["anthropic-beta"] == "computer-use-2025-11-24"
+        assert "anthropic-beta" not in wire.requests[0].headers  # the toolset is GA
         assert client.unsupported_tool_types() == {"computer_toolset_20260801"}
         (again,) = await client.process_prompts_async(["y"], computer_use=True, show_progress=False)
-    assert again.attempts == 1 and len(server.requests) == 3
+    assert again.attempts == 1 and len(wire.requests) == 3
     assert again.computer_tool_type == "computer_20251124"
 
 
-async def test_step_down_of_a_raw_tool_dict(server: TinyServer) -> None:
-    server.behaviour = _reject("computer_toolset_20260801", "claude-opus-4-8")
+async def test_step_down_of_a_raw_tool_dict(wire: MockWire) -> None:
+    wire.behaviour = _reject("computer_toolset_20260801", "claude-opus-4-8")
     raw = computer_definition("computer_toolset_20260801", 1280, 800)
-    async with client_for(server, "claude-4.8-opus") as client:
+    async with client_for(wire, "claude-4.8-opus") as client:
         resp = await client.start(
             "x", tools=[raw, {"type": "bash_20250124", "name": "bash"}], display_width=1280,
             display_height=800,
         )  # fmt: skip
     assert not resp.is_error and resp.computer_tool_type == "computer_20251124"
-    sent = server.requests[1].body["tools"]
+    sent = wire.requests[1].body["tools"]
     assert sent[0]["type"] == "computer_20251124"
     assert (sent[0]["display_width_px"], sent[0]["display_height_px"]) == (1280, 800)
     assert sent[1] == {"type": "bash_20250124", "name": "bash"}
     assert raw == {"type": "computer_toolset_20260801"}  # caller's dict untouched
 
 
-async def test_unrelated_400_does_not_step_down(server: TinyServer) -> None:
-    server.behaviour = lambda r: Reply(400, error_body("invalid_request_error", "bad thing"))
-    async with client_for(server, "claude-4.7-opus") as client:
+async def test_unrelated_400_does_not_step_down(wire: MockWire) -> None:
+    wire.behaviour = lambda r: Reply(400, error_body("invalid_request_error", "bad thing"))
+    async with client_for(wire, "claude-4.7-opus") as client:
         resp = await client.start("x", computer_use=True)
     assert resp.is_error and resp.attempts == 1
     assert resp.computer_tool_type == "computer_20251124"
@@ -538,8 +582,8 @@ async def test_gateway_body_and_tool_call_parsing(server: TinyServer) -> None:
 # --- options, lifecycle, secrets -----------------------------------------------------------------
 
 
-async def test_system_max_tokens_and_thinking_options(server: TinyServer) -> None:
-    async with client_for(server) as client:
+async def test_system_max_tokens_and_thinking_options(wire: MockWire) -> None:
+    async with client_for(wire) as client:
         await client.start(
             Conversation().system("old").user("x"),
             system="new system",
@@ -548,7 +592,7 @@ async def test_system_max_tokens_and_thinking_options(server: TinyServer) -> Non
             cache=["system_and_tools", "last_3_user_messages"],
             computer_use=True,
         )
-    body = server.requests[0].body
+    body = wire.requests[0].body
     assert body["system"] == [
         {"type": "text", "text": "new system", "cache_control": {"type": "ephemeral"}}
     ]
@@ -557,8 +601,8 @@ async def test_system_max_tokens_and_thinking_options(server: TinyServer) -> Non
     assert body["messages"][0]["content"][-1]["cache_control"] == {"type": "ephemeral"}
 
 
-async def test_bad_arguments_raise_at_call_time_and_send_nothing(server: TinyServer) -> None:
-    async with client_for(server) as client:
+async def test_bad_arguments_raise_at_call_time_and_send_nothing(wire: MockWire) -> None:
+    async with client_for(wire) as client:
         with pytest.raises(ConfigError):
             await client.process_prompts_async(["x"], cache="everything", show_progress=False)
         with pytest.raises(ConfigError):
@@ -567,11 +611,15 @@ async def test_bad_arguments_raise_at_call_time_and_send_nothing(server: TinySer
             await client.process_prompts_async([1, 2], show_progress=False)
         with pytest.raises(ValueError):  # ConfigError is a ValueError
             await client.start("x", display_width=0)
-    assert server.requests == []
+        with pytest.raises(TypeError, match=r"'computr_use'.*computer_use"):
+            await client.start("x", computr_use=True)  # type: ignore[call-arg]
+        with pytest.raises(TypeError, match="process_prompts_async"):
+            await client.process_prompts_async(["x"], show_progres=False)  # type: ignore[call-arg]
+    assert wire.requests == []
 
 
-async def test_closed_client_raises(server: TinyServer) -> None:
-    client = client_for(server)
+async def test_closed_client_raises(wire: MockWire) -> None:
+    client = client_for(wire)
     await client.start("x")
     await client.close()
     with pytest.raises(ClosedError):
@@ -580,8 +628,8 @@ async def test_closed_client_raises(server: TinyServer) -> None:
         await client.process_prompts_async(["x"], show_progress=False)
 
 
-async def test_progress_bar_only_when_asked(server: TinyServer, capsys) -> None:
-    async with client_for(server) as client:
+async def test_progress_bar_only_when_asked(wire: MockWire, capsys) -> None:
+    async with client_for(wire) as client:
         await client.process_prompts_async(["a", "b"], show_progress=False)
         out = capsys.readouterr()
         assert out.out == "" and out.err == ""
@@ -590,22 +638,22 @@ async def test_progress_bar_only_when_asked(server: TinyServer, capsys) -> None:
     assert out.out == "" and "2/2" in out.err
 
 
-async def test_no_secret_in_reprs_logs_or_errors(server: TinyServer, caplog) -> None:
+async def test_no_secret_in_reprs_logs_or_errors(wire: MockWire, caplog) -> None:
     from botocore.credentials import Credentials
 
     caplog.set_level(logging.DEBUG)
-    server.behaviour = lambda r: Reply(401, error_body("authentication_error", "invalid x-api-key"))
-    client = client_for(server, max_attempts=2)
+    wire.behaviour = lambda r: Reply(401, error_body("authentication_error", "invalid x-api-key"))
+    client = client_for(wire, max_attempts=2)
     bedrock = client_for(
-        server, "claude-4-sonnet-bedrock", aws_credentials=Credentials("AKIDX", AWS_SECRET)
+        wire, "claude-4-sonnet-bedrock", aws_credentials=Credentials("AKIDX", AWS_SECRET)
     )
     texts = [repr(client), repr(client.config), repr(bedrock), repr(bedrock.config)]
     for c in (client, bedrock):
         async with c:
             rs = await c.process_prompts_async(["x"], show_progress=False)
             texts += [repr(r) for r in rs] + [r.error_message or "" for r in rs]
-    server.behaviour = lambda r: Reply(500, error_body("api_error", "boom"))
-    async with client_for(server, max_attempts=2) as c3:
+    wire.behaviour = lambda r: Reply(500, error_body("api_error", "boom"))
+    async with client_for(wire, max_attempts=2) as c3:
         rs = await c3.process_prompts_async(["y"], show_progress=False)
         texts += [repr(rs[0]), rs[0].error_message or "", repr(c3._providers)]
     texts.append(caplog.text)
@@ -644,8 +692,8 @@ def test_process_prompts_sync_runs_its_own_loop() -> None:
         loop.close()
 
 
-async def test_several_models_round_robin_and_model_spec(server: TinyServer) -> None:
-    async with client_for(server, ["claude-4-sonnet", "claude-4.5-haiku"]) as client:
+async def test_several_models_round_robin_and_model_spec(wire: MockWire) -> None:
+    async with client_for(wire, ["claude-4-sonnet", "claude-4.5-haiku"]) as client:
         rs = await client.process_prompts_async(["a", "b", "c", "d"], show_progress=False)
         assert {r.model for r in rs} == {"claude-4-sonnet", "claude-4.5-haiku"}
         assert client.provider == "anthropic"
@@ -653,18 +701,18 @@ async def test_several_models_round_robin_and_model_spec(server: TinyServer) -> 
         assert client.model_spec("claude-4.5-haiku").generation("anthropic") == "20250728"
 
 
-async def test_prompts_are_fed_as_capacity_frees_not_as_tasks_up_front(server: TinyServer) -> None:
-    client = client_for(server, max_requests_per_minute=60, max_concurrent_requests=16)
+async def test_prompts_are_fed_as_capacity_frees_not_as_tasks_up_front(wire: MockWire) -> None:
+    client = client_for(wire, max_requests_per_minute=60, max_concurrent_requests=16)
     before = len(asyncio.all_tasks())
     run = asyncio.create_task(
         client.process_prompts_async([f"p{i}" for i in range(20_000)], show_progress=False)
     )
     for _ in range(50):
         await asyncio.sleep(0.01)
-        if server.requests:
+        if wire.requests:
             break
     await asyncio.sleep(0.05)
-    assert len(server.requests) == 1  # burst of one request at RPM 60 (1 s of quota)
+    assert len(wire.requests) == 1  # burst of one request at RPM 60 (1 s of quota)
     assert len(asyncio.all_tasks()) - before <= 16 + 2  # one worker per concurrency slot
     assert client.limiter.waiting <= 16
     run.cancel()
@@ -707,7 +755,7 @@ def test_provider_override_and_gateway_needs_a_base_url() -> None:
         LLMClient("claude-4-sonnet", no_such_setting=1)
 
 
-async def test_rejected_requests_refund_their_token_reservation(server: TinyServer) -> None:
+async def test_rejected_requests_refund_their_token_reservation(wire: MockWire) -> None:
     calls = {"n": 0}
 
     def behaviour(r: Rec) -> Reply | None:
@@ -716,19 +764,19 @@ async def test_rejected_requests_refund_their_token_reservation(server: TinyServ
             return Reply(400, error_body("invalid_request_error", "prompt is too long"))
         return None
 
-    server.behaviour = behaviour
+    wire.behaviour = behaviour
     big = "x" * 6000  # ~1,700 estimated tokens; two do not fit in 2,000 per minute
-    async with client_for(server, max_tokens_per_minute=2000, burst_s=60.0) as client:
+    async with client_for(wire, max_tokens_per_minute=2000, burst_s=60.0) as client:
         first = await client.start(big)
         assert first.is_error and first.status_code == 400
         second = await asyncio.wait_for(client.start(big), timeout=5)  # not held for 60 s
     assert not second.is_error
 
 
-async def test_odd_answer_shapes_never_leak_a_concurrency_slot(server: TinyServer) -> None:
+async def test_odd_answer_shapes_never_leak_a_concurrency_slot(wire: MockWire) -> None:
     shapes = iter([Reply(200, {"content": [1, 2]}), Reply(200, "[]"), Reply(503, b"\xff\xfe")])
-    server.behaviour = lambda r: next(shapes, None)
-    async with client_for(server, max_concurrent_requests=1, max_attempts=1) as client:
+    wire.behaviour = lambda r: next(shapes, None)
+    async with client_for(wire, max_concurrent_requests=1, max_attempts=1) as client:
         odd = [await asyncio.wait_for(client.start("x"), timeout=5) for _ in range(3)]
         ok = await asyncio.wait_for(client.start("y"), timeout=5)
         assert client.limiter.in_flight == 0

@@ -1,4 +1,4 @@
-"""The client's fault suite against the fake server (issue #2, "Done when": the fault bullet).
+"""The client's fault suite against the fake model (issue #2, "Done when": the fault bullet).
 
 500 storms, 529, 429 with and without ``retry-after``, timeouts, dropped connections,
 malformed JSON, 400 "prompt is too long" and 401, on the Anthropic API, Bedrock and a
@@ -7,6 +7,8 @@ server saw exactly the expected number of attempts per prompt; retries were spac
 least the configured backoff (server-side arrival times); permanent errors were tried once;
 and the client keeps working after a 401.
 
+The fake runs in process behind a MockTransport (no socket); the rate-limit test that needs
+a server enforcing real limits on real arrivals runs against the loopback FakeModelServer.
 Backoff is configured small (``retry_base_s=0.05``) so the suite stays fast; the assertions
 are lower bounds on gaps, never upper bounds, so a loaded machine cannot make them flaky.
 """
@@ -21,15 +23,22 @@ import pytest
 from botocore.credentials import Credentials
 
 from deskpilot import Conversation, LLMClient
-from deskpilot.testing import FakeModelServer, FakeReply, RecordedRequest, text_response
+from deskpilot.testing import (
+    FakeModel,
+    FakeModelServer,
+    FakeReply,
+    RecordedRequest,
+    text_response,
+)
 
 BASE_S = 0.05
 CAP_S = 0.4
 
 
-def make_client(server: FakeModelServer, model: str = "claude-4-sonnet", **kw: Any) -> LLMClient:
+def make_client(server: FakeModel, model: str = "claude-4-sonnet", **kw: Any) -> LLMClient:
     """A client pointed at ``server`` through an ``environ`` mapping (and, for Bedrock, the
-    server's AWS credentials as a botocore ``Credentials`` object)."""
+    server's AWS credentials as a botocore ``Credentials`` object); an in-process FakeModel
+    is reached through its MockTransport."""
     akid, secret = server.aws_credentials or ("AKIDFAKEDESKPILOT", "fake-secret-key")
     settings: dict[str, Any] = {
         "aws_credentials": Credentials(akid, secret),
@@ -43,6 +52,8 @@ def make_client(server: FakeModelServer, model: str = "claude-4-sonnet", **kw: A
         "progress": "none",
         "environ": server.env(),
     }
+    if not isinstance(server, FakeModelServer):
+        settings["transport"] = server.transport()
     settings.update(kw)
     return LLMClient([model], **settings)
 
@@ -68,7 +79,7 @@ class PerPrompt:
         return text_response(f"echo: {key}")
 
 
-def attempts_of(server: FakeModelServer) -> dict[str | None, list[RecordedRequest]]:
+def attempts_of(server: FakeModel) -> dict[str | None, list[RecordedRequest]]:
     return server.attempts_by_prompt()
 
 
@@ -88,7 +99,7 @@ def assert_in_order_success(results: list[Any], n: int) -> None:
 
 async def test_500_storm_gives_every_prompt_one_error_after_max_attempts():
     n = 12
-    async with FakeModelServer(handler=lambda req: 500) as server:
+    async with FakeModel(handler=lambda req: 500) as server:
         async with make_client(server, max_attempts=3) as client:
             results = await client.process_prompts_async(prompts(n), show_progress=False)
     assert len(results) == n
@@ -109,7 +120,7 @@ async def test_500_storm_gives_every_prompt_one_error_after_max_attempts():
 async def test_500_twice_then_success_keeps_order():
     n = 10
     plan = {f"prompt {i}": [500, 500] for i in range(n)}
-    async with FakeModelServer(handler=PerPrompt(plan)) as server:
+    async with FakeModel(handler=PerPrompt(plan)) as server:
         async with make_client(server) as client:
             results = await client.process_prompts_async(prompts(n), show_progress=False)
     assert_in_order_success(results, n)
@@ -121,7 +132,7 @@ async def test_500_twice_then_success_keeps_order():
 
 async def test_529_overloaded_is_retried_with_backoff():
     plan = {"prompt 0": [529], "prompt 2": [529, 529]}
-    async with FakeModelServer(handler=PerPrompt(plan)) as server:
+    async with FakeModel(handler=PerPrompt(plan)) as server:
         async with make_client(server) as client:
             results = await client.process_prompts_async(prompts(3), show_progress=False)
     assert_in_order_success(results, 3)
@@ -133,7 +144,7 @@ async def test_529_overloaded_is_retried_with_backoff():
 
 async def test_429_with_retry_after_waits_that_long():
     plan = {"prompt 0": ["rate_limit"]}  # 429 + retry-after: 1
-    async with FakeModelServer(handler=PerPrompt(plan)) as server:
+    async with FakeModel(handler=PerPrompt(plan)) as server:
         async with make_client(server, max_concurrent_requests=1) as client:
             results = await client.process_prompts_async(prompts(2), show_progress=False)
     assert_in_order_success(results, 2)
@@ -145,7 +156,7 @@ async def test_429_with_retry_after_waits_that_long():
 
 async def test_429_without_retry_after_uses_backoff():
     plan = {"prompt 0": ["rate_limit_no_retry_after", "rate_limit_no_retry_after"]}
-    async with FakeModelServer(handler=PerPrompt(plan)) as server:
+    async with FakeModel(handler=PerPrompt(plan)) as server:
         async with make_client(server) as client:
             results = await client.process_prompts_async(prompts(1), show_progress=False)
     assert_in_order_success(results, 1)
@@ -158,7 +169,7 @@ async def test_429_without_retry_after_uses_backoff():
 async def test_timeouts_are_retried_and_reported():
     timeout_s = 0.3
     plan = {"prompt 0": ["timeout"], "prompt 1": ["timeout", "timeout", "timeout"]}
-    async with FakeModelServer(handler=PerPrompt(plan)) as server:
+    async with FakeModel(handler=PerPrompt(plan)) as server:
         async with make_client(server, request_timeout=timeout_s) as client:
             results = await client.process_prompts_async(prompts(3), show_progress=False)
     ok, failed, plain = results
@@ -176,7 +187,7 @@ async def test_timeouts_are_retried_and_reported():
 
 async def test_malformed_json_and_dropped_connections_are_retried():
     plan = {"prompt 0": ["malformed_json"], "prompt 1": ["disconnect", "malformed_json"]}
-    async with FakeModelServer(handler=PerPrompt(plan)) as server:
+    async with FakeModel(handler=PerPrompt(plan)) as server:
         async with make_client(server) as client:
             results = await client.process_prompts_async(prompts(3), show_progress=False)
     assert_in_order_success(results, 3)
@@ -185,7 +196,7 @@ async def test_malformed_json_and_dropped_connections_are_retried():
 
 
 async def test_malformed_json_every_time_becomes_an_error_response():
-    async with FakeModelServer(handler=lambda req: "malformed_json") as server:
+    async with FakeModel(handler=lambda req: "malformed_json") as server:
         async with make_client(server, max_attempts=2) as client:
             (r,) = await client.process_prompts_async(prompts(1), show_progress=False)
     assert r.is_error and r.attempts == 2 and r.status_code == 200
@@ -198,7 +209,7 @@ async def test_malformed_json_every_time_becomes_an_error_response():
 
 async def test_prompt_too_long_is_not_retried_and_does_not_disturb_the_batch():
     plan = {"prompt 1": ["prompt_too_long"]}
-    async with FakeModelServer(handler=PerPrompt(plan)) as server:
+    async with FakeModel(handler=PerPrompt(plan)) as server:
         async with make_client(server, max_attempts=5) as client:
             results = await client.process_prompts_async(prompts(3), show_progress=False)
     assert [r.is_error for r in results] == [False, True, False]
@@ -212,7 +223,7 @@ async def test_prompt_too_long_is_not_retried_and_does_not_disturb_the_batch():
 
 @pytest.mark.parametrize("status", [401, 403, 404])
 async def test_auth_and_not_found_are_tried_once(status):
-    async with FakeModelServer(handler=lambda req: status) as server:
+    async with FakeModel(handler=lambda req: status) as server:
         async with make_client(server, max_attempts=5) as client:
             results = await client.process_prompts_async(prompts(4), show_progress=False)
     assert [r.status_code for r in results] == [status] * 4
@@ -227,7 +238,7 @@ async def test_client_works_normally_after_a_401():
     def handler(req: RecordedRequest) -> Any:
         return 401 if fail["on"] else text_response(f"echo: {req.prompt_text}")
 
-    async with FakeModelServer(handler=handler) as server:
+    async with FakeModel(handler=handler) as server:
         async with make_client(server) as client:
             first = await client.process_prompts_async(prompts(3), show_progress=False)
             fail["on"] = False
@@ -259,7 +270,7 @@ async def test_mixed_fault_batch_one_response_per_prompt_in_order():
     ]
     n = 36
     plan = {f"prompt {i}": kinds[i % len(kinds)][0] for i in range(n)}
-    async with FakeModelServer(handler=PerPrompt(plan)) as server:
+    async with FakeModel(handler=PerPrompt(plan)) as server:
         async with make_client(server, request_timeout=0.3, max_concurrent_requests=6) as client:
             results = await client.process_prompts_async(prompts(n), show_progress=False)
     assert len(results) == n
@@ -281,7 +292,7 @@ async def test_mixed_fault_batch_one_response_per_prompt_in_order():
 
 async def test_bedrock_throttling_is_retried_and_bad_signatures_are_not():
     plan = {"prompt 0": [429, 529]}
-    async with FakeModelServer(handler=PerPrompt(plan)) as server:
+    async with FakeModel(handler=PerPrompt(plan)) as server:
         async with make_client(server, model="claude-3.7-sonnet-bedrock") as client:
             results = await client.process_prompts_async(prompts(2), show_progress=False)
     assert_in_order_success(results, 2)
@@ -293,7 +304,7 @@ async def test_bedrock_throttling_is_retried_and_bad_signatures_are_not():
     ]
     assert all(r.api == "bedrock" for r in server.requests)
 
-    async with FakeModelServer(aws_credentials=("AKIDFAKEDESKPILOT", "other")) as server:
+    async with FakeModel(aws_credentials=("AKIDFAKEDESKPILOT", "other")) as server:
         wrong = Credentials("AKIDFAKEDESKPILOT", "not-the-secret")
         async with make_client(
             server, model="claude-3.7-sonnet-bedrock", aws_credentials=wrong
@@ -304,7 +315,7 @@ async def test_bedrock_throttling_is_retried_and_bad_signatures_are_not():
 
 async def test_gateway_faults_are_retried():
     plan = {"prompt 0": [500, 529], "prompt 1": ["prompt_too_long"]}
-    async with FakeModelServer(handler=PerPrompt(plan)) as server:
+    async with FakeModel(handler=PerPrompt(plan)) as server:
         async with make_client(server, model="anthropic/claude-3-5-sonnet-20241022") as client:
             results = await client.process_prompts_async(
                 prompts(3), computer_use=True, show_progress=False
@@ -313,7 +324,7 @@ async def test_gateway_faults_are_retried():
     assert results[0].completion == "echo: prompt 0" and results[0].attempts == 3
     assert results[1].status_code == 400 and results[1].attempts == 1
     req = server.requests[0]
-    assert req.api == "openai" and req.path == "/v1/chat/completions"
+    assert req.api == "gateway" and req.path == "/v1/chat/completions"
     assert req.headers["authorization"] == "Bearer " + server.env()["OPENAI_API_KEY"]
     assert req.tool_types == ["computer_20241022", "text_editor_20241022", "bash_20241022"]
 
@@ -342,7 +353,7 @@ async def test_rpm_window_held_against_an_enforcing_server():
 
 
 async def test_concurrency_cap_seen_by_the_server():
-    async with FakeModelServer(latency_s=0.05) as server:
+    async with FakeModel(latency_s=0.05) as server:
         async with make_client(server, max_concurrent_requests=3) as client:
             results = await client.process_prompts_async(prompts(12), show_progress=False)
     assert all(not r.is_error for r in results)
@@ -351,7 +362,7 @@ async def test_concurrency_cap_seen_by_the_server():
 
 async def test_a_fake_reply_object_with_headers_reaches_the_client():
     reply = FakeReply(status=200, body=text_response("hi", input_tokens=11, output_tokens=2))
-    async with FakeModelServer([reply]) as server:
+    async with FakeModel([reply]) as server:
         async with make_client(server) as client:
             r = await client.start(Conversation().user("x"))
     assert r.completion == "hi" and r.usage.input_tokens == 11 and r.usage.output_tokens == 2
@@ -362,7 +373,7 @@ async def test_a_fake_reply_object_with_headers_reaches_the_client():
 
 
 async def test_cache_reads_and_writes_reach_the_client():
-    async with FakeModelServer() as server:
+    async with FakeModel() as server:
         async with make_client(server) as client:
             first = await client.start(
                 Conversation().user("a"), computer_use=True, cache="tools_only"
@@ -382,7 +393,7 @@ async def test_cache_reads_and_writes_reach_the_client():
 
 @pytest.mark.parametrize("model", ["claude-4.5-opus", "claude-4.5-opus-bedrock"])
 async def test_unsupported_tool_type_steps_down_once_and_is_remembered(model):
-    async with FakeModelServer(reject_tool_types={"computer_20251124"}) as server:
+    async with FakeModel(reject_tool_types={"computer_20251124"}) as server:
         async with make_client(server, model=model) as client:
             first = await client.start(Conversation().user("a"), computer_use=True)
             second = await client.start(Conversation().user("b"), computer_use=True)

@@ -627,10 +627,10 @@ async def test_chat_completions_conversion_and_auth(session):
         "tool_choice": "auto",
     }
     async with FakeModelServer([reply]) as server:
-        async with session.post(server.openai_base_url + "/chat/completions", json=payload) as r:
+        async with session.post(server.gateway_base_url + "/chat/completions", json=payload) as r:
             s1, r1 = r.status, await r.json()
         async with session.post(
-            server.openai_base_url + "/chat/completions",
+            server.gateway_base_url + "/chat/completions",
             json=payload,
             headers={"Authorization": "Bearer sk-x"},
         ) as r:
@@ -652,7 +652,7 @@ async def test_chat_completions_conversion_and_auth(session):
         "total_tokens": 19,
         "prompt_tokens_details": {"cached_tokens": 4},
     }
-    assert server.requests[1].api == "openai"
+    assert server.requests[1].api == "gateway"
     assert server.requests[1].tool_types == ["computer_20241022"]
 
 
@@ -660,7 +660,7 @@ async def test_chat_completions_errors_in_openai_shape(session):
     async with FakeModelServer() as server:
         server.inject(429)
         async with session.post(
-            server.openai_base_url + "/chat/completions",
+            server.gateway_base_url + "/chat/completions",
             json={"model": "m", "messages": [{"role": "user", "content": "x"}]},
             headers={"Authorization": "Bearer k"},
         ) as r:
@@ -971,3 +971,46 @@ def test_load_script_rejects_bad_entries(tmp_path):
     bad.write_text(json.dumps([{"neither": 1}]))
     with pytest.raises(ValueError, match="entry 0"):
         load_script(str(bad))
+
+
+# --- the same fake in process (MockTransport) ------------------------------------------------
+
+
+async def test_in_process_fake_answers_like_the_served_one(session):
+    """FakeModel.handle and FakeModelServer share one implementation: the same scripted
+    reply, checks, SigV4 verification, faults and records, with or without a socket."""
+    from deskpilot.errors import TransportError, TransportTimeoutError
+    from deskpilot.testing import FakeModel
+    from deskpilot.transport import HTTPRequest
+
+    script = [text_response("one"), 529]
+    fake = FakeModel(list(script), aws_credentials=(AKID, SECRET))
+    async with FakeModelServer(list(script), aws_credentials=(AKID, SECRET)) as server:
+        served = [await post_messages(session, server, body()) for _ in range(2)]
+        url = bedrock_url(server)
+        data, headers = signed_bedrock(url, bedrock_body())
+        async with session.post(URL(url, encoded=True), data=data, headers=headers) as r:
+            served_bedrock = r.status
+    transport = fake.transport()
+
+    def request(url: str, data: bytes, headers: dict[str, str]) -> HTTPRequest:
+        return HTTPRequest("POST", url, headers, data, timeout_s=0.2)
+
+    msg = request(fake.url + "/v1/messages", json.dumps(body()).encode(), ANTHROPIC_HEADERS)
+    first, second = [await transport.send(msg) for _ in range(2)]
+    assert (first.status, second.status) == (served[0][0], served[1][0]) == (200, 529)
+    assert json.loads(first.body)["content"] == served[0][2]["content"]
+    assert json.loads(second.body)["error"]["type"] == served[1][2]["error"]["type"]
+    in_url = bedrock_url(fake)
+    data, headers = signed_bedrock(in_url, bedrock_body())
+    assert (await transport.send(request(in_url, data, headers))).status == served_bedrock == 200
+    data, headers = signed_bedrock(in_url, bedrock_body(), secret="wrong")
+    assert (await transport.send(request(in_url, data, headers))).status == 403
+    assert [r.api for r in fake.requests] == ["anthropic", "anthropic", "bedrock", "bedrock"]
+    assert [r.status for r in fake.requests] == [200, 529, 200, 403]
+    fake.inject("timeout")
+    with pytest.raises(TransportTimeoutError):
+        await transport.send(msg)
+    fake.inject("disconnect")
+    with pytest.raises(TransportError, match="closed the connection"):
+        await transport.send(msg)

@@ -12,7 +12,6 @@ import pytest
 from deskpilot.client.limiter import Budget, RateLimiter
 from deskpilot.client.retry import (
     RetryPolicy,
-    is_retryable,
     parse_retry_after,
     rate_limit_reset_in,
 )
@@ -346,16 +345,6 @@ def test_retry_policy_backoff_bounds() -> None:
     assert p.backoff_s(1, retry_after_s=1e6) == p.max_retry_after_s
     with pytest.raises(ConfigError):
         RetryPolicy(max_attempts=0)
-
-
-def test_retry_classification_by_status_and_type() -> None:
-    for status in (429, 500, 502, 503, 529, 408):
-        assert is_retryable(status, "whatever")
-    for status in (400, 401, 403, 404, 413, 422):
-        assert not is_retryable(status, "rate_limit_error")  # the status decides
-    for etype in ("timeout", "connection_error", "malformed_response"):
-        assert is_retryable(None, etype)
-    assert not is_retryable(None, "configuration_error")
 
 
 def test_retry_after_and_reset_headers() -> None:

@@ -34,6 +34,11 @@ class ModelNotFoundError(ConfigError, KeyError):
         return self.message
 
 
+class CredentialsError(ConfigError):
+    """No usable credentials: no AWS credentials in botocore's chain, or their refresh (SSO,
+    assume-role, instance metadata) failed. The message says how to provide them."""
+
+
 class MissingDependencyError(DeskpilotError, ImportError):
     """An optional package or system program is missing; the message gives the install command."""
 
@@ -62,9 +67,21 @@ class DeskpilotTimeoutError(DeskpilotError, TimeoutError):
     """Something took longer than its configured limit (the message names the limit)."""
 
 
+class TransportError(DeskpilotError, ConnectionError):
+    """An HTTP request got no complete answer: connection refused or reset, name resolution
+    failed, or the body was cut off. Raised by a :class:`~deskpilot.transport.Transport`;
+    the client retries it and reports it as an error response, never raises it."""
+
+
+class TransportTimeoutError(TransportError, DeskpilotTimeoutError):
+    """An HTTP request got no complete answer (status, headers and whole body) within its
+    ``timeout_s``."""
+
+
 __all__ = [
     "ClosedError",
     "ConfigError",
+    "CredentialsError",
     "DeskpilotError",
     "DeskpilotTimeoutError",
     "DesktopError",
@@ -73,4 +90,6 @@ __all__ = [
     "ModelNotFoundError",
     "ToolError",
     "ToolInputError",
+    "TransportError",
+    "TransportTimeoutError",
 ]

@@ -1,16 +1,52 @@
-"""Results of a model call: :class:`Usage` and :class:`APIResponse`.
+"""Results of a model call: :class:`Usage`, :class:`APIResponse` and :class:`ErrorKind`.
 
 ``usage`` follows the Messages API ``usage`` object (input_tokens, output_tokens,
 cache_read_input_tokens, cache_creation_input_tokens); OpenAI ``prompt_tokens`` /
-``completion_tokens`` map onto the same fields.
+``completion_tokens`` map onto the same fields. Error kinds follow the API's error types
+("Errors" page, https://docs.anthropic.com/en/api/errors) plus the ones only a client sees
+(timeout, connection, malformed answer, configuration).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from .prompt import Message, ToolCall
+
+
+class ErrorKind(StrEnum):
+    """What went wrong with a request, as one of a closed set (the client decides retries
+    and step-downs on these, never on message text). Values are the Messages API error
+    ``type`` where the API has one, so ``kind == "rate_limit_error"`` also holds."""
+
+    INVALID_REQUEST = "invalid_request_error"
+    """400 (and other unlisted 4xx): the request is wrong; not retried."""
+    AUTHENTICATION = "authentication_error"
+    """401: the key is missing or wrong; not retried."""
+    PERMISSION = "permission_error"
+    """403: the key may not use this model or feature; not retried."""
+    NOT_FOUND = "not_found_error"
+    """404: unknown model or path; not retried."""
+    REQUEST_TOO_LARGE = "request_too_large"
+    """413: the body exceeds the API's size limit; not retried."""
+    RATE_LIMITED = "rate_limit_error"
+    """429: over a rate limit; retried after ``retry-after`` or backoff."""
+    OVERLOADED = "overloaded_error"
+    """529 (Bedrock: 503 ServiceUnavailable): the API is overloaded; retried."""
+    SERVER_ERROR = "api_error"
+    """5xx: the API failed; retried."""
+    TIMEOUT = "timeout"
+    """No complete answer within ``request_timeout`` (or a 408); retried."""
+    CONNECTION = "connection_error"
+    """No answer: refused, reset, or the body was cut off; retried."""
+    MALFORMED = "malformed_response"
+    """A 2xx whose body is not the API's response shape; retried."""
+    CONFIGURATION = "configuration_error"
+    """Nothing could be sent (e.g. no AWS credentials); not retried."""
+    CLIENT = "client_error"
+    """A deskpilot bug or an unusable prompt, caught so the batch goes on; not retried."""
 
 
 @dataclass(slots=True)
@@ -82,8 +118,10 @@ class APIResponse:
             ``finish_reason`` mapped onto these names).
         usage: token counts; ``cost`` in US dollars from the registry prices.
         status_code: the final HTTP status (None when no answer arrived, e.g. timeout).
-        error_type: the API error ``type`` (``rate_limit_error``, ``overloaded_error``,
-            ``invalid_request_error``, ...) or ``timeout`` / ``connection_error``.
+        error_type: the error ``type`` the API sent (``rate_limit_error``,
+            ``overloaded_error``, ``invalid_request_error``, a gateway's own code, ...) or,
+            when it sent none, the :class:`ErrorKind` value (``timeout``, ...).
+        error_kind: the :class:`ErrorKind` the client classified the failure as.
         attempts: how many HTTP attempts were made.
         latency_s: seconds from the first attempt's send to the final answer.
         request_id: the provider's request id (``request-id`` / ``x-amzn-requestid`` header
@@ -91,6 +129,12 @@ class APIResponse:
         raw: the decoded JSON body of the final answer (for debugging).
         computer_tool_type: the computer tool ``type`` the request carried (after any
             step-down on a 400 naming an unsupported tool type), or None.
+        rejected_tool_types: the tool types a 400 named as unsupported when the client
+            could not step down itself (they were in the caller's ``tools=``, which it never
+            rewrites, or no older version is left); the caller steps down and calls again.
+
+    Error messages and ``raw`` error bodies never contain a credential the client holds
+    (API keys, AWS secrets): they are redacted before the response is built.
     """
 
     model: str
@@ -103,12 +147,14 @@ class APIResponse:
     is_error: bool = False
     error_message: str | None = None
     error_type: str | None = None
+    error_kind: ErrorKind | None = None
     status_code: int | None = None
     attempts: int = 0
     latency_s: float = 0.0
     request_id: str | None = None
     raw: dict[str, Any] | None = None
     computer_tool_type: str | None = None
+    rejected_tool_types: tuple[str, ...] = ()
 
     @property
     def completion(self) -> str | None:
@@ -148,4 +194,4 @@ class APIResponse:
         )
 
 
-__all__ = ["APIResponse", "Usage"]
+__all__ = ["APIResponse", "ErrorKind", "Usage"]

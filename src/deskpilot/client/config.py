@@ -10,12 +10,17 @@ nothing else in deskpilot's client looks at ``os.environ``:
 ``OPENAI_API_KEY``                        ``Authorization: Bearer`` for gateways
 ``OPENAI_BASE_URL``                       gateway base incl. ``/v1`` (e.g. ``https://api.model.box/v1``)
 ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``      Bedrock runtime endpoint override
-``AWS_REGION`` / ``AWS_DEFAULT_REGION``   Bedrock region (default ``us-east-1``)
+``AWS_REGION`` / ``AWS_DEFAULT_REGION``   Bedrock region (else the profile's, else ``us-east-1``)
+``AWS_PROFILE`` / ``AWS_CONFIG_FILE``     the AWS profile and config file the region and the
+                                          credential chain are read from
+``AWS_ACCESS_KEY_ID`` /                   static AWS credentials when the first two are set
+``AWS_SECRET_ACCESS_KEY`` /               (the first link of botocore's chain too, so an
+``AWS_SESSION_TOKEN``                     ``environ=`` mapping behaves like ``os.environ``)
 ========================================  ===============================================
 
-AWS credentials are not read here: botocore's standard chain resolves them (environment,
-profiles, SSO, instance roles). Arguments to ``LLMClient`` win over the environment. Keys
-are kept out of every ``repr``.
+Other AWS credentials (profiles, SSO, instance roles) come from botocore's standard chain.
+Arguments to ``LLMClient`` win over the environment. Keys are kept out of every ``repr``
+and redacted from every error message the client returns.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ConfigError
+from ..providers.base import Provider
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,6 +44,21 @@ class Environment:
     openai_base_url: str | None = None
     bedrock_endpoint_url: str | None = None
     aws_region: str | None = None
+    aws_profile: str | None = None
+    aws_config_file: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = field(default=None, repr=False)
+    aws_session_token: str | None = field(default=None, repr=False)
+
+    def secrets(self) -> tuple[str, ...]:
+        """The credential values among these variables (for redaction)."""
+        values = (
+            self.anthropic_api_key,
+            self.openai_api_key,
+            self.aws_secret_access_key,
+            self.aws_session_token,
+        )
+        return tuple(v for v in values if v)
 
 
 def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
@@ -49,6 +71,11 @@ def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
         openai_base_url=env.get("OPENAI_BASE_URL") or None,
         bedrock_endpoint_url=env.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME") or None,
         aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+        aws_profile=env.get("AWS_PROFILE") or None,
+        aws_config_file=env.get("AWS_CONFIG_FILE") or None,
+        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
+        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
+        aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
     )
 
 
@@ -64,7 +91,8 @@ class ClientConfig:
         max_concurrent_requests: requests in flight at once.
         max_attempts: total HTTP attempts per prompt.
         request_timeout: seconds allowed for one attempt (connect to last byte).
-        max_new_tokens: default ``max_tokens`` of a request (capped by the model's maximum).
+        max_new_tokens: default ``max_tokens`` of a request; every request's ``max_tokens``
+            is capped at the model's ``ModelSpec.max_output_tokens``.
         temperature: default sampling temperature (None: the API default).
         burst_s: seconds of quota that may go out at once (bucket capacity; min. one request).
         retry_base_s / retry_cap_s: backoff before the first retry / the longest backoff, s.
@@ -138,4 +166,52 @@ class ClientConfig:
             raise ConfigError(f"temperature must be between 0 and 1, not {self.temperature}.")
 
 
-__all__ = ["ClientConfig", "Environment", "read_environment"]
+def make_provider(
+    name: str, config: ClientConfig, env: Environment, aws_credentials: Any = None
+) -> Provider:
+    """The wire-format object of provider ``name`` from the settings and the environment.
+
+    Endpoints and keys: arguments win over the variables of the module table. Bedrock's
+    region: ``region=``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, the AWS profile's region,
+    else ``us-east-1``; its credentials: ``aws_credentials``, else ``AWS_ACCESS_KEY_ID`` /
+    ``AWS_SECRET_ACCESS_KEY`` (/ ``AWS_SESSION_TOKEN``), else botocore's chain.
+
+    Raises:
+        ConfigError: a gateway without a base URL, or an AWS profile that does not exist.
+        MissingDependencyError: Bedrock without botocore.
+    """
+    if name == "anthropic":
+        from ..providers.anthropic import DEFAULT_BASE_URL, AnthropicProvider
+
+        base = config.base_url or env.anthropic_base_url or DEFAULT_BASE_URL
+        return AnthropicProvider(base, config.api_key or env.anthropic_api_key)
+    if name == "bedrock":
+        from ..providers.bedrock import BedrockProvider, profile_region
+
+        region = (
+            config.region
+            or env.aws_region
+            or profile_region(env.aws_profile, env.aws_config_file)
+            or "us-east-1"
+        )
+        endpoint = config.endpoint_url or env.bedrock_endpoint_url
+        creds = aws_credentials
+        if creds is None and env.aws_access_key_id and env.aws_secret_access_key:
+            from botocore.credentials import Credentials
+
+            creds = Credentials(
+                env.aws_access_key_id, env.aws_secret_access_key, env.aws_session_token
+            )
+        return BedrockProvider(region, endpoint, creds, profile=env.aws_profile)
+    from ..providers.gateway import GatewayProvider
+
+    gateway_url = config.base_url or env.openai_base_url
+    if not gateway_url:
+        raise ConfigError(
+            "A gateway model needs a base URL: pass base_url='https://api.model.box/v1' "
+            "or set OPENAI_BASE_URL."
+        )
+    return GatewayProvider(gateway_url, config.api_key or env.openai_api_key)
+
+
+__all__ = ["ClientConfig", "Environment", "make_provider", "read_environment"]

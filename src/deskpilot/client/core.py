@@ -1,69 +1,57 @@
 """``LLMClient``: the seed's batch client on the real wire formats, with a shared scheduler.
 
-One client owns one aiohttp session, one :class:`~deskpilot.client.limiter.RateLimiter`
-(RPM, input TPM, output TPM, concurrency; FIFO), the step-down memory of unsupported
-computer tool types per (model, provider), and one wire-format object per provider. Every
+One client owns one :class:`~deskpilot.transport.Transport` (aiohttp by default), one
+:class:`~deskpilot.client.limiter.RateLimiter` (RPM, input TPM, output TPM, concurrency;
+FIFO), the memory of tool types the API rejected per (model, provider), and one
+:class:`~deskpilot.providers.base.Provider` (wire format) per provider. Every
 ``process_prompts_async`` / ``start`` call on the client shares them, so an agent running
 many ``start`` calls at once stays inside the same limits.
 
+One prompt goes: provider builds the request -> per attempt: limiter admits, provider signs,
+transport sends, provider parses -> :func:`~deskpilot.client.classify.classify` decides
+(ok, retry after a pause, step the tool group down, fail).
+
 API errors never raise: each prompt gets exactly one :class:`APIResponse`, in input order,
-with ``is_error=True`` and ``status_code`` / ``error_type`` / ``error_message`` when it
-failed. Only bad arguments raise (:class:`~deskpilot.errors.ConfigError`, a ValueError), at
-call time. Diagnostics go to ``logging.getLogger("deskpilot.client")``; nothing is printed
-unless ``show_progress=True`` (a tqdm bar on stderr).
+with ``is_error=True`` and ``status_code`` / ``error_type`` / ``error_kind`` /
+``error_message`` when it failed; credential values are redacted from every message and
+error body. Only bad arguments raise (:class:`~deskpilot.errors.ConfigError`, a ValueError),
+at call time. Diagnostics go to ``logging.getLogger("deskpilot.client")``; nothing is
+printed unless ``show_progress=True`` (a tqdm bar on stderr).
 """
 
 from __future__ import annotations
 
 import asyncio
-import io
+import dataclasses
 import itertools
-import json
 import logging
+import random
 import time
-from collections.abc import AsyncGenerator, Iterable, Sequence
-from typing import Any
-
-import aiohttp
-from yarl import URL
+import traceback
+from collections.abc import Sequence
+from typing import Any, Unpack
 
 from ..errors import ClosedError, ConfigError
 from ..models import REGISTRY, ModelRegistry, ModelSpec
 from ..prompt import Conversation, Message, as_conversation
-from ..providers.anthropic import DEFAULT_BASE_URL, AnthropicProvider
-from ..providers.base import Provider, RequestOptions
-from ..providers.caching import normalise_cache
-from ..providers.tools import build_toolset, unsupported_tool_types
-from ..response import APIResponse, Usage
-from ..tool import Tool
-from .config import ClientConfig, Environment, read_environment
+from ..providers.base import Provider, RequestOptions, ToolSet
+from ..providers.tools import build_toolset
+from ..response import APIResponse, ErrorKind, Usage
+from ..transport import Transport
+from .aiohttp_transport import AiohttpTransport
+from .classify import Attempt, Fail, Retry, StepDown, classify, should_retry_header
+from .config import ClientConfig, Environment, make_provider, read_environment
+from .exchange import Answer, exchange
 from .limiter import RateLimiter
+from .options import CallOptions, build_options
 from .progress import Progress
-from .retry import RetryPolicy, is_retryable, parse_retry_after, rate_limit_reset_in
+from .redact import Redactor
+from .retry import RetryPolicy, parse_retry_after
 from .tokens import estimate_input_tokens
 
 logger = logging.getLogger("deskpilot.client")
 
-# aiohttp warns (ResourceWarning) that a bytes body over 1 MiB "might lock the event loop" and
-# asks for a file-like object; screenshot-heavy agent requests pass that size routinely.
-_LARGE_BODY_BYTES = 1 << 20
-
-
-def _body_payload(body: bytes) -> bytes | io.BytesIO:
-    """The request body as aiohttp wants it: small bodies as bytes, large ones as a fresh
-    ``io.BytesIO`` (one per attempt, since a stream is consumed by sending it)."""
-    return io.BytesIO(body) if len(body) > _LARGE_BODY_BYTES else body
-
-
 _PROVIDER_LABEL = {"anthropic": "Anthropic API", "bedrock": "Bedrock", "gateway": "Gateway"}
-
-
-async def _session_guard(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
-    try:
-        yield
-    finally:
-        if not session.closed:
-            await session.close()
 
 
 def _is_single_prompt(prompts: Any) -> bool:
@@ -95,9 +83,10 @@ class LLMClient:
             reconciled with the response's ``usage`` (cache reads excluded, as the API counts).
         max_concurrent_requests: requests in flight at once.
         max_attempts: total HTTP attempts per prompt.
-        request_timeout: seconds allowed for one attempt.
+        request_timeout: seconds allowed for one attempt (connect to the answer's last byte).
         max_output_tokens_per_minute: output tokens per minute (OTPM), or None.
-        max_new_tokens: default ``max_tokens`` per request (capped by the model's maximum).
+        max_new_tokens: default ``max_tokens`` per request; every request's ``max_tokens``
+            is capped at the model's ``ModelSpec.max_output_tokens``.
         temperature: default temperature, or None for the API's default.
         burst_s: seconds of quota that may go out at once (default 1 s, min. one request).
         retry_base_s / retry_cap_s: first and largest backoff between attempts, seconds.
@@ -105,12 +94,17 @@ class LLMClient:
         base_url / api_key: Anthropic API origin (without ``/v1``) or gateway base (with
             ``/v1``) and key; win over ``ANTHROPIC_*`` / ``OPENAI_*`` variables.
         endpoint_url / region: Bedrock runtime endpoint and region (win over
-            ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` / ``AWS_REGION``).
+            ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` / ``AWS_REGION``; the region falls back to
+            the AWS profile's, then ``us-east-1``).
         registry: a :class:`~deskpilot.models.ModelRegistry` to resolve names in (default
             the global one; pass ``REGISTRY.copy()`` after adding models to keep them local).
         progress: ``"tqdm"`` or ``"none"`` (what ``show_progress=True`` draws).
         aws_credentials: a botocore ``Credentials`` object (default: the standard chain).
         environ: a mapping used instead of ``os.environ`` (tests).
+        transport: how requests reach the API (default: a pooled
+            :class:`~deskpilot.client.aiohttp_transport.AiohttpTransport`, closed with the
+            client; a transport passed here is the caller's to close). Tests pass
+            :class:`deskpilot.testing.MockTransport`.
         **settings: any other :class:`~deskpilot.client.config.ClientConfig` field.
 
     Raises:
@@ -131,6 +125,7 @@ class LLMClient:
         registry: ModelRegistry | None = None,
         aws_credentials: Any = None,
         environ: dict[str, str] | None = None,
+        transport: Transport | None = None,
         **settings: Any,
     ) -> None:
         try:
@@ -146,6 +141,7 @@ class LLMClient:
             raise ConfigError(f"LLMClient() got an unknown setting: {exc}.") from exc
         cfg = self.config
         self._env: Environment = read_environment(environ)
+        self._aws_credentials = aws_credentials
         self._registry = registry or REGISTRY
         names = [model_names] if isinstance(model_names, str | ModelSpec) else list(model_names)
         if not names:
@@ -153,8 +149,7 @@ class LLMClient:
         self._models: list[ModelSpec] = [self._registry.resolve(n, cfg.provider) for n in names]
         self._providers: dict[str, Provider] = {}
         for spec in self._models:
-            if spec.provider not in self._providers:
-                self._providers[spec.provider] = self._make_provider(spec.provider, aws_credentials)
+            self._provider_for(spec.provider)
         self.limiter = RateLimiter(
             requests_per_minute=cfg.max_requests_per_minute,
             input_tokens_per_minute=cfg.max_tokens_per_minute,
@@ -167,38 +162,27 @@ class LLMClient:
         self.retry = RetryPolicy(
             max_attempts=cfg.max_attempts, base_s=cfg.retry_base_s, cap_s=cfg.retry_cap_s
         )
-        self._unsupported: dict[tuple[str, str], set[str]] = {}
-        self._session: aiohttp.ClientSession | None = None
-        self._session_loop: asyncio.AbstractEventLoop | None = None
-        self._guard: AsyncGenerator[None, None] | None = None
-        self._timeout = aiohttp.ClientTimeout(total=cfg.request_timeout)
-        self._urls: dict[str, URL] = {}
+        self._rejected: dict[tuple[str, str], set[str]] = {}
+        self._own_transport = (
+            AiohttpTransport(max_connections=max(100, cfg.max_concurrent_requests + 16))
+            if transport is None
+            else None
+        )
+        self._transport: Transport = transport or self._own_transport  # type: ignore[assignment]
+        self._redactor = Redactor()
         self._rr = itertools.cycle(range(len(self._models)))
         self._closed = False
         self.total_usage = Usage()
         self.total_cost = 0.0
 
     # --- construction helpers -------------------------------------------------------------
-    def _make_provider(self, name: str, aws_credentials: Any) -> Provider:
-        cfg, env = self.config, self._env
-        if name == "anthropic":
-            base = cfg.base_url or env.anthropic_base_url or DEFAULT_BASE_URL
-            return AnthropicProvider(base, cfg.api_key or env.anthropic_api_key)
-        if name == "bedrock":
-            from ..providers.bedrock import BedrockProvider
-
-            region = cfg.region or env.aws_region or "us-east-1"
-            endpoint = cfg.endpoint_url or env.bedrock_endpoint_url
-            return BedrockProvider(region, endpoint, aws_credentials)
-        from ..providers.gateway import GatewayProvider
-
-        gateway_url = cfg.base_url or env.openai_base_url
-        if not gateway_url:
-            raise ConfigError(
-                "A gateway model needs a base URL: pass base_url='https://api.model.box/v1' "
-                "or set OPENAI_BASE_URL."
+    def _provider_for(self, name: str) -> Provider:
+        provider = self._providers.get(name)
+        if provider is None:
+            provider = self._providers[name] = make_provider(
+                name, self.config, self._env, self._aws_credentials
             )
-        return GatewayProvider(gateway_url, cfg.api_key or env.openai_api_key)
+        return provider
 
     def __repr__(self) -> str:
         models = [m.name for m in self._models]
@@ -234,9 +218,30 @@ class LLMClient:
         return self._registry.resolve(name, self.config.provider)
 
     def unsupported_tool_types(self, name: str | None = None) -> set[str]:
-        """Computer tool types the API rejected for a model on its provider (step-down memory)."""
+        """Tool types the API rejected for a model on its provider (step-down memory)."""
         spec = self.model_spec(name)
-        return set(self._unsupported.get((spec.model_id, spec.provider), ()))
+        return set(self._rejected.get((spec.model_id, spec.provider), ()))
+
+    def credential_values(self) -> tuple[str, ...]:
+        """Every credential value this client holds: ``api_key=``, the API keys and AWS
+        secret key / session token of its environment, and the AWS credentials its Bedrock
+        provider signed with so far (a profile's or SSO credentials appear after the first
+        Bedrock request). Pass them to anything that writes text the client produced, e.g.
+        ``TrajectoryWriter(secrets=client.credential_values())``; the client itself already
+        redacts them from every error message and error body it returns."""
+        values: list[str] = []
+        for v in (self.config.api_key, *self._env.secrets()):
+            if v and v not in values:
+                values.append(v)
+        for p in self._providers.values():
+            values.extend(v for v in p.secrets() if v not in values)
+        return tuple(values)
+
+    def _redact(self) -> Redactor:
+        secrets = self.credential_values()
+        if set(secrets) != set(self._redactor.secrets):
+            self._redactor = Redactor(secrets)
+        return self._redactor
 
     # --- lifecycle ----------------------------------------------------------------------
     async def __aenter__(self) -> LLMClient:
@@ -247,99 +252,22 @@ class LLMClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the HTTP session; later calls raise :class:`ClosedError`. Idempotent."""
+        """Close the transport (when the client made it); later calls raise
+        :class:`ClosedError`. Idempotent."""
         self._closed = True
-        await self._close_session()
+        await self._release_transport()
         for p in self._providers.values():
             await p.close()
 
-    async def _close_session(self) -> None:
-        session, self._session = self._session, None
-        guard, self._guard = self._guard, None
-        if guard is not None and self._session_loop is asyncio.get_running_loop():
-            await guard.aclose()
-        if session is not None and not session.closed:
-            await session.close()
+    async def _release_transport(self) -> None:
+        if self._own_transport is not None:
+            await self._own_transport.aclose()
 
     def _check_open(self) -> None:
         if self._closed:
             raise ClosedError(
                 "This LLMClient is closed; create a new LLMClient (or use it before close())."
             )
-
-    async def _get_session(self) -> aiohttp.ClientSession:
-        loop = asyncio.get_running_loop()
-        session = self._session
-        if session is None or session.closed or self._session_loop is not loop:
-            connector = aiohttp.TCPConnector(
-                limit=max(100, self.config.max_concurrent_requests + 16), ttl_dns_cache=300
-            )
-            session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
-            self._session = session
-            self._session_loop = loop
-            # The seed never closes its client before asyncio.run() ends: an async generator
-            # is closed by the loop's shutdown_asyncgens(), and closes the session with it.
-            guard = _session_guard(session)
-            await guard.__anext__()
-            self._guard = guard
-        return session
-
-    def _url(self, url: str) -> URL:
-        u = self._urls.get(url)
-        if u is None:
-            u = self._urls[url] = URL(url, encoded=True)
-        return u
-
-    # --- options --------------------------------------------------------------------------
-    def _options(
-        self,
-        *,
-        computer_use: bool,
-        display_width: int,
-        display_height: int,
-        display_number: int | None,
-        cache: Any,
-        tools: Iterable[Any] | None,
-        max_tokens: int | None,
-        temperature: float | None,
-        system: str | None,
-        thinking: dict[str, Any] | None,
-        tool_choice: dict[str, Any] | None,
-        extra_body: dict[str, Any] | None,
-    ) -> RequestOptions:
-        for name, v in (("display_width", display_width), ("display_height", display_height)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(f"{name} must be a positive integer of pixels, not {v!r}.")
-        tool_list = tuple(tools or ())
-        for t in tool_list:
-            if not isinstance(t, Tool | dict):
-                raise ConfigError(
-                    "tools= items must be deskpilot.Tool objects (Tool.from_function(fn)) or "
-                    f"Anthropic tool dicts, not {type(t).__name__}."
-                )
-        if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-            raise ConfigError(f"max_tokens must be a positive integer, not {max_tokens!r}.")
-        if system is not None and not isinstance(system, str):
-            raise ConfigError("system= must be a string (the system prompt).")
-        if thinking is not None and not isinstance(thinking, dict):
-            raise ConfigError('thinking= must be a dict such as {"type": "enabled", ...}.')
-        opts = RequestOptions(
-            computer_use=bool(computer_use),
-            display_width=display_width,
-            display_height=display_height,
-            display_number=display_number,
-            cache=normalise_cache(cache),
-            tools=tool_list,
-            max_tokens=max_tokens or self.config.max_new_tokens,
-            temperature=temperature if temperature is not None else self.config.temperature,
-            system=system,
-            thinking=thinking,
-            tool_choice=tool_choice,
-            extra_body=extra_body,
-        )
-        for spec in self._models:  # surface tool errors (duplicates, ...) at call time
-            build_toolset(spec, spec.provider, opts)
-        return opts
 
     # --- one prompt -----------------------------------------------------------------------
     def _next_model(self, model: str | None) -> ModelSpec:
@@ -349,247 +277,184 @@ class LLMClient:
             return self._models[0]
         return self._models[next(self._rr)]
 
-    def _error_response(
+    def _options(self, options: CallOptions, where: str) -> RequestOptions:
+        opts = build_options(
+            options,
+            max_new_tokens=self.config.max_new_tokens,
+            temperature=self.config.temperature,
+            where=where,
+        )
+        for spec in self._models:  # surface tool errors (duplicates, ...) at call time
+            build_toolset(spec, spec.provider, opts)
+        return opts
+
+    def _step_down(
+        self, spec: ModelSpec, opts: RequestOptions, toolset: ToolSet, rejected: tuple[str, ...]
+    ) -> ToolSet | None:
+        """The step-down decision, in one call: remember ``rejected`` for the model and
+        rebuild the tool set; None when nothing the client may change changed (the
+        response then reports ``rejected_tool_types`` and the caller steps down)."""
+        memory = self._rejected.setdefault((spec.model_id, spec.provider), set())
+        memory.update(rejected)
+        new = build_toolset(spec, spec.provider, opts, memory)
+        return new if new.tools != toolset.tools else None
+
+    async def _run(self, prompt: Any, opts: RequestOptions, spec: ModelSpec) -> APIResponse:
+        """One prompt to one response; never raises for API or network errors."""
+        conv = prompt if isinstance(prompt, Conversation) else as_conversation(prompt)
+        provider = self._provider_for(spec.provider)
+        if opts.max_tokens > spec.max_output_tokens:
+            opts = dataclasses.replace(opts, max_tokens=spec.max_output_tokens)
+        rejected = self._rejected.get((spec.model_id, spec.provider), ())
+        toolset = build_toolset(spec, spec.provider, opts, rejected)
+        timeout_s = self.config.request_timeout
+        request = provider.prepare(spec, conv, opts, toolset, timeout_s)
+        est_in = estimate_input_tokens(
+            conv, tier=spec.image_tier, system=opts.system, tool_overhead=toolset.overhead_tokens
+        )
+        est_out = opts.max_tokens * self.config.output_estimate_ratio
+        tool_types = frozenset(toolset.group.types)
+        max_pause_s = self.retry.max_retry_after_s
+        attempts = counted = step_downs = 0
+        first_send = 0.0
+        while True:
+            ticket = await self.limiter.acquire(est_in, est_out)
+            attempts += 1
+            counted += 1
+            if attempts == 1:
+                first_send = time.monotonic()
+            answer = await exchange(
+                provider, self._transport, request, self.limiter, ticket, max_pause_s
+            )
+            if answer.parsed is not None:
+                return self._success(spec, answer, attempts, first_send, toolset)
+            headers = answer.headers
+            decision = classify(
+                Attempt(
+                    number=counted,
+                    status=answer.status,
+                    kind=answer.kind,
+                    message=answer.message,
+                    retry_after_s=parse_retry_after(headers) if headers is not None else None,
+                    should_retry=should_retry_header(headers.get("x-should-retry"))
+                    if headers is not None
+                    else None,
+                    tool_types=tool_types,
+                    step_downs=step_downs,
+                ),
+                self.retry,
+                random.uniform(1.0, 1.5),
+            )
+            if isinstance(decision, StepDown):
+                new = self._step_down(spec, opts, toolset, decision.types)
+                if new is not None:
+                    logger.info(
+                        "%s rejected %s on %s; stepping down to %s",
+                        spec.model_id,
+                        ", ".join(decision.types),
+                        spec.provider,
+                        ", ".join(new.group.types),
+                    )
+                    toolset, tool_types = new, frozenset(new.group.types)
+                    request = provider.prepare(spec, conv, opts, toolset, timeout_s)
+                    step_downs += 1
+                    counted -= 1  # a step-down re-send is not a retry
+                    continue
+                return self._failure(
+                    spec, answer, attempts, first_send, toolset, rejected=decision.types
+                )
+            if isinstance(decision, Retry):
+                logger.debug(
+                    "attempt %d for %s failed (%s %s); retrying in %.2f s",
+                    attempts,
+                    spec.model_id,
+                    answer.status,
+                    answer.kind,
+                    decision.after_s,
+                )
+                await asyncio.sleep(decision.after_s)
+                continue
+            assert isinstance(decision, Fail)
+            return self._failure(spec, answer, attempts, first_send, toolset)
+
+    def _success(
+        self, spec: ModelSpec, answer: Answer, attempts: int, first_send: float, toolset: ToolSet
+    ) -> APIResponse:
+        parsed = answer.parsed
+        assert parsed is not None
+        u = parsed.usage
+        cost = spec.cost(u.input_tokens, u.output_tokens, u.cache_read_tokens, u.cache_write_tokens)
+        self.total_usage = self.total_usage + u
+        self.total_cost += cost
+        return APIResponse(
+            model=spec.name,
+            model_id=spec.model_id,
+            provider=spec.provider,
+            content=parsed.content,
+            stop_reason=parsed.stop_reason,
+            usage=u,
+            cost=cost,
+            status_code=answer.status,
+            attempts=attempts,
+            latency_s=time.monotonic() - first_send,
+            request_id=parsed.request_id,
+            raw=answer.data if self.config.keep_raw else None,
+            computer_tool_type=toolset.computer_tool_type,
+        )
+
+    def _failure(
         self,
         spec: ModelSpec,
-        *,
-        status: int | None,
-        error_type: str,
-        message: str,
+        answer: Answer,
         attempts: int,
-        latency_s: float,
-        computer_tool_type: str | None,
-        request_id: str | None = None,
-        raw: Any = None,
+        first_send: float,
+        toolset: ToolSet | None,
+        rejected: tuple[str, ...] = (),
     ) -> APIResponse:
+        """The error response of a failed prompt: one sentence, credentials redacted."""
+        kind = answer.kind or ErrorKind.CLIENT
+        status = answer.status
         label = _PROVIDER_LABEL.get(spec.provider, spec.provider)
         where = f"HTTP {status}" if status is not None else "no answer"
-        text = message.strip().rstrip(".") if message else "no error message"
+        error_type = answer.error_type or kind.value
+        text = answer.message.strip().rstrip(".") if answer.message else "no error message"
         hint = ""
-        if status == 401:
+        if kind is ErrorKind.AUTHENTICATION:
             hint = " Check the API key (ANTHROPIC_API_KEY / OPENAI_API_KEY / AWS credentials)."
-        sentence = (
-            f"{label} request for {spec.name} failed after {attempts} attempt"
-            f"{'s' if attempts != 1 else ''} ({where}, {error_type}): {text}.{hint}"
-        )
+        if rejected:
+            hint += (
+                f" The rejected types ({', '.join(rejected)}) are in the caller's tools=; step "
+                "them down and call again (APIResponse.rejected_tool_types)."
+            )
+        redact = self._redact()
+        headers = answer.headers
+        request_id = None
+        if headers is not None:
+            request_id = (
+                headers.get("request-id")
+                or headers.get("x-amzn-requestid")
+                or headers.get("x-request-id")
+            )
+        raw = answer.data if isinstance(answer.data, dict) else None
         return APIResponse(
             model=spec.name,
             model_id=spec.model_id,
             provider=spec.provider,
             is_error=True,
-            error_message=sentence,
-            error_type=error_type,
+            error_message=redact.text(
+                f"{label} request for {spec.name} failed after {attempts} attempt"
+                f"{'s' if attempts != 1 else ''} ({where}, {error_type}): {text}.{hint}"
+            ),
+            error_type=redact.text(error_type),
+            error_kind=kind,
             status_code=status,
             attempts=attempts,
-            latency_s=latency_s,
+            latency_s=time.monotonic() - first_send if attempts else 0.0,
             request_id=request_id,
-            raw=raw if isinstance(raw, dict) else None,
-            computer_tool_type=computer_tool_type,
+            raw=redact.data(raw) if raw is not None else None,
+            computer_tool_type=toolset.computer_tool_type if toolset is not None else None,
+            rejected_tool_types=rejected,
         )
-
-    async def _run(self, prompt: Any, opts: RequestOptions, spec: ModelSpec) -> APIResponse:
-        """One prompt to one response; never raises for API or network errors."""
-        conv = prompt if isinstance(prompt, Conversation) else as_conversation(prompt)
-        name = spec.provider
-        provider = self._providers.get(name)
-        if provider is None:
-            provider = self._providers[name] = self._make_provider(name, None)
-        key = (spec.model_id, name)
-        unsupported = self._unsupported.get(key, ())
-        toolset = build_toolset(spec, name, opts, unsupported)
-        prepared = provider.prepare(spec, conv, opts, toolset)
-        est_in = estimate_input_tokens(
-            conv, tier=spec.image_tier, system=opts.system, tool_overhead=toolset.overhead_tokens
-        )
-        est_out = opts.max_tokens * self.config.output_estimate_ratio
-        limiter = self.limiter
-        session = await self._get_session()
-        signs = type(provider).sign is not Provider.sign
-        attempts = 0
-        counted = 0  # attempts that count against max_attempts (a step-down retry does not)
-        stepped = False
-        first_send: float | None = None
-        while True:
-            ticket = await limiter.acquire(est_in, est_out)
-            attempts += 1
-            counted += 1
-            if first_send is None:
-                first_send = time.monotonic()
-            status: int | None = None
-            raw = b""
-            headers: Any = {}
-            etype = ""
-            message = ""
-            try:
-                send_headers = await provider.sign(prepared) if signs else prepared.headers
-                async with session.post(
-                    self._url(prepared.url), data=_body_payload(prepared.body), headers=send_headers
-                ) as resp:
-                    status = resp.status
-                    headers = resp.headers
-                    raw = await resp.read()
-            except TimeoutError:
-                etype = "timeout"
-                message = f"no answer within request_timeout={self.config.request_timeout:g} s"
-            except aiohttp.ClientError as exc:
-                etype = "connection_error"
-                message = f"{type(exc).__name__}: {exc}"
-            except ConfigError as exc:  # e.g. no AWS credentials: nothing was sent
-                limiter.release(ticket, input_tokens=0, output_tokens=0)
-                return self._error_response(
-                    spec,
-                    status=None,
-                    error_type="configuration_error",
-                    message=str(exc),
-                    attempts=attempts,
-                    latency_s=time.monotonic() - first_send,
-                    computer_tool_type=toolset.computer_tool_type,
-                )
-            except BaseException:
-                limiter.release(ticket, output_tokens=0)
-                raise
-
-            data: Any = None
-            if status is not None:
-                try:
-                    data = json.loads(raw) if raw else None
-                except ValueError:
-                    data = None
-                if 200 <= status < 300:
-                    if isinstance(data, dict):
-                        try:
-                            parsed = provider.parse(data, headers)
-                        except Exception as exc:  # any shape error: a malformed answer
-                            etype = "malformed_response"
-                            message = f"the answer is not a valid response body ({exc!r})"
-                        else:
-                            u = parsed.usage
-                            limiter.release(
-                                ticket,
-                                input_tokens=u.input_tokens + u.cache_write_tokens,
-                                output_tokens=u.output_tokens,
-                            )
-                            # the next request needs about what this one used
-                            self._note_rate_headers(
-                                headers,
-                                {
-                                    "requests": 1,
-                                    "input-tokens": u.input_tokens + u.cache_write_tokens,
-                                    "output-tokens": u.output_tokens,
-                                    "tokens": u.total_tokens,
-                                },
-                            )
-                            cost = spec.cost(
-                                u.input_tokens,
-                                u.output_tokens,
-                                u.cache_read_tokens,
-                                u.cache_write_tokens,
-                            )
-                            self.total_usage = self.total_usage + u
-                            self.total_cost += cost
-                            return APIResponse(
-                                model=spec.name,
-                                model_id=spec.model_id,
-                                provider=name,
-                                content=parsed.content,
-                                stop_reason=parsed.stop_reason,
-                                usage=u,
-                                cost=cost,
-                                status_code=status,
-                                attempts=attempts,
-                                latency_s=time.monotonic() - first_send,
-                                request_id=parsed.request_id,
-                                raw=data if self.config.keep_raw else None,
-                                computer_tool_type=toolset.computer_tool_type,
-                            )
-                    else:
-                        etype = "malformed_response"
-                        message = "the answer is not JSON"
-                else:
-                    try:
-                        info = provider.parse_error(
-                            status,
-                            data if data is not None else raw.decode("utf-8", "replace"),
-                            headers,
-                        )
-                        etype, message = info.error_type, info.message
-                    except Exception:  # an error body of an unexpected shape
-                        etype, message = "api_error", raw[:300].decode("utf-8", "replace")
-            if status is not None and 400 <= status < 500:
-                # rejected before processing (4xx, incl. 429): the API charged no tokens
-                limiter.release(ticket, input_tokens=0, output_tokens=0)
-            else:  # 5xx, timeouts, malformed: the server may have counted the input
-                limiter.release(ticket, output_tokens=0)
-
-            retry_after = parse_retry_after(headers) if status is not None else None
-            if status is not None:
-                if status == 429 and retry_after is not None:
-                    limiter.pause_for(min(retry_after, self.retry.max_retry_after_s))
-                self._note_rate_headers(headers)
-
-            # step down once when the API names our computer tool type as unsupported
-            if (
-                status == 400
-                and not stepped
-                and toolset.computer_tool_type is not None
-                and toolset.computer_tool_type in unsupported_tool_types(message)
-            ):
-                memory = self._unsupported.setdefault(key, set())
-                memory.add(toolset.computer_tool_type)
-                new_toolset = build_toolset(spec, name, opts, memory)
-                if new_toolset.computer_tool_type != toolset.computer_tool_type:
-                    logger.info(
-                        "%s rejected %s on %s; stepping down to %s",
-                        spec.model_id,
-                        toolset.computer_tool_type,
-                        name,
-                        new_toolset.computer_tool_type,
-                    )
-                    toolset = new_toolset
-                    prepared = provider.prepare(spec, conv, opts, toolset)
-                    stepped = True
-                    counted -= 1
-                    continue
-
-            if is_retryable(status, etype) and counted < self.retry.max_attempts:
-                delay = self.retry.backoff_s(counted, retry_after)
-                logger.debug(
-                    "attempt %d for %s failed (%s %s); retrying in %.2f s",
-                    attempts,
-                    spec.model_id,
-                    status,
-                    etype,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                continue
-            return self._error_response(
-                spec,
-                status=status,
-                error_type=etype or "api_error",
-                message=message,
-                attempts=attempts,
-                latency_s=time.monotonic() - first_send,
-                computer_tool_type=toolset.computer_tool_type,
-                request_id=(
-                    headers.get("request-id")
-                    or headers.get("x-amzn-requestid")
-                    or headers.get("x-request-id")
-                )
-                if status is not None
-                else None,
-                raw=data,
-            )
-
-    def _note_rate_headers(self, headers: Any, needed: dict[str, float] | None = None) -> None:
-        if "anthropic-ratelimit-requests-remaining" not in headers and (
-            "anthropic-ratelimit-input-tokens-remaining" not in headers
-        ):
-            return
-        wait = rate_limit_reset_in(headers, needed)
-        if wait:
-            logger.debug("rate limit exhausted per response headers; pausing %.2f s", wait)
-            self.limiter.pause_for(min(wait, self.retry.max_retry_after_s))
 
     async def _run_safe(self, prompt: Any, opts: RequestOptions, spec: ModelSpec) -> APIResponse:
         try:
@@ -597,133 +462,74 @@ class LLMClient:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug or a bad prompt must not lose the other prompts
-            logger.exception("prompt failed before an answer")
-            return self._error_response(
-                spec,
-                status=None,
-                error_type="client_error",
-                message=f"{type(exc).__name__}: {exc}",
-                attempts=0,
-                latency_s=0.0,
-                computer_tool_type=None,
-            )
+            redact = self._redact()
+            logger.error("prompt failed before an answer: %s", redact.text(repr(exc)))
+            logger.debug("%s", redact.text("".join(traceback.format_exception(exc))))
+            answer = Answer(kind=ErrorKind.CLIENT, message=f"{type(exc).__name__}: {exc}")
+            return self._failure(spec, answer, 0, 0.0, None)
 
     # --- public calls ---------------------------------------------------------------------
     async def start(
         self,
         prompt: Conversation | Message | str | list[dict[str, Any]],
         *,
-        computer_use: bool = False,
-        display_width: int = 1024,
-        display_height: int = 768,
-        display_number: int | None = None,
-        cache: str | Sequence[str] | None = None,
-        tools: Iterable[Tool | dict[str, Any]] | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        system: str | None = None,
-        thinking: dict[str, Any] | None = None,
-        tool_choice: dict[str, Any] | None = None,
-        extra_body: dict[str, Any] | None = None,
         model: str | None = None,
+        **options: Unpack[CallOptions],
     ) -> APIResponse:
         """Send ONE prompt and return its :class:`APIResponse` (never raises for API errors).
 
-        Keyword arguments are those of :meth:`process_prompts_async`. The call shares the
-        client's limits with every other call in flight.
+        Args:
+            prompt: a Conversation, Message, string or list of message dicts.
+            model: send it to this one of the client's models (default: round-robin).
+            **options: the call options of :class:`~deskpilot.client.options.CallOptions`
+                (``computer_use``, ``display_width``, ``tools``, ``cache``, ...).
+
+        The call shares the client's limits with every other call in flight.
 
         Raises:
-            ConfigError: bad arguments. ClosedError: the client is closed.
+            ConfigError: bad arguments. TypeError: an unknown option.
+            ClosedError: the client is closed.
         """
         self._check_open()
         _check_prompt(prompt, 0)
-        opts = self._options(
-            computer_use=computer_use,
-            display_width=display_width,
-            display_height=display_height,
-            display_number=display_number,
-            cache=cache,
-            tools=tools,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            system=system,
-            thinking=thinking,
-            tool_choice=tool_choice,
-            extra_body=extra_body,
-        )
+        opts = self._options(options, "start")
         return await self._run_safe(prompt, opts, self._next_model(model))
 
     async def process_prompts_async(
         self,
         prompts: Any,
         *,
-        computer_use: bool = False,
-        display_width: int = 1024,
-        display_height: int = 768,
-        display_number: int | None = None,
-        cache: str | Sequence[str] | None = None,
-        tools: Iterable[Tool | dict[str, Any]] | None = None,
         show_progress: bool = True,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-        system: str | None = None,
-        thinking: dict[str, Any] | None = None,
-        tool_choice: dict[str, Any] | None = None,
-        extra_body: dict[str, Any] | None = None,
         model: str | None = None,
         return_completions_only: bool = False,
+        **options: Unpack[CallOptions],
     ) -> list[Any]:
         """Send every prompt; return one :class:`APIResponse` per prompt, in input order.
 
         Args:
             prompts: a Conversation, Message, string or list of message dicts, or a sequence
                 of those.
-            computer_use: add the computer, text-editor and bash tools of the model's
-                generation for its provider (with the beta flag it needs).
-            display_width / display_height: the display size told to the model, in
-                model-space pixels (default 1024x768).
-            display_number: the X11 display number in the computer tool (optional).
-            cache: a cache mode or a list of them (``tools_only``, ``system_and_tools``,
-                ``last_user_message``, ``last_2_user_messages``, ``last_3_user_messages``);
-                ignored on gateways.
-            tools: custom :class:`Tool` s or raw Anthropic tool dicts, sent after the
-                computer-use tools.
             show_progress: draw a tqdm bar on stderr (nothing is printed when False).
-            max_tokens: ``max_tokens`` of each request (default ``max_new_tokens``).
-            temperature: overrides the client's temperature.
-            system: a system prompt replacing the conversations' system messages.
-            thinking: the ``thinking`` object, passed through (e.g. ``{"type": "enabled",
-                "budget_tokens": 2048}``).
-            tool_choice: the ``tool_choice`` object, passed through.
-            extra_body: extra body keys, merged last.
             model: send every prompt to this one of the client's models.
             return_completions_only: return ``response.completion`` strings (None on error).
+            **options: the call options of :class:`~deskpilot.client.options.CallOptions`:
+                ``computer_use``, ``display_width`` / ``display_height`` (model-space
+                pixels), ``display_number``, ``cache``, ``tools``, ``max_tokens``,
+                ``temperature``, ``system``, ``thinking``, ``tool_choice``, ``extra_body``.
 
         Returns:
             a list as long as the prompts, in the same order.
 
         Raises:
             ConfigError: bad arguments (checked before anything is sent).
+            TypeError: an unknown option.
             ClosedError: the client is closed.
         """
         self._check_open()
         items: list[Any] = [prompts] if _is_single_prompt(prompts) else list(prompts)
         for i, p in enumerate(items):
             _check_prompt(p, i)
-        opts = self._options(
-            computer_use=computer_use,
-            display_width=display_width,
-            display_height=display_height,
-            display_number=display_number,
-            cache=cache,
-            tools=tools,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            system=system,
-            thinking=thinking,
-            tool_choice=tool_choice,
-            extra_body=extra_body,
-        )
+        opts = self._options(options, "process_prompts_async")
         n = len(items)
         results: list[Any] = [None] * n
         progress = Progress(
@@ -772,7 +578,7 @@ class LLMClient:
             try:
                 return await self.process_prompts_async(prompts, **kwargs)
             finally:
-                await self._close_session()
+                await self._release_transport()
 
         return asyncio.run(run())
 

@@ -1,18 +1,10 @@
-"""Retry policy: which failures are retried, how long to wait, and rate-limit headers.
+"""Retry policy: how many attempts, how long to wait, and the rate-limit headers.
 
-Classification follows the HTTP status and the API error ``type``
-(https://docs.anthropic.com/en/api/errors), never the message text:
-
-* retried: 429 ``rate_limit_error``, 529 ``overloaded_error``, 408, every 5xx
-  (``api_error``), client-side timeouts, connection errors and malformed JSON answers;
-* not retried: 400 ``invalid_request_error`` (including "prompt is too long"), 401
-  ``authentication_error``, 403 ``permission_error``, 404 ``not_found_error``, 413
-  ``request_too_large``, and any other 4xx. They come back at once as error responses, and
-  nothing is remembered: the next call on the same client works normally.
-
+Which failures are retried is decided by :func:`deskpilot.client.classify.classify`.
 Backoff: exponential with jitter, ``min(cap_s, base_s * 2**(n-1)) * uniform(1, 1.5)`` before
 retry ``n`` (so never less than ``base_s`` and never more than ``cap_s``); a ``retry-after``
-or ``retry-after-ms`` header replaces it when present.
+or ``retry-after-ms`` header replaces it when present (the Anthropic SDK's rule,
+https://github.com/anthropics/anthropic-sdk-python, ``_base_client.py``).
 """
 
 from __future__ import annotations
@@ -24,21 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ..errors import ConfigError
-
-RETRYABLE_TYPES = frozenset(
-    {"rate_limit_error", "overloaded_error", "api_error", "timeout", "timeout_error",
-     "connection_error", "malformed_response"}
-)  # fmt: skip
-
-
-def is_retryable(status: int | None, error_type: str | None) -> bool:
-    """True when a failed attempt should be tried again (see the module docstring)."""
-    if status is not None:
-        if status in (408, 409, 429) or status >= 500:
-            return True
-        if 400 <= status < 500:
-            return False
-    return error_type in RETRYABLE_TYPES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,12 +46,23 @@ class RetryPolicy:
                 f"{self.cap_s}."
             )
 
-    def backoff_s(self, retry: int, retry_after_s: float | None = None) -> float:
-        """Seconds to wait before retry number ``retry`` (1 = the first retry)."""
+    def backoff_s(
+        self, retry: int, retry_after_s: float | None = None, jitter: float | None = None
+    ) -> float:
+        """Seconds to wait before retry number ``retry`` (1 = the first retry).
+
+        Args:
+            retry: which retry this is, from 1.
+            retry_after_s: the server's ``retry-after``, seconds (wins when given, capped
+                at ``max_retry_after_s``).
+            jitter: the factor in [1, 1.5] the backoff is multiplied by (None: random).
+        """
         if retry_after_s is not None:
             return min(max(retry_after_s, 0.0), self.max_retry_after_s)
+        if jitter is None:
+            jitter = random.uniform(1.0, 1.5)
         d = min(self.cap_s, self.base_s * (2 ** max(retry - 1, 0)))
-        return min(self.cap_s, d * random.uniform(1.0, 1.5))
+        return min(self.cap_s, d * jitter)
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
@@ -139,10 +127,4 @@ def rate_limit_reset_in(
     return latest
 
 
-__all__ = [
-    "RETRYABLE_TYPES",
-    "RetryPolicy",
-    "is_retryable",
-    "parse_retry_after",
-    "rate_limit_reset_in",
-]
+__all__ = ["RetryPolicy", "parse_retry_after", "rate_limit_reset_in"]

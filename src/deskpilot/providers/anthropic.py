@@ -136,6 +136,9 @@ class AnthropicProvider(Provider):
     def __repr__(self) -> str:
         return f"AnthropicProvider(base_url={self.base_url!r})"
 
+    def secrets(self) -> tuple[str, ...]:
+        return (self._api_key,) if self._api_key else ()
+
     def url(self, spec: ModelSpec) -> str:
         if spec.base_url:
             return f"{spec.base_url.rstrip('/')}/v1/messages"

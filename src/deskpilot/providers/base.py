@@ -1,11 +1,11 @@
-"""The seam between the client and a wire format: request options, prepared requests, parsing.
+"""The seam between the client and a wire format: request options, requests, parsing.
 
-A provider turns ``(ModelSpec, Conversation, RequestOptions)`` into a
-:class:`PreparedRequest` (URL, headers, JSON bytes, encoded once), signs it per attempt when
-the provider needs it (Bedrock SigV4), and turns an HTTP answer into a
-:class:`ParsedResponse` or an :class:`ErrorInfo`. Body building and parsing are pure
-functions of their inputs so they are tested without I/O; only :mod:`deskpilot.client.core`
-does HTTP.
+A provider turns ``(ModelSpec, Conversation, RequestOptions)`` into an
+:class:`~deskpilot.transport.HTTPRequest` (URL, headers, JSON bytes, encoded once),
+:meth:`Provider.sign` s it per attempt when its API needs that (Bedrock SigV4), and turns an
+HTTP answer into a :class:`ParsedResponse` or an :class:`ErrorInfo`. Body building and
+parsing are pure functions of their inputs, tested without I/O; providers never send
+anything (the client's :class:`~deskpilot.transport.Transport` does).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from ..computer_use.specs import ToolGroup
 from ..models import ModelSpec
 from ..prompt import Conversation, Message
 from ..response import Usage
+from ..transport import HTTPRequest
 
 EPHEMERAL: dict[str, str] = {"type": "ephemeral"}
 
@@ -76,21 +77,6 @@ class ToolSet:
 
 
 @dataclass(slots=True)
-class PreparedRequest:
-    """One request ready to send: ``body`` is the encoded JSON; ``headers`` hold no
-    signature yet (Bedrock signs per attempt). Never log ``headers`` (they carry the key)."""
-
-    url: str
-    headers: dict[str, str]
-    body: bytes
-    computer_tool_type: str | None = None
-    estimated_input_tokens: int = 0
-
-    def __repr__(self) -> str:  # headers carry secrets
-        return f"PreparedRequest(url={self.url!r}, bytes={len(self.body)})"
-
-
-@dataclass(slots=True)
 class ParsedResponse:
     """A successful answer: the assistant message, stop reason, usage and request id."""
 
@@ -126,17 +112,28 @@ class Provider:
         raise NotImplementedError
 
     def prepare(
-        self, spec: ModelSpec, conv: Conversation, opts: RequestOptions, toolset: ToolSet
-    ) -> PreparedRequest:
-        """Build the URL, headers and encoded body of one request."""
+        self,
+        spec: ModelSpec,
+        conv: Conversation,
+        opts: RequestOptions,
+        toolset: ToolSet,
+        timeout_s: float = 120.0,
+    ) -> HTTPRequest:
+        """The unsigned ``POST`` of one prompt: URL, headers and the body encoded once;
+        ``timeout_s`` is the seconds one attempt may take."""
         body = self.build_body(spec, conv, opts, toolset)
-        return PreparedRequest(
-            self.url(spec), self.headers(toolset.betas), dumps(body), toolset.computer_tool_type
+        return HTTPRequest(
+            "POST", self.url(spec), self.headers(toolset.betas), dumps(body), timeout_s
         )
 
-    async def sign(self, request: PreparedRequest) -> dict[str, str]:
-        """Headers for one attempt (default: the prepared headers, unsigned)."""
-        return request.headers
+    async def sign(self, request: HTTPRequest) -> HTTPRequest:
+        """The request to send for one attempt: unchanged by default; providers whose
+        signature covers the time (Bedrock SigV4) return a freshly signed copy.
+
+        Raises:
+            CredentialsError: no credentials, or their refresh failed.
+        """
+        return request
 
     def parse(
         self, data: dict[str, Any], headers: Mapping[str, str]
@@ -148,6 +145,11 @@ class Provider:
     ) -> ErrorInfo:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def secrets(self) -> tuple[str, ...]:
+        """The credential values this provider sends (API keys, AWS secrets), for
+        redaction; never logged."""
+        return ()
+
     async def close(self) -> None:
         """Release provider resources (none by default)."""
 
@@ -156,7 +158,6 @@ __all__ = [
     "EPHEMERAL",
     "ErrorInfo",
     "ParsedResponse",
-    "PreparedRequest",
     "Provider",
     "RequestOptions",
     "ToolSet",

@@ -93,12 +93,16 @@ class GatewayProvider(Provider):
     def __init__(self, base_url: str, api_key: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._url = f"{self.base_url}/chat/completions"
+        self._api_key = api_key or ""
         self._headers = {"content-type": "application/json"}
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
 
     def __repr__(self) -> str:
         return f"GatewayProvider(base_url={self.base_url!r})"
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._api_key,) if self._api_key else ()
 
     def url(self, spec: ModelSpec) -> str:
         if spec.base_url:

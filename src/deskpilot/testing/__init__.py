@@ -1,22 +1,24 @@
-"""Test support: a fake model server speaking the real wire formats, and its reply builders.
+"""Test support: a fake of the model APIs, a mock transport, and reply builders.
 
-``FakeModelServer`` answers the Anthropic Messages API, Bedrock InvokeModel (SigV4 checked)
-and OpenAI chat completions on 127.0.0.1, with scripted replies, injected faults, rate-limit
-enforcement and simulated prompt caching. ``count_request_tokens`` is its token rule, shared
-with the benchmarks.
+``FakeModel`` answers the Anthropic Messages API, Bedrock InvokeModel (SigV4 checked) and
+OpenAI chat completions (the gateway format), with scripted replies, injected faults,
+rate-limit enforcement and simulated prompt caching; ``MockTransport`` hands an
+``LLMClient``'s requests to a function (``FakeModel.handle`` or your own) with no socket;
+``FakeModelServer`` serves the same fake over real HTTP on 127.0.0.1 for tests of the real
+wire. ``count_request_tokens`` is the fake's token rule, shared with the benchmarks.
 
 Example::
 
     from deskpilot import Conversation, LLMClient
-    from deskpilot.testing import FakeModelServer, text_response, tool_use_response
+    from deskpilot.testing import FakeModel, text_response, tool_use_response
 
-    async with FakeModelServer([tool_use_response("computer", {"action": "screenshot"}),
-                                text_response("Done.")]) as server:
-        server.inject(529)                      # the first request is overloaded
-        client = LLMClient(["claude-4-sonnet"], environ=server.env())
-        [r] = await client.process_prompts_async([Conversation().user("hi")],
-                                                 computer_use=True, show_progress=False)
-        assert server.requests[-1].betas == ["computer-use-2025-01-24"]
+    fake = FakeModel([tool_use_response("computer", {"action": "screenshot"}),
+                      text_response("Done.")])
+    fake.inject(529)                      # the first request is overloaded
+    client = LLMClient(["claude-4-sonnet"], environ=fake.env(), transport=fake.transport())
+    [r] = await client.process_prompts_async([Conversation().user("hi")],
+                                             computer_use=True, show_progress=False)
+    assert fake.requests[-1].betas == ["computer-use-2025-01-24"]
 
 From a shell: ``python -m deskpilot.testing.fake_server --port 0 --rpm 50`` prints the URL and
 the variables to export.
@@ -28,6 +30,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from .caching import CachePlan, PromptCache
+from .fake_model import FakeModel
+from .mock_transport import MockTransport, json_response
+from .recorded import RecordedRequest
 from .tokens import count_request_tokens, image_tokens, text_tokens
 from .wire import (
     PROMPT_TOO_LONG,
@@ -42,11 +47,11 @@ from .wire import (
 )
 
 if TYPE_CHECKING:
-    from .fake_server import FakeModelServer, RecordedRequest, load_script
+    from .fake_server import FakeModelServer, load_script
 
 # fake_server is imported lazily so that ``python -m deskpilot.testing.fake_server`` does not
 # find it already imported (runpy's RuntimeWarning).
-_LAZY = {"FakeModelServer", "RecordedRequest", "load_script"}
+_LAZY = {"FakeModelServer", "load_script"}
 
 
 def __getattr__(name: str) -> Any:
@@ -60,14 +65,17 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "PROMPT_TOO_LONG",
     "CachePlan",
+    "FakeModel",
     "FakeModelServer",
     "FakeReply",
+    "MockTransport",
     "PromptCache",
     "RecordedRequest",
     "count_request_tokens",
     "error_reply",
     "fault",
     "image_tokens",
+    "json_response",
     "load_script",
     "message_response",
     "text_response",

@@ -4,7 +4,7 @@ Scripted responses are written once in the Messages API response format
 (``{"id", "type": "message", "role": "assistant", "model", "content", "stop_reason",
 "stop_sequence", "usage"}``) and converted here to what each endpoint really sends: verbatim on
 ``/v1/messages`` and Bedrock InvokeModel, OpenAI ``chat.completion`` on
-``/v1/chat/completions``. Error bodies follow each provider's documented shape: Messages API
+``/v1/chat/completions`` (the gateway format). Error bodies follow each provider's documented shape: Messages API
 ``{"type": "error", "error": {"type", "message"}}`` ("Errors" page), Bedrock ``{"message"}`` +
 ``x-amzn-ErrorType`` (InvokeModel "Errors"), OpenAI ``{"error": {"message", "type", "code"}}``.
 
@@ -147,6 +147,9 @@ class FakeReply:
         hang: never answer; the handler waits until the client gives up (disconnects) or the
             server closes. Use it to provoke client timeouts.
         disconnect: close the connection without any answer (a connection error).
+        stall_body: send the status, the headers and the first third of a successful
+            Messages API body (``body``, a dict), then nothing more until the client gives
+            up: a timeout while the body is being read.
     """
 
     status: int = 200
@@ -155,6 +158,7 @@ class FakeReply:
     delay_s: float = 0.0
     hang: bool = False
     disconnect: bool = False
+    stall_body: bool = False
 
 
 ERROR_TYPES: dict[int, str] = {
@@ -228,8 +232,8 @@ def error_reply(
 def fault(spec: FakeReply | str | int | dict[str, Any]) -> FakeReply:
     """Turn a fault spec into a :class:`FakeReply`.
 
-    Names: ``"timeout"`` (hang), ``"disconnect"``, ``"malformed_json"`` (200 with a cut-off
-    JSON body), ``"server_error"`` (500 api_error), ``"overloaded"`` (529),
+    Names: ``"timeout"`` (hang), ``"stall_body"`` (200 and headers sent, the body never
+    finished), ``"disconnect"``, ``"malformed_json"`` (200 with a cut-off JSON body), ``"server_error"`` (500 api_error), ``"overloaded"`` (529),
     ``"rate_limit"`` (429 with ``retry-after: 1``), ``"rate_limit_no_retry_after"``,
     ``"prompt_too_long"`` (400 ``prompt is too long: 210000 tokens > 200000 maximum``),
     ``"unauthorized"`` (401), ``"forbidden"`` (403), ``"not_found"`` (404). An int is an
@@ -247,6 +251,9 @@ def fault(spec: FakeReply | str | int | dict[str, Any]) -> FakeReply:
         return error_reply(spec, retry_after=1 if spec == 429 else None)
     named = {
         "timeout": lambda: FakeReply(hang=True),
+        "stall_body": lambda: FakeReply(
+            status=200, body=message_response([{"type": "text", "text": "cut"}]), stall_body=True
+        ),
         "disconnect": lambda: FakeReply(disconnect=True),
         "malformed_json": lambda: FakeReply(
             status=200,
