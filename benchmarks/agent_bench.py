@@ -117,9 +117,9 @@ async def run_policy(
         "writes": sum(wr),
         "images": [count_body_images(r.body) for r in reqs],
         "breakpoints": max(count_cache_breakpoints(r.body) for r in reqs),
-        "overhead": [s["timings"]["overhead_s"] for s in recs],
-        "model": [s["timings"]["model_s"] for s in recs],
-        "actions": [s["timings"]["actions_s"] for s in recs],
+        "overhead": [s.timings.overhead_s for s in recs],
+        "model": [s.timings.model_s for s in recs],
+        "actions": [s.timings.actions_s for s in recs],
         "wall": wall,
     }
 

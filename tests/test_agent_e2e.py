@@ -15,7 +15,7 @@ from deskpilot import LLMClient
 from deskpilot.agent.context import count_body_images, count_cache_breakpoints, text_precedes_images
 from deskpilot.agent.loop import INTERRUPTED_TEXT, Agent
 from deskpilot.agent.replay import recorded_responses, replay_run
-from deskpilot.agent.trajectory import read_trajectory
+from deskpilot.agent.trajectory import read_run
 from deskpilot.computer_use.computer import ComputerTool
 from deskpilot.testing import FakeModelServer
 from deskpilot.testing.wire import message_response, text_response, tool_use_block
@@ -107,12 +107,12 @@ async def test_multi_turn_flow_on_real_desktop(terminal_desktop, server, client,
         assert text_precedes_images(req.body)
     refusal = server.requests[4].body["messages"][-1]["content"][0]
     assert refusal["is_error"] and "declined" in str(refusal["content"])
-    traj = read_trajectory(result.trajectory_dir)
-    assert traj.start["native_size"] == [1280, 800] and traj.start["apps"] == ["terminal"]
-    click = traj.steps[1]["actions"][0]
-    assert click["input"]["coordinate"] == XTERM_POINT and click["screenshot"]
-    with PILImage.open(result.trajectory_dir / click["screenshot"]) as im:
-        assert im.size == tuple(traj.start["model_size"])
+    traj = read_run(result.trajectory_dir)
+    assert traj.start.native_size == (1280, 800) and traj.start.apps == ["terminal"]
+    click = traj.steps[1].actions[0]
+    assert click.input["coordinate"] == XTERM_POINT and click.screenshot
+    with PILImage.open(result.trajectory_dir / click.screenshot) as im:
+        assert im.size == tuple(traj.start.model_size)
 
 
 async def test_interrupt_mid_batch_on_real_desktop(terminal_desktop, server, client, tmp_path):
@@ -185,18 +185,18 @@ async def test_trajectory_replay_round_trip(terminal_desktop, server, client, tm
     assert result.stop_reason == "end_turn"
     run_dir = result.trajectory_dir
 
-    report = await replay_run(run_dir)
+    report = await replay_run(run_dir, host_actions=True)
     assert report.actions_replayed == 4
     assert report.screenshots_compared >= 4
     assert report.ok, report.format()
 
     # tamper with one recorded screenshot: the replay must point at that step
-    shot = run_dir / read_trajectory(run_dir).steps[1]["actions"][0]["screenshot"]
+    shot = run_dir / read_run(run_dir).steps[1].actions[0].screenshot
     with PILImage.open(shot) as im:
         bad = im.convert("RGB")
     bad.paste((255, 0, 255), (0, 0, bad.width // 2, bad.height // 2))
     bad.save(shot)
-    report2 = await replay_run(run_dir)
+    report2 = await replay_run(run_dir, host_actions=True)
     assert [(d.step, d.kind) for d in report2.divergences] == [(2, "screenshot")]
     assert "left_click" in str(report2.divergences[0])
 
@@ -249,5 +249,5 @@ async def test_run_many_over_two_real_desktops(server, client, tmp_path):
     assert all(r.ok and r.steps == 2 for r in results)
     assert len(displays) == 2 and displays[0].display != displays[1].display
     for r in results:
-        traj = read_trajectory(r.trajectory_dir)
-        assert traj.start["native_size"] == [640, 480] and traj.complete
+        traj = read_run(r.trajectory_dir)
+        assert traj.start.native_size == (640, 480) and traj.complete

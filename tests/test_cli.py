@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import deskpilot
+from deskpilot.agent.records import StepRecord
 from deskpilot.cli import main
 from deskpilot.errors import ConfigError
 
@@ -244,7 +245,7 @@ def test_progress_lines_one_per_action(tmp_path: Path, capsys: pytest.CaptureFix
     lines = [json.loads(x) for x in (run / "trajectory.jsonl").read_text().splitlines()]
     printer = _step_printer(time.monotonic())
     for record in lines[1:3]:
-        printer(record)
+        printer(StepRecord.model_validate(record))
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 3
     assert re.match(r"  step +1  left_click \(412, 300\) +0\.23 s", out[0])

@@ -142,9 +142,11 @@ def test_deskpilot_demo_end_to_end(tmp_path: Path) -> None:
 
     page = (run_dir / "report.html").read_text(encoding="utf-8")
     check = "✓ Checked by deskpilot after the run: hello.py prints 'Hello, World!'"
-    assert html.escape(check) in page
+    assert html.escape(check, quote=False).replace("'", "&#39;") in page
     assert 'id="step-10"' in page and 'data-x="560" data-y="330"' in page
-    assert page.count("data:image/png;base64,") >= 8
+    assert page.count("data:image/webp;base64,") >= 8
+    assert page.count('<a class="full" href="screenshots/') >= 8
+    assert len(page.encode()) < 250_000  # 499 KB with the PNGs inlined; 157 KB with previews
     with Image.open(run_dir / "run.gif") as gif:
         assert gif.n_frames >= 12
 

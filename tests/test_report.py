@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 import re
@@ -15,11 +16,11 @@ from PIL import Image
 from deskpilot.agent.report import (
     Mark,
     action_marks,
-    load_run,
     write_animation,
     write_checks,
     write_report,
 )
+from deskpilot.agent.trajectory import read_run
 from deskpilot.errors import ConfigError
 
 W, H = 640, 400
@@ -202,7 +203,29 @@ def make_run(root: Path, *, with_end: bool = True, truncated_tail: bool = False)
 
 
 def _data_uris(page: str) -> list[bytes]:
-    return [base64.b64decode(m) for m in re.findall(r'href="data:image/png;base64,([^"]+)"', page)]
+    """The embedded screenshot previews (WebP) of a page."""
+    return [base64.b64decode(m) for m in re.findall(r'href="data:image/webp;base64,([^"]+)"', page)]
+
+
+def _previews(page: str) -> dict[str, Image.Image]:
+    """Embedded previews by the screenshot path they show (``data-src``), decoded."""
+    found = re.findall(
+        r'<image id="shot\d+"[^>]*href="data:image/webp;base64,([^"]+)" data-src="([^"]+)"', page
+    )
+    out = {}
+    for b64, rel in found:
+        with Image.open(io.BytesIO(base64.b64decode(b64))) as im:
+            out[rel] = im.convert("RGB")
+    return out
+
+
+def _close(a: Image.Image, b: Image.Image) -> bool:
+    """Same size and nearly the same pixels (a lossy re-encoding)."""
+    from PIL import ImageChops, ImageStat
+
+    if a.size != b.size:
+        return False
+    return max(ImageStat.Stat(ImageChops.difference(a, b)).mean) < 4
 
 
 def test_report_has_every_step_inline_images_and_marks(tmp_path: Path) -> None:
@@ -213,10 +236,22 @@ def test_report_has_every_step_inline_images_and_marks(tmp_path: Path) -> None:
     assert 'id="step-1"' in page and 'id="step-2"' in page
     assert "Click the button, then drag the slider &lt;fast&gt; &amp; check" in page
     assert "I will click the button." in page and "Done: the slider moved." in page
-    # every screenshot embedded exactly once, byte-identical to the files
-    blobs = _data_uris(page)
+    # every screenshot embedded exactly once, as a preview showing the file's pixels, and
+    # linked to the full-size PNG beside the page
+    previews = _previews(page)
     files = sorted((run / "screenshots").glob("*.png"))
-    assert sorted(blobs) == sorted(f.read_bytes() for f in files)
+    assert len(_data_uris(page)) == len(files)
+    assert sorted(previews) == [f"screenshots/{f.name}" for f in files]
+    for f in files:
+        with Image.open(f) as im:
+            assert _close(previews[f"screenshots/{f.name}"], im.convert("RGB")), f
+        assert f'<a class="full" href="screenshots/{f.name}"' in page
+    # a Content-Security-Policy that allows no script and no fetch
+    csp = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', page)
+    assert csp is not None
+    policy = html.unescape(csp.group(1))
+    assert "default-src 'none'" in policy and "script-src" not in policy
+    assert "img-src data:;" in policy and "'unsafe-inline'" not in policy
     # self-contained: nothing fetched from elsewhere
     assert not re.search(r'(src|href)="(https?:)?//', page)
     assert "<script" not in page
@@ -253,13 +288,15 @@ def test_click_mark_uses_the_screen_before_the_action(tmp_path: Path) -> None:
 
 def test_report_of_a_run_that_died(tmp_path: Path) -> None:
     run = make_run(tmp_path, with_end=False, truncated_tail=True)
-    record = load_run(run)
-    assert record.end is None and len(record.steps) == 2
+    record = read_run(run)
+    assert record.end is None and len(record.readable_steps) == 2 and record.truncated
     assert record.problems and "line 4" in record.problems[0].lower()
     page = write_report(run).read_text(encoding="utf-8")
     assert "no run_end record" in page
     assert 'id="step-2"' in page and 'id="step-3"' not in page
     assert "not valid JSON" in page
+    # the cut-short step is shown where it was, as unreadable
+    assert '<section class="step unreadable" id="line-4">' in page
     # totals fall back to the last step's cumulative usage and cost
     assert "$0.0153" in page
 
@@ -431,8 +468,16 @@ def test_screenshot_paths_cannot_leave_the_run_directory(tmp_path: Path) -> None
     )
     (run / "trajectory.jsonl").write_text(text)
     page = write_report(run).read_text(encoding="utf-8")
-    assert outside.read_bytes() not in _data_uris(page)
+    assert "outside.png" not in "".join(_previews(page))
     assert len(_data_uris(page)) == 2  # initial + step 1
+    # the step that names the path is shown as unreadable, with the reason
+    assert "Unreadable step 2 (line 3 of trajectory.jsonl)" in page
+    assert "the path &#39;../../outside.png&#39; is refused" in page
+    # a symlink leading out of the run directory is refused as well
+    (run / "screenshots/0001-0.png").unlink()
+    (run / "screenshots/0001-0.png").symlink_to(outside)
+    page = write_report(run).read_text(encoding="utf-8")
+    assert list(_previews(page)) == ["screenshots/0000-initial.png"]
 
 
 def test_outcome_checks_are_shown(tmp_path: Path) -> None:
@@ -444,7 +489,7 @@ def test_outcome_checks_are_shown(tmp_path: Path) -> None:
             {"name": "file saved", "ok": False, "detail": "no such file"},
         ],
     )
-    assert load_run(run).checks[1]["ok"] is False
+    assert read_run(run).checks[1].ok is False
     page = write_report(run).read_text(encoding="utf-8")
     assert '<div class="banner ok check"><b>✓ slider at 50%</b> — read back &lt;50&gt;' in page
     assert '<div class="banner err check"><b>✗ file saved</b> — no such file' in page
@@ -487,8 +532,69 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert shot.is_file(), proc.stderr.decode(errors="replace")[-500:]
     with Image.open(shot) as im:
         colours = {c for _, c in im.convert("RGB").getcolors(1 << 20) or []}
+    # the stylesheet passed the page's Content-Security-Policy: the page background is painted
+    assert (245, 245, 247) in colours
     # the fixture's screenshot backgrounds (initial, after click, after drag) are painted
     for bg in ((30, 60, 90), (40, 80, 40), (90, 40, 40)):
         assert bg in colours, bg
     # and the overlay: the click mark's colour (#ff2d55) appears
     assert any(abs(r - 255) < 8 and abs(g - 45) < 20 and abs(b - 85) < 20 for r, g, b in colours)
+
+
+def _busy_run(root: Path, steps: int) -> Path:
+    """A run of ``steps`` clicks whose screenshots are text-heavy 1280x800 screens (like a
+    terminal full of output), each different: what makes real reports large."""
+    from PIL import ImageDraw, ImageFont
+
+    run = root / "busy"
+    (run / "screenshots").mkdir(parents=True)
+    font = ImageFont.truetype("DejaVuSansMono.ttf", 13)
+    page = Image.new("RGB", (1180, 800 + 15 * steps), "white")
+    draw = ImageDraw.Draw(page)
+    for row in range(page.height // 15):
+        words = " ".join(f"{row * k:x}" for k in range(1, 4 + (row * 7) % 11))
+        draw.text((4, row * 15), f"{row:5d}  {words}", "black", font)
+    lines = [
+        {"type": "run_start", "task": "busy", "native_size": [1280, 800], "model_size": [1280, 800]}
+    ]
+    for i in range(1, steps + 1):
+        shot = Image.new("RGB", (1280, 800), (40, 90, 160))
+        shot.paste(page.crop((0, 15 * i, 1180, 15 * i + 700)), (50, 50))
+        shot.save(run / f"screenshots/{i:04d}-0.png")
+        action = {"action": "left_click", "coordinate": [100 + i, 200]}
+        lines.append(
+            {
+                "type": "step",
+                "index": i,
+                "response": {
+                    "content": [
+                        {"type": "tool_use", "id": f"t{i}", "name": "computer", "input": action}
+                    ]
+                },
+                "actions": [
+                    {
+                        "tool_use_id": f"t{i}",
+                        "name": "computer",
+                        "input": action,
+                        "screenshot": f"screenshots/{i:04d}-0.png",
+                    }
+                ],
+            }
+        )
+    (run / "trajectory.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return run
+
+
+@pytest.mark.slow
+def test_a_50_step_report_stays_under_2_mb(tmp_path: Path) -> None:
+    """Regression: the page inlined every PNG (a 50-step run of busy screens: over 2 MB);
+    the previews share a budget and link to the PNG files."""
+    run = _busy_run(tmp_path, 50)
+    pngs = sum(p.stat().st_size for p in (run / "screenshots").iterdir())
+    assert pngs * 4 / 3 > 2_000_000  # inlined as base64, these screenshots alone exceed 2 MB
+    page = write_report(run)
+    size = page.stat().st_size
+    assert size < 2_000_000, size
+    text = page.read_text(encoding="utf-8")
+    # 49 befores (step 1 has no earlier screen), 50 afters, the last screen
+    assert len(_data_uris(text)) == 50 and text.count('<a class="full" href="screenshots/') == 100

@@ -26,12 +26,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__
 from .errors import ConfigError, DeskpilotError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from .agent.records import StepRecord
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 ENV_PREFIX = "DESKPILOT"
@@ -178,29 +181,26 @@ def _file_url(path: Path) -> str:
     return path.resolve().as_uri()
 
 
-def _step_printer(start: float) -> Callable[[dict[str, Any]], None]:
+def _step_printer(start: float) -> Callable[[StepRecord], None]:
     """An ``on_step`` callback printing one line per action: step, action, time."""
     from .agent.report import action_summary
 
-    def on_step(step: dict[str, Any]) -> None:
-        idx = step.get("index", "?")
-        resp = step.get("response") or {}
+    def on_step(step: StepRecord) -> None:
+        idx = step.index
+        resp = step.response
         elapsed = time.monotonic() - start
-        if resp.get("is_error"):
-            click.echo(f"  step {idx:>3}  API error: {resp.get('error_message')}", err=True)
-        actions = step.get("actions") or []
-        if not actions and not resp.get("is_error"):
-            texts = [
-                b.get("text", "") for b in resp.get("content") or [] if b.get("type") == "text"
-            ]
+        if resp.is_error:
+            click.echo(f"  step {idx:>3}  API error: {resp.error_message}", err=True)
+        actions = step.actions
+        if not actions and not resp.is_error:
+            texts = [str(b.get("text", "")) for b in resp.content if b.get("type") == "text"]
             answer = " ".join(" ".join(texts).split())
             answer = answer[:90] + ("…" if len(answer) > 90 else "")
             click.echo(f"  step {idx:>3}  answer: {answer}   [{elapsed:6.1f} s]")
         for action in actions:
-            t = (action.get("timings") or {}).get("total_s")
-            took = f"{t:.2f} s" if isinstance(t, int | float) else ""
-            error = " ".join(str(action.get("text", "")).split())[:80]
-            flag = f"  ERROR: {error}" if action.get("is_error") else ""
+            took = f"{action.timings.total_s:.2f} s"
+            error = " ".join(action.text.split())[:80]
+            flag = f"  ERROR: {error}" if action.is_error else ""
             click.echo(
                 f"  step {idx:>3}  {action_summary(action)[:70]:<70} {took:>7}"
                 f"   [{elapsed:6.1f} s]{flag}"
@@ -210,13 +210,12 @@ def _step_printer(start: float) -> Callable[[dict[str, Any]], None]:
 
 
 def _write_outputs(run_dir: Path) -> Path:
-    from .agent.report import write_animation, write_report
+    from .agent.report import write_outputs
 
-    try:
-        write_animation(run_dir)
-    except DeskpilotError as exc:
-        click.echo(f"Warning: {exc}", err=True)
-    return write_report(run_dir)
+    outputs = write_outputs(run_dir)  # the HTML first: a failing animation never costs it
+    if outputs.animation_error:
+        click.echo(f"Warning: {outputs.animation_error}", err=True)
+    return outputs.report
 
 
 # --- run -------------------------------------------------------------------------------------
@@ -337,12 +336,12 @@ def run(
 
     app_list = _parse_apps(apps)
     if replay_dir is not None:
-        from .agent.report import load_run
+        from .agent.trajectory import read_run
 
-        recorded = load_run(replay_dir).start or {}  # ConfigError: not a run directory
+        recorded = read_run(replay_dir).start  # ConfigError: not a run directory
         if ctx.get_parameter_source("model") is click.core.ParameterSource.DEFAULT:
-            model = str(recorded.get("model") or model)
-        task = task or recorded.get("task")
+            model = str((recorded.model if recorded else None) or model)
+        task = task or (recorded.task if recorded else None)
     if not task:
         raise click.UsageError("Missing argument 'TASK' (the instruction for Claude).")
     spec = resolve_model(model, provider)  # ModelNotFoundError with close matches
@@ -425,21 +424,56 @@ def desktop(width: int, height: int, apps: str) -> None:
 )
 @click.option("--no-text", is_flag=True, help="Do not compare the tools' result texts.")
 @click.option("--stop-at-first", is_flag=True, help="Stop at the first divergence.")
-def replay(run_dir: str, max_changed_share: float, no_text: bool, stop_at_first: bool) -> None:
+@click.option(
+    "--yes",
+    "-y",
+    "assume_yes",
+    is_flag=True,
+    help="Run the recorded bash/editor actions without asking (inside a scratch directory).",
+)
+def replay(
+    run_dir: str, max_changed_share: float, no_text: bool, stop_at_first: bool, assume_yes: bool
+) -> None:
     """Re-execute a recorded run's actions on a fresh desktop and compare.
 
+    First shows every action that will run. Recorded bash and text-editor actions run on
+    THIS machine (confined to the fresh desktop's scratch directory: bash starts there, the
+    editor may not leave it), so they only run after you confirm, or with --yes.
     Prints where results or screens diverge from the recording; exits 1 if any do.
     To replay the MODEL instead (the whole loop offline), use `deskpilot run --replay DIR`.
     """
-    from .agent.report import load_run
+    from .agent.replay import format_plan, replay_plan
+    from .agent.trajectory import read_run
 
-    load_run(run_dir)
+    run = read_run(run_dir)  # ConfigError: not a run directory
+    plan = replay_plan(run)
+    host = [p for p in plan if p.host]
+    click.echo(f"The replay of {run.run_dir} will run {len(plan)} recorded action(s):")
+    click.echo(format_plan(plan) or "  (none)")
+    for problem in run.problems:
+        click.echo(f"Note: {problem}", err=True)
+    if host and not assume_yes:
+        question = (
+            f"{len(host)} of them are bash/editor actions that run on this machine (inside a "
+            "scratch directory). Run them?"
+        )
+        if not click.confirm(question, default=False):
+            click.echo("Nothing was replayed (pass --yes to skip this question).", err=True)
+            sys.exit(1)
     _require_xvfb()
-    sys.exit(asyncio.run(_replay_async(run_dir, max_changed_share, not no_text, stop_at_first)))
+    sys.exit(
+        asyncio.run(
+            _replay_async(run_dir, max_changed_share, not no_text, stop_at_first, bool(host))
+        )
+    )
 
 
 async def _replay_async(
-    run_dir: str, max_changed_share: float, compare_text: bool, stop_at_first: bool
+    run_dir: str,
+    max_changed_share: float,
+    compare_text: bool,
+    stop_at_first: bool,
+    host_actions: bool,
 ) -> int:
     from .agent.replay import replay_run
 
@@ -449,6 +483,7 @@ async def _replay_async(
         max_changed_share=max_changed_share,
         compare_text=compare_text,
         stop_at_first=stop_at_first,
+        host_actions=host_actions,
     )
     click.echo(report.format())
     return 0 if report.ok else 1
@@ -460,16 +495,20 @@ async def _replay_async(
     "--no-animation", is_flag=True, help="Only write report.html (skip run.gif / run.mp4)."
 )
 def report(run_dir: str, no_animation: bool) -> None:
-    """Write (or refresh) RUN_DIR/report.html and RUN_DIR/run.gif (+ run.mp4 with ffmpeg)."""
-    from .agent.report import write_animation, write_report
+    """Write (or refresh) RUN_DIR/report.html, then RUN_DIR/run.gif (+ run.mp4 with ffmpeg).
 
-    written: list[Path] = []
-    if not no_animation:
-        written = write_animation(run_dir)
-    path = write_report(run_dir)
-    for extra in written:
+    Lines of the trajectory that cannot be read are shown in the page as unreadable, with
+    the reason; the page is written before the animation, so it survives an animation
+    failure.
+    """
+    from .agent.report import write_outputs
+
+    outputs = write_outputs(run_dir, animation=not no_animation)
+    for extra in outputs.animations:
         click.echo(f"Animation: {extra}")
-    click.echo(f"Report: {path}\n        {_file_url(path)}")
+    if outputs.animation_error:
+        click.echo(f"Warning: {outputs.animation_error}", err=True)
+    click.echo(f"Report: {outputs.report}\n        {_file_url(outputs.report)}")
 
 
 @main.command(short_help="Check what the desktop needs; install it with --install.")

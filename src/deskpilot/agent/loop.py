@@ -13,8 +13,8 @@ One :class:`Agent` run:
    after the first failure every later member answers exactly
    :data:`~deskpilot.computer_use.specs.TOOLSET_HALT_TEXT`) and appends ONE user turn with
    every tool_result;
-4. records the step (``trajectory.jsonl`` + screenshot files, TRAJECTORY_FORMAT.md) and calls
-   ``on_step``;
+4. records the step (``trajectory.jsonl`` + screenshot files, ``docs/trajectory-format.md``;
+   the typed records of :mod:`deskpilot.agent.records`) and calls ``on_step``;
 5. repeats until a response has no tool call, ``max_turns`` model calls, a token or dollar
    budget (checked after each response), :meth:`Agent.interrupt`, or an API error response.
 
@@ -49,6 +49,17 @@ from .context import (
     validate_policy,
 )
 from .prompts import default_system_prompt
+from .records import (
+    ActionRecord,
+    RunEnd,
+    RunStart,
+    StepRecord,
+    action_record,
+    response_record,
+    run_end_record,
+    run_start_record,
+    step_record,
+)
 from .trajectory import TrajectoryWriter, new_run_dir, utc_now_iso
 
 if TYPE_CHECKING:
@@ -68,7 +79,7 @@ INTERRUPTED_TEXT = "Not executed: the run was interrupted by the user."
 DECLINED_PREFIX = "The user declined this action: "
 
 ApproveFn = Callable[[ToolCall], bool | Awaitable[bool]]
-StepFn = Callable[[dict[str, Any]], Any]
+StepFn = Callable[[StepRecord], Any]
 
 
 @dataclass(slots=True, kw_only=True, repr=False)
@@ -91,7 +102,9 @@ class AgentResult:
         error: the API error message or exception text when ``stop_reason`` is
             ``"api_error"``/``"error"``.
         duration_s: wall-clock seconds of the run.
-        step_records: the step records as written to ``trajectory.jsonl``.
+        step_records: the step records (:class:`~deskpilot.agent.records.StepRecord`) as
+            written to ``trajectory.jsonl`` (``t`` set when recording was on);
+            ``record.model_dump(mode="json")`` is the line's JSON object.
     """
 
     final_text: str | None
@@ -103,7 +116,7 @@ class AgentResult:
     conversation: Conversation
     error: str | None = None
     duration_s: float = 0.0
-    step_records: list[dict[str, Any]] = field(default_factory=list)
+    step_records: list[StepRecord] = field(default_factory=list)
 
     def __repr__(self) -> str:
         text = (self.final_text or "")[:60]
@@ -179,20 +192,19 @@ class _RunState:
     final_text: str | None = None
     stop_reason: str | None = None
     error: str | None = None
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[StepRecord] = field(default_factory=list)
 
-    def end_record(self) -> dict[str, Any]:
-        """The ``run_end`` line (TRAJECTORY_FORMAT.md)."""
-        return {
-            "type": "run_end",
-            "stop_reason": self.stop_reason or "error",
-            "final_text": self.final_text,
-            "steps": self.step,
-            "usage": self.usage.to_dict(),
-            "cost": round(self.cost, 8),
-            "ended_at": utc_now_iso(),
-            "error": self.error,
-        }
+    def end_record(self) -> RunEnd:
+        """The ``run_end`` record (``docs/trajectory-format.md``)."""
+        return run_end_record(
+            stop_reason=self.stop_reason,
+            final_text=self.final_text,
+            steps=self.step,
+            usage=self.usage,
+            cost=self.cost,
+            ended_at=utc_now_iso(),
+            error=self.error,
+        )
 
 
 class Agent:
@@ -220,7 +232,8 @@ class Agent:
         approve: ``approve(call) -> bool`` (or awaitable) asked before each action; False
             answers the model with an is_error result "The user declined this action: ...".
             An exception in it counts as a refusal.
-        on_step: ``on_step(step_record)`` (sync or async) after each step is recorded.
+        on_step: ``on_step(record)`` (sync or async) after each step is recorded, with the
+            step's :class:`~deskpilot.agent.records.StepRecord`.
         budget_tokens: stop once the run's total tokens (input incl. cache reads and writes,
             plus output) reach this.
         budget_usd: stop once the run's cost in US dollars reaches this.
@@ -432,12 +445,11 @@ class Agent:
             if self.initial_screenshot and st.computer_tool is not None:
                 initial_rel = await self._add_initial_screenshot(conv, st.computer_tool, st.writer)
             if st.writer is not None:
-                start = self._run_start(
-                    task_text, spec, platform, tools, st.computer_tool, st.system
+                await st.writer.write_line(
+                    self._run_start(
+                        task_text, spec, platform, tools, st.computer_tool, st.system, initial_rel
+                    )
                 )
-                if initial_rel:
-                    start["initial_screenshot"] = initial_rel
-                await st.writer.write_line(start)
             while st.stop_reason is None:
                 if self._interrupt.is_set():
                     st.stop_reason = "interrupted"
@@ -500,7 +512,7 @@ class Agent:
         if response.completion is not None:
             st.final_text = response.completion
         st.computer_tool = self._follow_step_down(response, st.tools, st.computer_tool)
-        actions: list[dict[str, Any]] = []
+        actions: list[ActionRecord] = []
         actions_s = 0.0
         end: str | None = None
         if response.is_error or response.content is None:
@@ -521,8 +533,7 @@ class Agent:
                 note = f"Not executed: the run stopped because its {kind} budget was reached."
                 results = [self._synthetic(c, note) for c in calls]
                 actions = [
-                    self._action_record(c, r, approved=False)
-                    for c, r in zip(calls, results, strict=True)
+                    action_record(c, r, approved=False) for c, r in zip(calls, results, strict=True)
                 ]
                 st.conv.messages.append(Message("user", results))
             else:
@@ -532,20 +543,16 @@ class Agent:
                 st.conv.messages.append(Message("user", results))
                 if self._interrupt.is_set():
                     end = "interrupted"
-        step_s = clock() - t_step
-        record = {
-            "type": "step",
-            "index": st.step,
-            "response": self._response_record(response, n_images),
-            "actions": actions,
-            "timings": {
-                "model_s": round(model_s, 6),
-                "actions_s": round(actions_s, 6),
-                "overhead_s": round(max(0.0, step_s - model_s - actions_s), 6),
-                "step_s": round(step_s, 6),
-            },
-            "cumulative": {"usage": st.usage.to_dict(), "cost": round(st.cost, 8)},
-        }
+        record = step_record(
+            index=st.step,
+            response=response_record(response, n_images),
+            actions=actions,
+            model_s=model_s,
+            actions_s=actions_s,
+            step_s=clock() - t_step,
+            usage=st.usage,
+            cost=st.cost,
+        )
         st.records.append(record)
         if st.writer is not None:
             await st.writer.write_line(record)
@@ -708,7 +715,7 @@ class Agent:
         tools: list[Any],
         computer_tool: Any,
         writer: TrajectoryWriter | None,
-    ) -> tuple[list[ToolResult], list[dict[str, Any]], float]:
+    ) -> tuple[list[ToolResult], list[ActionRecord], float]:
         """Run one turn's calls in order; returns (results, action records, action seconds).
 
         Toolset members (``toolset_name`` set) form the turn's batch (computer-use page,
@@ -718,7 +725,7 @@ class Agent:
         """
         clock = self._clock
         results: list[ToolResult] = []
-        actions: list[dict[str, Any]] = []
+        actions: list[ActionRecord] = []
         toolset_failed = False
         actions_s = 0.0
         last_member = max((i for i, c in enumerate(calls) if c.toolset_name), default=-1)
@@ -726,12 +733,12 @@ class Agent:
             if self._interrupt.is_set():
                 result = self._synthetic(call, INTERRUPTED_TEXT)
                 results.append(result)
-                actions.append(self._action_record(call, result, approved=False))
+                actions.append(action_record(call, result, approved=False))
                 continue
             if call.toolset_name and toolset_failed:
                 result = self._synthetic(call, TOOLSET_HALT_TEXT)
                 results.append(result)
-                actions.append(self._action_record(call, result, approved=False))
+                actions.append(action_record(call, result, approved=False))
                 continue
             approved, why = await self._ask(call)
             timings = {"action_s": 0.0, "settle_s": 0.0, "screenshot_s": 0.0, "total_s": 0.0}
@@ -753,7 +760,7 @@ class Agent:
             if call.toolset_name and result.is_error:
                 toolset_failed = True
             results.append(result)
-            actions.append(self._action_record(call, result, approved=approved, timings=timings))
+            actions.append(action_record(call, result, approved=approved, timings=timings))
         if last_member >= 0 and computer_tool is not None:
             actions_s += await self._finish_batch(calls, results, actions, computer_tool)
         if writer is not None:
@@ -770,21 +777,21 @@ class Agent:
             if saves:
                 paths = await asyncio.gather(*(s for _, s in saves))
                 for (rec, _), rel in zip(saves, paths, strict=True):
-                    rec["screenshot"] = rel
+                    rec.screenshot = rel
         return results, actions, actions_s
 
     async def _finish_batch(
         self,
         calls: list[ToolCall],
         results: list[ToolResult],
-        actions: list[dict[str, Any]],
+        actions: list[ActionRecord],
         computer_tool: Any,
     ) -> float:
         """Attach a screenshot to the last successful toolset member if it has none."""
         ok = [
             i
             for i, (c, r) in enumerate(zip(calls, results, strict=True))
-            if c.toolset_name and actions[i]["executed"] and not r.is_error
+            if c.toolset_name and actions[i].executed and not r.is_error
         ]
         if not ok or results[ok[-1]].images:
             return 0.0
@@ -804,9 +811,9 @@ class Agent:
         results[i] = ToolResult(
             r.tool_call_id, text_before_images([*parts, *shot.images]), r.is_error, r.toolset_name
         )
-        timings = actions[i]["timings"]
-        timings["screenshot_s"] = round(timings["screenshot_s"] + spent, 6)
-        timings["total_s"] = round(timings["total_s"] + spent, 6)
+        timings = actions[i].timings
+        timings.screenshot_s = round(timings.screenshot_s + spent, 6)
+        timings.total_s = round(timings.total_s + spent, 6)
         return spent
 
     @staticmethod
@@ -819,46 +826,7 @@ class Agent:
                     out[key] = float(last[key])
         return {k: round(v, 6) for k, v in out.items()}
 
-    @staticmethod
-    def _action_record(
-        call: ToolCall,
-        result: ToolResult,
-        *,
-        approved: bool,
-        timings: dict[str, float] | None = None,
-    ) -> dict[str, Any]:
-        executed = timings is not None and approved
-        return {
-            "tool_use_id": call.id,
-            "name": call.name,
-            "toolset_name": call.toolset_name,
-            "input": call.arguments,
-            "approved": approved,
-            "executed": executed,
-            "is_error": result.is_error,
-            "text": result.text,
-            "screenshot": None,
-            "timings": timings
-            or {"action_s": 0.0, "settle_s": 0.0, "screenshot_s": 0.0, "total_s": 0.0},
-        }
-
-    @staticmethod
-    def _response_record(response: APIResponse, n_images: int) -> dict[str, Any]:
-        content = response.content.to_anthropic()["content"] if response.content is not None else []
-        return {
-            "content": content,
-            "stop_reason": response.stop_reason,
-            "usage": response.usage.to_dict(),
-            "cost": response.cost,
-            "request_id": response.request_id,
-            "latency_s": response.latency_s,
-            "attempts": response.attempts,
-            "images_in_request": n_images,
-            "is_error": response.is_error,
-            "error_message": response.error_message,
-        }
-
-    async def _call_on_step(self, record: dict[str, Any]) -> None:
+    async def _call_on_step(self, record: StepRecord) -> None:
         if self.on_step is None:
             return
         try:
@@ -905,43 +873,31 @@ class Agent:
         tools: list[Any],
         computer_tool: Any,
         system: str,
-    ) -> dict[str, Any]:
+        initial_screenshot: str | None,
+    ) -> RunStart:
         from .. import __version__
 
-        versions: dict[str, str | None] = {"computer": None, "editor": None, "bash": None}
-        for t in tools:
-            if not _is_executor(t):
-                continue
-            ttype = _tool_type(t) or ""
-            if ttype.startswith("computer"):
-                versions["computer"] = ttype
-            elif ttype.startswith("text_editor"):
-                versions["editor"] = ttype
-            elif ttype.startswith("bash"):
-                versions["bash"] = ttype
-        native = list(getattr(self.computer, "size", (0, 0))) if self.computer is not None else None
-        model_size = list(computer_tool.model_size) if computer_tool is not None else None
-        custom = [getattr(t, "name", None) for t in tools if not _is_executor(t)]
-        return {
-            "type": "run_start",
-            "t": 0.0,
-            "task": task,
-            "model": getattr(spec, "name", None) or self.model,
-            "model_id": getattr(spec, "model_id", None),
-            "provider": platform,
-            "native_size": native,
-            "model_size": model_size,
-            "image_tier": getattr(computer_tool, "image_tier", None),
-            "tool_versions": versions,
-            "custom_tools": custom,
-            "system_prompt": system,
-            "max_turns": self.max_turns,
-            "keep_screenshots": self.keep_screenshots,
-            "prune_interval": self.prune_interval,
-            "apps": list(getattr(self.computer, "apps", ()) or ()),
-            "started_at": utc_now_iso(),
-            "deskpilot_version": __version__,
-        }
+        return run_start_record(
+            task=task,
+            model=getattr(spec, "name", None) or self.model,
+            model_id=getattr(spec, "model_id", None),
+            provider=platform,
+            native_size=self.computer.size if self.computer is not None else None,
+            model_size=computer_tool.model_size if computer_tool is not None else None,
+            image_tier=getattr(computer_tool, "image_tier", None),
+            tool_types=[_tool_type(t) or "" for t in tools if _is_executor(t)],
+            custom_tools=[
+                str(getattr(t, "name", None) or "?") for t in tools if not _is_executor(t)
+            ],
+            system_prompt=system,
+            max_turns=self.max_turns,
+            keep_screenshots=self.keep_screenshots,
+            prune_interval=self.prune_interval,
+            apps=getattr(self.computer, "apps", ()) or (),
+            started_at=utc_now_iso(),
+            deskpilot_version=__version__,
+            initial_screenshot=initial_screenshot,
+        )
 
 
 __all__ = ["DEFAULT_PRUNE_INTERVAL", "INTERRUPTED_TEXT", "Agent", "AgentResult"]

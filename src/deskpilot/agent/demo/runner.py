@@ -28,9 +28,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ...errors import ConfigError, DeskpilotError, MissingDependencyError
+from ...errors import ConfigError, MissingDependencyError
+
+if TYPE_CHECKING:
+    from ..records import StepRecord
 
 log = logging.getLogger("deskpilot.demo")
 
@@ -207,7 +210,7 @@ async def run_demo(
     out_dir: str | os.PathLike[str] = "deskpilot-runs",
     keep_open: bool = False,
     *,
-    on_step: Callable[[dict[str, Any]], Any] | None = None,
+    on_step: Callable[[StepRecord], Any] | None = None,
     echo: Callable[[str], Any] | None = None,
     animation: bool = True,
     script_path: str | None = None,
@@ -220,7 +223,8 @@ async def run_demo(
             file is saved in its ``workspace/`` subdirectory.
         keep_open: after the run, keep the desktop until SIGINT/SIGTERM (Ctrl-C) so it can
             be looked at (``DISPLAY=:N``); ``echo`` says how.
-        on_step: the agent's per-step callback (gets each trajectory step record).
+        on_step: the agent's per-step callback (gets each step's
+            :class:`~deskpilot.agent.records.StepRecord`).
         echo: where to send status lines (e.g. ``click.echo``); None sends them to the log.
         animation: also write ``run.gif`` (+ ``run.mp4`` with ffmpeg).
         script_path: another script in the same format (default: the bundled demo.json).
@@ -238,7 +242,7 @@ async def run_demo(
     """
     from ... import Agent, LLMClient, LocalDesktop
     from ...testing import FakeModelServer
-    from ..report import write_animation, write_checks, write_report
+    from ..report import write_checks, write_outputs
 
     say = echo or (lambda line: log.info("%s", line))
     t0 = time.monotonic()
@@ -322,12 +326,12 @@ async def run_demo(
             ),
         }
         await asyncio.to_thread(write_checks, traj, [check])
-        if animation:
-            try:
-                result.animation_paths = await asyncio.to_thread(write_animation, traj)
-            except DeskpilotError as exc:
-                log.warning("No animation: %s", exc)
-        result.report_path = await asyncio.to_thread(write_report, traj)
+        # the HTML first: a failing animation never costs the report
+        outputs = await asyncio.to_thread(write_outputs, traj, animation=animation)
+        if outputs.animation_error:
+            log.warning("No animation: %s", outputs.animation_error)
+        result.report_path = outputs.report
+        result.animation_paths = outputs.animations
     result.ok = result.error is None
     result.elapsed_s = time.monotonic() - t0 - waited  # without the keep_open wait
     return result

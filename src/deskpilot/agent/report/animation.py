@@ -1,0 +1,285 @@
+"""The animation of a run: ``run.gif`` (Pillow) and ``run.mp4`` (ffmpeg, when on PATH).
+
+Frames: the initial screen, then for each action the screen before it with the action drawn
+(model-space marks, the same geometry as the page) and the screen after it, each with a
+caption bar; a final frame with the answer. Screenshots are opened through
+:func:`deskpilot.agent.imagefiles.open_image` (bounded size, decoded at once); one that
+cannot be read is left out with a warning. At most :data:`MAX_FRAMES` frames are made.
+Frames are rendered one at a time (only the palette images of the GIF are kept in memory).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ...errors import DeskpilotError
+from ..imagefiles import UnreadableImage, open_image
+from ..trajectory import Run
+from .marks import COLOURS, Mark, action_summary, short
+from .scenes import scenes
+
+log = logging.getLogger("deskpilot.report")
+
+__all__ = ["MAX_FRAMES", "draw_marks", "write_animation_of"]
+
+MAX_FRAMES = 600
+"""Most frames in one animation (a longer run keeps its first frames and its last one)."""
+_FONT_PATHS = (
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
+)
+
+
+@functools.lru_cache(maxsize=16)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    for path in _FONT_PATHS:
+        if os.path.exists(path):
+            return ImageFont.truetype(path, size)
+    return ImageFont.load_default(size=size)
+
+
+def draw_marks(img: Image.Image, marks: list[Mark]) -> Image.Image:
+    """Draw marks (MODEL-space pixels = this image's pixels) on a copy of ``img`` (RGB)."""
+    out = img.convert("RGB").copy()
+    draw = ImageDraw.Draw(out, "RGBA")
+    unit = max(out.size) / 640.0
+    width = max(2, round(2.4 * unit))
+    font = _font(max(12, round(11 * unit)))
+    for mark in marks:
+        colour = COLOURS.get(mark.kind, COLOURS["point"])
+        rgb = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+        if mark.kind == "point":
+            x, y = mark.points[0]
+            r = 14 * unit
+            draw.ellipse((x - r, y - r, x + r, y + r), fill=(*rgb, 50), outline=rgb, width=width)
+            d = 2.5 * unit
+            draw.ellipse((x - d, y - d, x + d, y + d), fill=rgb)
+        elif mark.kind in ("drag", "scroll"):
+            (x1, y1), (x2, y2) = mark.points
+            r = 6 * unit
+            draw.ellipse((x1 - r, y1 - r, x1 + r, y1 + r), outline=rgb, width=width)
+            draw.line((x1, y1, x2, y2), fill=rgb, width=width)
+            ang = math.atan2(y2 - y1, x2 - x1)
+            head = 10 * unit
+            pts = [
+                (x2, y2),
+                (x2 - head * math.cos(ang - 0.45), y2 - head * math.sin(ang - 0.45)),
+                (x2 - head * math.cos(ang + 0.45), y2 - head * math.sin(ang + 0.45)),
+            ]
+            draw.polygon(pts, fill=rgb)
+        elif mark.kind == "zoom":
+            (x1, y1), (x2, y2) = mark.points
+            draw.rectangle(
+                (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)),
+                fill=(*rgb, 30),
+                outline=rgb,
+                width=width,
+            )
+        lx, ly = mark.points[0]
+        draw.text(
+            (lx + 18 * unit, ly - 16 * unit - 11 * unit),
+            mark.label,
+            fill=rgb,
+            font=font,
+            stroke_width=max(1, round(1.5 * unit)),
+            stroke_fill="white",
+        )
+    return out
+
+
+@dataclass(slots=True)
+class _Frame:
+    image: str  # relative screenshot path
+    marks: list[Mark]
+    caption: str
+    duration_ms: int
+
+
+def _frames(run: Run) -> list[_Frame]:
+    frames: list[_Frame] = []
+    task = run.start.task if run.start is not None else ""
+    if run.initial_screenshot:
+        frames.append(_Frame(run.initial_screenshot, [], f"Task: {short(task, 90)}", 1500))
+    last: str | None = run.initial_screenshot
+    for scene in scenes(run):
+        label = f"Step {scene.step.index}: {action_summary(scene.action)}"
+        if scene.action.is_error:
+            label += "  [error]"
+        if scene.marks and scene.before:
+            frames.append(_Frame(scene.before, scene.marks, label, 1000))
+            if scene.after:
+                frames.append(_Frame(scene.after, [], label + " → done", 600))
+        elif scene.after:
+            frames.append(_Frame(scene.after, [], label, 900))
+        elif last is not None:
+            result = short(scene.action.text.strip(), 50)
+            frames.append(_Frame(last, [], label + (f" → {result}" if result else ""), 1400))
+        if scene.after:
+            last = scene.after
+    if last is not None:
+        end = run.end
+        if end is not None:
+            final = short(end.final_text or end.stop_reason or "", 90)
+            caption = f"Done ({end.stop_reason}): {final}"
+        else:
+            caption = "The run ended without a run_end record."
+        frames.append(_Frame(last, [], caption, 2500))
+    if len(frames) > MAX_FRAMES:
+        log.info("The run has %d frames; the animation keeps %d.", len(frames), MAX_FRAMES)
+        frames = [*frames[: MAX_FRAMES - 1], frames[-1]]
+    return frames
+
+
+class _Renderer:
+    """Renders frames one at a time at one output size (set by the first readable frame)."""
+
+    def __init__(self, run: Run, max_width: int) -> None:
+        self.run = run
+        self.max_width = max(16, max_width)
+        self.size: tuple[int, int] | None = None
+        self._cache: dict[str, Image.Image | None] = {}
+
+    def _image(self, rel: str) -> Image.Image | None:
+        if rel not in self._cache:
+            path = self.run.path(rel)
+            try:
+                if path is None:
+                    raise UnreadableImage(f"{rel} is missing or outside the run directory.")
+                self._cache = {rel: open_image(path)}  # frames reuse the previous image only
+            except UnreadableImage as exc:
+                log.warning("Animation frame left out: %s", exc)
+                self._cache = {rel: None}
+        return self._cache[rel]
+
+    def render(self, frame: _Frame) -> Image.Image | None:
+        base = self._image(frame.image)
+        if base is None:
+            return None
+        img = draw_marks(base, frame.marks) if frame.marks else base
+        if self.size is None:
+            w, h = img.size
+            scale = min(1.0, self.max_width / w)
+            self.size = (max(2, round(w * scale)) // 2 * 2, max(2, round(h * scale)) // 2 * 2)
+        size = self.size
+        img = img.resize(size, Image.Resampling.LANCZOS) if img.size != size else img
+        bar_h = max(24, size[1] // 20) // 2 * 2
+        canvas = Image.new("RGB", (size[0], size[1] + bar_h), (28, 28, 30))
+        canvas.paste(img, (0, 0))
+        draw = ImageDraw.Draw(canvas)
+        font = _font(max(11, int(bar_h * 0.5)))
+        caption = frame.caption
+        while caption and draw.textlength(caption, font=font) > size[0] - 16:
+            caption = caption[:-2] + "…" if len(caption) > 2 else ""
+        draw.text((8, size[1] + bar_h / 2), caption, fill=(245, 245, 247), font=font, anchor="lm")
+        return canvas
+
+
+def write_animation_of(run: Run, *, max_width: int = 800, mp4: bool = True) -> list[Path]:
+    """Write ``run.gif`` (and ``run.mp4`` with ffmpeg) into ``run.run_dir``.
+
+    Args:
+        run: a run read by :func:`~deskpilot.agent.trajectory.read_run`.
+        max_width: frames are scaled down to at most this many pixels wide.
+        mp4: also write the MP4 when ffmpeg is on PATH.
+
+    Returns:
+        The written files (empty when no screenshot of the run could be read).
+
+    Raises:
+        DeskpilotError: the GIF could not be written. A failing ffmpeg only logs a warning
+            (the GIF is the portable result).
+    """
+    renderer = _Renderer(run, max_width)
+    palette: list[Image.Image] = []
+    durations: list[int] = []
+    with tempfile.TemporaryDirectory(prefix="deskpilot-frames-") as tmp:
+        listing = ["ffconcat version 1.0"]
+        for frame in _frames(run):
+            canvas = renderer.render(frame)
+            if canvas is None:
+                continue
+            palette.append(
+                canvas.quantize(
+                    colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE
+                )
+            )
+            durations.append(frame.duration_ms)
+            if mp4:
+                name = f"f{len(palette) - 1:05d}.png"
+                canvas.save(os.path.join(tmp, name), compress_level=1)
+                listing += [f"file {name}", f"duration {frame.duration_ms / 1000:.3f}"]
+        if not palette:
+            return []
+        gif = run.run_dir / "run.gif"
+        try:
+            palette[0].save(
+                gif,
+                save_all=True,
+                append_images=palette[1:],
+                duration=durations,
+                loop=0,
+                disposal=1,
+            )
+        except (OSError, ValueError) as exc:
+            raise DeskpilotError(f"Could not write the animation {gif}: {exc}.") from exc
+        written = [gif]
+        if mp4:
+            listing.append(f"file f{len(palette) - 1:05d}.png")  # concat demuxer: last frame twice
+            video = _write_mp4(Path(tmp), listing, run.run_dir / "run.mp4")
+            if video is not None:
+                written.append(video)
+    return written
+
+
+_FFMPEG_ENV = {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8"}
+"""ffmpeg gets this environment only (no credential reaches a subprocess)."""
+
+
+def _write_mp4(tmp: Path, listing: list[str], target: Path) -> Path | None:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        log.info("ffmpeg is not on PATH; skipping %s (the GIF has the same frames).", target)
+        return None
+    concat = tmp / "frames.ffconcat"
+    concat.write_text("\n".join(listing) + "\n", encoding="utf-8")
+    for codec in (["-c:v", "libx264", "-preset", "veryfast", "-crf", "26"], ["-c:v", "mpeg4"]):
+        cmd = [
+            ffmpeg,
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "concat",
+            "-safe",
+            "0",
+            "-i",
+            str(concat),
+            "-vf",
+            "fps=10,format=yuv420p",
+            *codec,
+            "-movflags",
+            "+faststart",
+            str(target),
+        ]
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, timeout=180, check=False, env=_FFMPEG_ENV, cwd=tmp
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            log.warning("ffmpeg failed for %s: %s", target, exc)
+            return None
+        if proc.returncode == 0 and target.is_file():
+            return target
+        log.info("ffmpeg %s failed: %s", codec[1], proc.stderr.decode(errors="replace")[-300:])
+    log.warning("ffmpeg could not write %s; only the GIF was written.", target)
+    return None
