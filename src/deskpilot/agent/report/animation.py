@@ -30,7 +30,7 @@ from .scenes import scenes
 
 log = logging.getLogger("deskpilot.report")
 
-__all__ = ["MAX_FRAMES", "draw_marks", "write_animation_of"]
+__all__ = ["MAX_FRAMES", "draw_marks", "drawable", "write_animation_of"]
 
 MAX_FRAMES = 600
 """Most frames in one animation (a longer run keeps its first frames and its last one)."""
@@ -46,6 +46,13 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         if os.path.exists(path):
             return ImageFont.truetype(path, size)
     return ImageFont.load_default(size=size)
+
+
+def drawable(text: str) -> str:
+    """``text`` safe to lay out with Pillow: characters that are not printable (newlines,
+    carriage returns, control and format characters, which make the layout engine fail or
+    hide text) become ``·``."""
+    return "".join(c if c.isprintable() else "·" for c in text)
 
 
 def draw_marks(img: Image.Image, marks: list[Mark]) -> Image.Image:
@@ -88,7 +95,7 @@ def draw_marks(img: Image.Image, marks: list[Mark]) -> Image.Image:
         lx, ly = mark.points[0]
         draw.text(
             (lx + 18 * unit, ly - 16 * unit - 11 * unit),
-            mark.label,
+            drawable(mark.label),
             fill=rgb,
             font=font,
             stroke_width=max(1, round(1.5 * unit)),
@@ -177,7 +184,7 @@ class _Renderer:
         canvas.paste(img, (0, 0))
         draw = ImageDraw.Draw(canvas)
         font = _font(max(11, int(bar_h * 0.5)))
-        caption = frame.caption
+        caption = drawable(frame.caption)[:300]
         while caption and draw.textlength(caption, font=font) > size[0] - 16:
             caption = caption[:-2] + "…" if len(caption) > 2 else ""
         draw.text((8, size[1] + bar_h / 2), caption, fill=(245, 245, 247), font=font, anchor="lm")
@@ -205,7 +212,11 @@ def write_animation_of(run: Run, *, max_width: int = 800, mp4: bool = True) -> l
     with tempfile.TemporaryDirectory(prefix="deskpilot-frames-") as tmp:
         listing = ["ffconcat version 1.0"]
         for frame in _frames(run):
-            canvas = renderer.render(frame)
+            try:
+                canvas = renderer.render(frame)
+            except (RuntimeError, ValueError, OSError) as exc:  # Pillow's layout or drawing
+                log.warning("Animation frame %r left out: %s", frame.caption[:80], exc)
+                continue
             if canvas is None:
                 continue
             palette.append(
