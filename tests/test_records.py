@@ -134,3 +134,27 @@ async def test_toolset_batch_lines_are_typed_records(tmp_path):
     # the end-of-batch screenshot is attached to the last member and recorded
     assert batch[1].screenshot == "screenshots/0001-1.png" and batch[0].screenshot is None
     assert batch[1].timings.screenshot_s > 0
+
+
+async def test_a_key_passed_as_api_key_never_reaches_the_trajectory_or_report(tmp_path):
+    """Regression: the writer scrubbed only the environment's keys, so a key passed as
+    ``api_key=`` that showed up in a tool result (here the model, prompt-injected, echoes
+    it through bash) was written to trajectory.jsonl and the report in clear."""
+    from deskpilot.agent.report import write_report
+
+    key = "sk-ant-passed-as-argument-0123456789"
+    async with FakeModelServer() as server:
+        server.enqueue(
+            _respond(tool_use_block("bash", {"command": f"echo {key}"}, id="k1")),
+            text_response(f"The key is {key}."),
+        )
+        async with LLMClient(
+            "claude-4-sonnet", base_url=server.url, api_key=key, max_attempts=1, progress="none"
+        ) as client:
+            result = await Agent(client, FakeComputer(), out_dir=tmp_path).run("leak it")
+    assert result.stop_reason == "end_turn"
+    assert key in result.conversation.messages[2].tool_results[0].text  # it did leak there
+    raw = (result.trajectory_dir / "trajectory.jsonl").read_text()
+    assert key not in raw and raw.count("[redacted]") >= 3  # bash input, output, final text
+    page = write_report(result.trajectory_dir).read_text(encoding="utf-8")
+    assert key not in page

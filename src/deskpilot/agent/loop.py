@@ -439,7 +439,10 @@ class Agent:
         st.computer_tool = next((t for t in tools if _is_computer(t)), None)
         try:
             if self.out_dir is not None:
-                st.writer = TrajectoryWriter(new_run_dir(self.out_dir, task_text, self.run_name))
+                st.writer = TrajectoryWriter(
+                    new_run_dir(self.out_dir, task_text, self.run_name),
+                    secrets=self.client.credential_values,  # asked again at every line
+                )
             st.system = self.system_prompt or self._default_prompt(tools, st.computer_tool)
             initial_rel = None
             if self.initial_screenshot and st.computer_tool is not None:

@@ -150,8 +150,10 @@ class TrajectoryWriter:
         run_dir: the run directory (created if missing).
         clock: ``time.perf_counter``-like; ``t`` of every line is seconds since construction.
         secrets: credential values to scrub from every line in addition to the environment's
-            (e.g. ``LLMClient.credential_values()``: a key passed as ``api_key=`` is not in
-            ``os.environ``); values shorter than 8 characters are ignored.
+            (a key passed as ``api_key=`` is not in ``os.environ``), or a function returning
+            them, called for every line (e.g. ``client.credential_values``: a Bedrock
+            profile's credentials are only known after the first request); values shorter
+            than 8 characters are ignored.
 
     Every ``write_*`` coroutine returns after the line is on disk (flushed and fsync'd).
     """
@@ -161,7 +163,7 @@ class TrajectoryWriter:
         run_dir: str | os.PathLike[str],
         *,
         clock: Callable[[], float] = time.perf_counter,
-        secrets: Iterable[str] = (),
+        secrets: Iterable[str] | Callable[[], Iterable[str]] = (),
     ) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -169,7 +171,8 @@ class TrajectoryWriter:
         self.path = self.run_dir / TRAJECTORY_FILE
         self._clock = clock
         self._t0 = clock()
-        self._secrets = _secret_values(secrets)
+        self._secret_source = secrets if callable(secrets) else None
+        self._secrets = _secret_values(() if callable(secrets) else secrets)
 
     def elapsed(self) -> float:
         """Seconds since the writer was created (the ``t`` of the next line)."""
@@ -183,7 +186,10 @@ class TrajectoryWriter:
             )
         if record.t is None:
             record.t = round(max(0.0, self.elapsed()), 6)
-        data = redact(record.model_dump(mode="json"), self._secrets)
+        secrets = self._secrets
+        if self._secret_source is not None:
+            secrets = _secret_values(self._secret_source())
+        data = redact(record.model_dump(mode="json"), secrets)
         return json.dumps(data, ensure_ascii=False) + "\n"
 
     async def write_line(self, record: TrajectoryRecord) -> None:
