@@ -429,6 +429,7 @@ def desktop(width: int, height: int, apps: str) -> None:
     "-y",
     "assume_yes",
     is_flag=True,
+    allow_from_autoenv=False,  # consent is given on the command line, never by the environment
     help="Run the recorded bash/editor actions without asking (inside a scratch directory).",
 )
 def replay(
