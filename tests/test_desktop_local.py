@@ -95,7 +95,7 @@ async def test_dead_x_server_raises_display_died_and_restart_recovers():
             for _ in range(50):
                 await desktop.click(10, 10)
                 await asyncio.sleep(0.02)
-        with pytest.raises(DisplayDiedError, match="call restart"):
+        with pytest.raises(DisplayDiedError, match="must be restarted"):
             await desktop.screenshot()
         await desktop.restart()
         assert desktop.pids[0] != xvfb_pid

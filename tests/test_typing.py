@@ -12,7 +12,7 @@ import pytest
 from deskpilot.desktop.keymap import KeymapState
 from deskpilot.desktop.keys import keysym_for_char
 from deskpilot.desktop.local import LocalDesktop
-from deskpilot.desktop.typing import normalise_text, plan_typing
+from deskpilot.desktop.text_input import normalise_text, plan_typing
 from deskpilot.errors import ToolInputError
 
 NON_ASCII = "éüñßøåçλπΩЖж€→✓☺日本語中文한국어¿½°"

@@ -33,7 +33,14 @@ from deskpilot.desktop.apps import app_spec, menu_xml
 from deskpilot.desktop.capture import ImageFormat
 from deskpilot.desktop.environment import child_env
 from deskpilot.desktop.settle import SettleConfig
-from deskpilot.desktop.x11 import X11Computer
+from deskpilot.desktop.x11 import DEFAULT_RESPONSE_TIMEOUT_S, X11Computer
+from deskpilot.desktop.x11_windows import (
+    activate,
+    active_window,
+    client_list,
+    set_background,
+    wm_ready,
+)
 from deskpilot.errors import (
     ClosedError,
     ConfigError,
@@ -80,54 +87,6 @@ def _parse_settle(settle: bool | SettleConfig | None) -> SettleConfig | None:
     if isinstance(settle, SettleConfig):
         return settle
     raise ConfigError(f"settle must be True, False or a SettleConfig, not {settle!r}.")
-
-
-# ---------------------------------------------------------------------- X window helpers
-def _atom(d: Any, name: str) -> int:
-    return d.intern_atom(name)
-
-
-def _window_prop(d: Any, name: str) -> list[int]:
-    from Xlib import X
-
-    prop = d.screen().root.get_full_property(_atom(d, name), X.AnyPropertyType)
-    return list(prop.value) if prop is not None else []
-
-
-def _wm_ready(d: Any) -> bool:
-    return bool(_window_prop(d, "_NET_SUPPORTING_WM_CHECK"))
-
-
-def _client_list(d: Any) -> list[int]:
-    return _window_prop(d, "_NET_CLIENT_LIST")
-
-
-def _active_window(d: Any) -> int | None:
-    value = _window_prop(d, "_NET_ACTIVE_WINDOW")
-    return int(value[0]) if value and value[0] else None
-
-
-def _activate(d: Any, wid: int) -> None:
-    from Xlib import X
-    from Xlib.protocol import event
-
-    root = d.screen().root
-    ev = event.ClientMessage(
-        window=d.create_resource_object("window", wid),
-        client_type=_atom(d, "_NET_ACTIVE_WINDOW"),
-        data=(32, [2, X.CurrentTime, 0, 0, 0]),
-    )
-    root.send_event(ev, event_mask=X.SubstructureRedirectMask | X.SubstructureNotifyMask)
-    d.sync()
-
-
-def _set_background(d: Any, rgb: tuple[int, int, int]) -> None:
-    screen = d.screen()
-    r, g, b = rgb
-    pixel = screen.default_colormap.alloc_color(r * 257, g * 257, b * 257).pixel
-    screen.root.change_attributes(background_pixel=pixel)
-    screen.root.clear_area(0, 0, 0, 0)
-    d.sync()
 
 
 def _parse_colour(colour: str) -> tuple[int, int, int]:
@@ -188,19 +147,43 @@ class X11Display:
             unless you name it).
         settle: True (default timing), False (no waiting), or a :class:`SettleConfig`. When
             on, :meth:`screenshot` after an input action waits until the screen settles.
+        response_timeout_s: seconds one X round trip may take; a display that does not
+            answer in time is reported dead ("not responding"; see :attr:`dead`).
+
+    Every X request runs in the backend's X thread, never on the event loop.
 
     Use as ``async with X11Display(":0") as d: ...``; after :meth:`close`, every method
     raises :class:`~deskpilot.errors.ClosedError`.
     """
 
-    def __init__(self, display: str, *, settle: bool | SettleConfig = True) -> None:
-        if not isinstance(display, str) or (not display.startswith(":") and ":" not in display):
-            raise ConfigError(f"display must be an X display name such as ':0', not {display!r}.")
+    def __init__(
+        self,
+        display: str,
+        *,
+        settle: bool | SettleConfig = True,
+        response_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S,
+    ) -> None:
+        self._check_display_name(display)
+        if (
+            isinstance(response_timeout_s, bool)
+            or not isinstance(response_timeout_s, (int, float))
+            or not 0 < response_timeout_s <= 600
+        ):
+            raise ConfigError(
+                f"response_timeout_s must be a number of seconds from 0 to 600, not "
+                f"{response_timeout_s!r}."
+            )
         self._display = display
         self._settle_config = _parse_settle(settle)
+        self.response_timeout_s = float(response_timeout_s)
         self._backend: X11Computer | None = None
         self._closed = False
         self._started = False
+
+    @staticmethod
+    def _check_display_name(display: str) -> None:
+        if not isinstance(display, str) or (not display.startswith(":") and ":" not in display):
+            raise ConfigError(f"display must be an X display name such as ':0', not {display!r}.")
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> Self:
@@ -210,13 +193,23 @@ class X11Display:
             DesktopError: the display cannot be opened or has no XTEST.
         """
         self._ensure_open()
-        self._backend = self._make_backend()
-        self._backend.open()
+        backend = self._backend = self._make_backend()
+        try:
+            await backend.start()
+        except BaseException:
+            self._backend = None
+            await backend.aclose()
+            raise
         self._started = True
         return self
 
     def _make_backend(self) -> X11Computer:
-        return X11Computer(self._display, settle=self._settle_config, is_alive=self._is_alive)
+        return X11Computer(
+            self._display,
+            settle=self._settle_config,
+            is_alive=self._is_alive,
+            response_timeout_s=self.response_timeout_s,
+        )
 
     def _is_alive(self) -> bool:
         return True
@@ -225,8 +218,8 @@ class X11Display:
         """Disconnect (idempotent)."""
         self._closed = True
         if self._backend is not None:
-            self._backend.close()
-            self._backend = None
+            backend, self._backend = self._backend, None
+            await backend.aclose()
 
     async def aclose(self) -> None:
         """Same as :meth:`close` (the executors' spelling)."""
@@ -274,6 +267,13 @@ class X11Display:
     def backend(self) -> X11Computer:
         """The X11 backend (for window queries and lower-level use)."""
         return self._b()
+
+    @property
+    def dead(self) -> bool:
+        """True when the X server is gone or stopped answering (actions then raise
+        :class:`~deskpilot.errors.DisplayDiedError`). False before start and after close."""
+        backend = self._backend
+        return backend is not None and not self._closed and backend.dead
 
     # ------------------------------------------------------------------ Computer protocol
     async def screenshot(self) -> PILImage:
@@ -354,11 +354,11 @@ class X11Display:
     # ------------------------------------------------------------------ windows
     async def active_window(self) -> int | None:
         """The X id of the active window (``_NET_ACTIVE_WINDOW``), or None."""
-        return await self._b().run_x("read the active window", _active_window)  # type: ignore[return-value]
+        return await self._b().run_x("read the active window", active_window)
 
     async def client_windows(self) -> list[int]:
         """X ids of the managed top-level windows (``_NET_CLIENT_LIST``)."""
-        return await self._b().run_x("list windows", _client_list)  # type: ignore[return-value]
+        return await self._b().run_x("list windows", client_list)
 
     async def activate_window(self, window: int, *, timeout_s: float = 3.0) -> None:
         """Ask the window manager to focus ``window`` and wait until it is active.
@@ -370,7 +370,7 @@ class X11Display:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while True:
-            await backend.run_x("activate a window", _activate, window)
+            await backend.run_x("activate a window", activate, window)
             for _ in range(10):
                 if await self.active_window() == window:
                     return
@@ -397,6 +397,9 @@ class LocalDesktop(X11Display):
         background: the solid desktop background colour, ``"#rrggbb"``.
         start_timeout_s: limit for each start step (X server, WM, each app's window), in
             seconds.
+        response_timeout_s: seconds one X round trip may take once started; a desktop that
+            does not answer in time is reported dead ("not responding", :attr:`dead`) and
+            must be restarted.
         env: extra environment variables for every process of the desktop (applied over
             the allow-listed ones; see below).
 
@@ -429,6 +432,7 @@ class LocalDesktop(X11Display):
         background: str = "#3a6ea5",
         start_timeout_s: float = 15.0,
         env: Mapping[str, str] | None = None,
+        response_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S,
     ) -> None:
         for name, v, lo, hi in (("width", width, 64, 8192), ("height", height, 64, 8192)):
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
@@ -440,11 +444,7 @@ class LocalDesktop(X11Display):
         if isinstance(apps, str):
             apps = (apps,)
         self._app_specs = [app_spec(a) for a in apps]  # validates names now
-        self._display = ""
-        self._settle_config = _parse_settle(settle)
-        self._backend = None
-        self._closed = False
-        self._started = False
+        super().__init__("", settle=settle, response_timeout_s=response_timeout_s)
         self.width = width
         self.height = height
         self.depth = depth
@@ -457,6 +457,11 @@ class LocalDesktop(X11Display):
         self._procs: list[tuple[str, asyncio.subprocess.Process]] = []
         self._env: dict[str, str] = {}
         self._user_env = child_env(env, base={})  # validates: strings only
+
+    @staticmethod
+    def _check_display_name(display: str) -> None:
+        if display != "":  # Xvfb picks the number at start
+            raise ConfigError("A LocalDesktop picks its own display; do not pass one.")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -595,7 +600,7 @@ class LocalDesktop(X11Display):
         # 2. Connect, paint the background.
         await super().start()
         backend = self._b()
-        await backend.run_x("set the background", _set_background, self._background)
+        await backend.run_x("set the background", set_background, self._background)
         # 3. Window manager, waited for.
         if self.window_manager == "openbox":
             rc_path = str(self._home / ".config/openbox/rc.xml")
@@ -615,10 +620,10 @@ class LocalDesktop(X11Display):
                 ],
             )
 
-            async def wm_ready() -> bool:
-                return ready.exists() and bool(await backend.run_x("read the WM check", _wm_ready))
+            async def openbox_ready() -> bool:
+                return ready.exists() and bool(await backend.run_x("read the WM check", wm_ready))
 
-            await self._wait_for(wm_ready, proc, "openbox to start (--startup, WM check)")
+            await self._wait_for(openbox_ready, proc, "openbox to start (--startup, WM check)")
         # 4. Apps, each waited for and focused.
         for spec in self._app_specs:
             await self.launch(spec.name)
@@ -733,7 +738,7 @@ class LocalDesktop(X11Display):
                 self.start_timeout_s = old_timeout
             if activate:
                 await self.activate_window(window)
-            backend.settle_mark()
+            await backend.settle_mark()
         return LaunchedApp(pid=proc.pid, window=window, argv=tuple(argv))
 
     async def _reap(self, proc: asyncio.subprocess.Process, timeout_s: float) -> int | None:
@@ -749,6 +754,7 @@ class LocalDesktop(X11Display):
     async def _stop_proc(self, proc: asyncio.subprocess.Process) -> None:
         if proc.returncode is None:
             self._signal_group(proc.pid, signal.SIGTERM)
+            self._signal_group(proc.pid, signal.SIGCONT)  # a stopped process handles it now
             if await self._reap(proc, 2.0) is None and proc.returncode is None:
                 self._signal_group(proc.pid, signal.SIGKILL)
                 await self._reap(proc, 5.0)
@@ -756,9 +762,9 @@ class LocalDesktop(X11Display):
         self._signal_group(proc.pid, signal.SIGKILL)
 
     async def _stop_all(self) -> None:
-        if self._backend is not None:
-            self._backend.close()
-            self._backend = None
+        if self._backend is not None:  # the X server is about to go: no X requests
+            backend, self._backend = self._backend, None
+            backend.close()
         procs = [p for _, p in reversed(self._procs)]
         await asyncio.gather(*(self._stop_proc(p) for p in procs), return_exceptions=True)
         self._procs.clear()

@@ -1,7 +1,8 @@
 """Screen-settle detection: wait for the first change after an action, then for quiet.
 
-Strategy measured in ``shared/reference/desktop_probe.md`` §6 (it returned after 0.22-0.63 s
-for typing, clicks, page loads and scrolls, where the reference sleeps a fixed 2.0 s):
+Strategy measured on Xvfb (``docs/desktop-backend.md``, "Settling": it returned after
+0.22-0.63 s for typing, clicks, page loads and scrolls, where the reference implementation
+sleeps a fixed 2.0 s):
 
 1. Before an input action, :meth:`Settler.mark` grabs a baseline frame (about 1-2 ms).
 2. :meth:`Settler.wait` polls the screen every ``poll_s``. Raw frames are compared byte for
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,9 +77,13 @@ class Settler:
     """Tracks the frame before the last action and waits for the screen to settle.
 
     Args:
-        grab_raw: returns the current frame as raw bytes (same length every call).
+        grab_raw: returns the current frame as raw bytes (same length every call); used by
+            :meth:`mark`, which callers run where the capture lives (the X backend: its X
+            thread).
         config: detector timing.
         clock: monotonic clock in seconds (tests may pass a fake).
+        grab_async: awaitable grab used by :meth:`wait` (the X backend runs the capture in its
+            X thread with a timeout); default: ``grab_raw`` called inline.
     """
 
     def __init__(
@@ -87,8 +92,10 @@ class Settler:
         config: SettleConfig | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        grab_async: Callable[[], Awaitable[bytes]] | None = None,
     ) -> None:
         self._grab = grab_raw
+        self._grab_async = grab_async
         self.config = config or SettleConfig()
         self._clock = clock
         self._baseline: bytes | None = None
@@ -130,7 +137,7 @@ class Settler:
             if baseline is not None:
                 deadline = self._marked_at + self._first_change_s
                 while True:
-                    frame = self._grab()
+                    frame = await self._frame()
                     if changed_pixels(frame, baseline) > threshold:
                         last = frame
                         break
@@ -139,11 +146,11 @@ class Settler:
                         return now - start
                     await asyncio.sleep(cfg.poll_s)
             else:
-                last = self._grab()
+                last = await self._frame()
             last_change = self._clock()
             while True:
                 await asyncio.sleep(cfg.poll_s)
-                frame = self._grab()
+                frame = await self._frame()
                 now = self._clock()
                 if changed_pixels(frame, last) > threshold:
                     last_change = now
@@ -152,3 +159,8 @@ class Settler:
                     return now - start
         finally:
             self._baseline = None
+
+    async def _frame(self) -> bytes:
+        if self._grab_async is not None:
+            return await self._grab_async()
+        return self._grab()

@@ -1,26 +1,49 @@
-"""Typing any Unicode text through XTEST: plan keystrokes, remap spare keycodes in batches.
+"""Typing any Unicode text through XTEST: the keystroke planner (pure; no X connection).
 
 ``xdotool type`` remaps one keycode per non-keymap character and restores it at once, so
 clients often read the keymap after it was restored and drop characters (0/23 correct in
 xterm at ``--delay 0``). Here every keysym a stretch of text needs is mapped onto spare
-keycodes *before* typing, followed by a short settle (probe: 10 ms -> 30/30, 20 ms -> 90/90),
-and the stretch is typed without delays (``shared/reference/desktop_probe.md`` §4). The
-assignments stay in place afterwards (see ``deskpilot.desktop.keymap``): a spare keycode is
-reassigned only after the app has read the keystrokes that used it. ``\\n`` is Return and ``\\t`` is Tab.
+keycodes *before* typing, followed by a short settle (10 ms -> 30/30 correct, 20 ms -> 90/90),
+and the stretch is typed without delays (measurements in ``docs/desktop-backend.md``,
+"Typing"). The assignments stay in place afterwards (see ``deskpilot.desktop.keymap``): a spare
+keycode is reassigned only after the app has read the keystrokes that used it. ``\\n`` is
+Return and ``\\t`` is Tab. The X backend (``deskpilot.desktop.x11``) executes the plan in
+chunks of :data:`TYPE_CHUNK_STROKES` keystrokes.
+
+(This module was ``deskpilot.desktop.typing``; renamed so it no longer shadows the standard
+library's ``typing``.)
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Awaitable, Callable
+import re
 from dataclasses import dataclass, field
 
 from deskpilot.desktop.keymap import KeymapState
 from deskpilot.desktop.keys import keysym_for_char, keysym_name
 from deskpilot.errors import ToolInputError
 
-__all__ = ["REMAP_SETTLE_S", "REUSE_GRACE_S", "Segment", "plan_keysyms", "plan_typing"]
+__all__ = [
+    "MAX_TYPE_CHARS",
+    "REMAP_SETTLE_S",
+    "REUSE_GRACE_S",
+    "REUSE_MIN_S",
+    "TYPE_CHUNK_STROKES",
+    "Segment",
+    "normalise_text",
+    "plan_keysyms",
+    "plan_typing",
+]
+
+#: Most characters one ``type`` action may hold (after ``\\r\\n`` -> ``\\n``). Typing runs at
+#: roughly 10,000 characters per second on Xvfb, so this is about ten seconds of typing; longer
+#: text is refused with a sentence saying to split it or to write a file with the editor tool.
+MAX_TYPE_CHARS = 100_000
+#: Keystrokes sent per X round trip (each chunk ends with a sync, so the X request buffer and
+#: the server's queue stay small and the time per character stays constant).
+TYPE_CHUNK_STROKES = 256
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 #: Seconds to let clients read a changed keymap before typing remapped keys (probe: 20 ms
 #: gave 90/90).
@@ -46,16 +69,27 @@ class Segment:
 
 
 def normalise_text(text: str) -> str:
-    """``\\r\\n`` and ``\\r`` become ``\\n``; other control characters raise ToolInputError."""
+    """``\\r\\n`` and ``\\r`` become ``\\n``; other control characters raise ToolInputError.
+
+    Raises:
+        ToolInputError: ``text`` is not a string, holds a control character other than
+            ``\\n`` and ``\\t``, or is longer than :data:`MAX_TYPE_CHARS` characters.
+    """
     if not isinstance(text, str):
         raise ToolInputError(f"The text to type must be a string, not {type(text).__name__}.")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    for ch in text:
-        if (ord(ch) < 0x20 and ch not in "\n\t") or 0x7F <= ord(ch) < 0xA0:
-            raise ToolInputError(
-                f"The text contains the control character U+{ord(ch):04X}, which cannot be "
-                "typed; use the key action for special keys (e.g. BackSpace, Escape)."
-            )
+    bad = _CONTROL.search(text)
+    if bad is not None:
+        raise ToolInputError(
+            f"The text contains the control character U+{ord(bad.group()):04X}, which cannot be "
+            "typed; use the key action for special keys (e.g. BackSpace, Escape)."
+        )
+    if len(text) > MAX_TYPE_CHARS:
+        raise ToolInputError(
+            f"The text is {len(text):,} characters long; one type action takes at most "
+            f"{MAX_TYPE_CHARS:,}. Split it into several type actions, or write the text to a "
+            "file with the text editor tool."
+        )
     return text
 
 
@@ -100,48 +134,3 @@ def plan_keysyms(keysyms: list[int], state: KeymapState) -> list[Segment]:
 def plan_typing(text: str, state: KeymapState) -> list[Segment]:
     """:func:`plan_keysyms` for normalised text (``\n`` -> Return, ``\t`` -> Tab)."""
     return plan_keysyms([keysym_for_char(ch) for ch in text], state)
-
-
-async def type_segments(
-    segments: list[Segment],
-    state: KeymapState,
-    *,
-    press: Callable[[int], None],
-    release: Callable[[int], None],
-    shift_keycode: int,
-    remap: Callable[[dict[int, int]], None],
-    sync: Callable[[], None],
-    before_reuse: Callable[[], Awaitable[None]] | None = None,
-    settle_s: float = REMAP_SETTLE_S,
-    clock: Callable[[], float] = time.monotonic,
-) -> None:
-    """Type planned segments with the given X primitives.
-
-    Before a segment remaps a spare keycode that was pressed less than ``REUSE_GRACE_S`` ago,
-    ``before_reuse`` is awaited (the X backend waits for the screen to settle, i.e. for the
-    app to have read the earlier keystrokes); then the remap, ``settle_s`` for clients to
-    see it, and the keystrokes without delays.
-    """
-    for seg in segments:
-        if seg.remap:
-            recent = max((state.last_used.get(kc, -1e9) for kc in seg.remap), default=-1e9)
-            if clock() - recent < REUSE_GRACE_S:
-                if before_reuse is not None:
-                    await before_reuse()
-                wait = REUSE_MIN_S - (clock() - recent)
-                if wait > 0:
-                    await asyncio.sleep(wait)
-            remap(seg.remap)
-            sync()
-            await asyncio.sleep(settle_s)
-        spare = set(state.spares)
-        for keycode, shifted in seg.strokes:
-            if shifted:
-                press(shift_keycode)
-            press(keycode)
-            release(keycode)
-            if shifted:
-                release(shift_keycode)
-            if keycode in spare:
-                state.last_used[keycode] = clock()
-        sync()
