@@ -48,6 +48,7 @@ from .context import (
     text_before_images,
     validate_policy,
 )
+from .desktop_recovery import DESKTOP_DEAD, DesktopRecovery
 from .prompts import default_system_prompt
 from .records import (
     ActionRecord,
@@ -92,7 +93,8 @@ class AgentResult:
         usage: summed token usage over all turns; ``cost`` in US dollars.
         stop_reason: the last response's stop reason when the model ended the run
             (``"end_turn"``, ``"max_tokens"``, ...), else ``"max_turns"``, ``"budget_tokens"``,
-            ``"budget_usd"``, ``"interrupted"``, ``"api_error"`` or ``"error"``.
+            ``"budget_usd"``, ``"interrupted"``, ``"api_error"``, ``"error"`` or
+            ``"desktop_dead"`` (the desktop died again after the agent restarted it once).
         trajectory_dir: the run directory, or None when recording was off (``out_dir=None``).
         conversation: the agent's conversation as last sent to the model (valid: every
             tool_use answered; with pruning on, older screenshots are the placeholder text
@@ -138,6 +140,7 @@ class AgentResult:
             "interrupted",
             "api_error",
             "error",
+            DESKTOP_DEAD,
         )
 
 
@@ -316,6 +319,7 @@ class Agent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
         self._clock = time.perf_counter
+        self._recovery: DesktopRecovery | None = None
 
     # --- control ------------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -543,8 +547,16 @@ class Agent:
                 results, actions, actions_s = await self._run_calls(
                     st.step, calls, st.tools, st.computer_tool, st.writer
                 )
+                # A dead desktop is restarted once, then the run stops (desktop_recovery.py).
+                results, dead, dead_error = await self._desktop_recovery(st).after_turn(
+                    results, st.writer, step=st.step
+                )
+                if results and actions:
+                    actions[-1]["text"] = results[-1].text
                 st.conv.messages.append(Message("user", results))
-                if self._interrupt.is_set():
+                if dead:
+                    end, st.error = dead, dead_error
+                elif self._interrupt.is_set():
                     end = "interrupted"
         record = step_record(
             index=st.step,
@@ -561,6 +573,12 @@ class Agent:
             await st.writer.write_line(record)
         await self._call_on_step(record)
         return end
+
+    def _desktop_recovery(self, st: _RunState) -> DesktopRecovery:
+        """The run's dead-desktop watch (one per run: restart once, then stop)."""
+        if self._recovery is None or self._recovery.tools is not st.tools:
+            self._recovery = DesktopRecovery(self.computer, st.tools)
+        return self._recovery
 
     async def _call_model(self, request: Conversation, st: _RunState) -> APIResponse | None:
         """``client.start`` raced against :meth:`interrupt`; None when interrupted first."""

@@ -348,6 +348,19 @@ class BashTool(Executor):
         await self._stop()
         await self._start()
 
+    async def follow_desktop(self, old_env: Mapping[str, str], new_env: Mapping[str, str]) -> None:
+        """Move the shell to a restarted desktop: every variable of ``env`` that came from the
+        old desktop (``DISPLAY``, ``HOME``, ``XDG_*``, ...) takes the new desktop's value, and
+        the shell is restarted (its working directory and variables are reset), so it never
+        drives a display number that another desktop may have taken since."""
+        async with self._lock:
+            for key, value in old_env.items():
+                if self.env.get(key) == value and key in new_env:
+                    self.env[key] = new_env[key]
+            for key, value in new_env.items():
+                self.env.setdefault(key, value)
+            await self._stop()
+
     async def aclose(self) -> None:
         """Kill the shell's process group and remove the temp directory. Idempotent."""
         await super().aclose()
