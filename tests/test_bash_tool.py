@@ -238,3 +238,36 @@ async def test_closing_every_output_is_explained_not_exit_code_none(bash):
     r = await asyncio.wait_for(bash.execute(cmd("exec >&- 2>&- 99>&-")), FAST_S)
     assert "None" not in r.text and "closed its output" in r.text
     assert (await bash.execute(cmd("echo back"))).text == "back"
+
+
+# -- resource limits (issue 7, "Also") ------------------------------------------------------
+async def test_shell_limits_are_set_in_the_shell_and_enforced(tmp_path):
+    from deskpilot.computer_use.bash import ShellLimits
+
+    limits = ShellLimits(
+        max_processes=4000,
+        max_memory_bytes=512 * 2**20,
+        max_file_bytes=2**20,
+        max_open_files=256,
+    )
+    async with BashTool(timeout=10, cwd=tmp_path, limits=limits) as b:
+        r = await b.execute(cmd("ulimit -u; ulimit -v; ulimit -f; ulimit -n"))
+        # ulimit reports kibibytes for -v and 512-byte blocks (bash) for -f
+        assert r.text.split() == ["4000", str(512 * 1024), str(2**20 // 1024), "256"]
+        r = await b.execute(cmd("head -c 3000000 /dev/zero > big.bin; ls -l big.bin"))
+        assert "File size limit exceeded" in r.text and " 1048576 " in r.text
+        r = await b.execute(cmd("python3 -c 'b = bytearray(1024 * 2**20)' 2>&1 | tail -1"))
+        assert "MemoryError" in r.text
+
+
+async def test_no_limits_by_default_and_bad_limits_are_refused():
+    from deskpilot.computer_use.bash import ShellLimits
+
+    async with BashTool() as b:
+        assert (await b.execute(cmd("ulimit -f"))).text == "unlimited"
+    with pytest.raises(ConfigError, match="64 MiB"):
+        ShellLimits(max_memory_bytes=2**20)
+    with pytest.raises(ConfigError, match="positive integer"):
+        ShellLimits(max_processes=0)
+    with pytest.raises(ConfigError, match="ShellLimits"):
+        BashTool(limits={"max_processes": 5})  # type: ignore[arg-type]

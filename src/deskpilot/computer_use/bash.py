@@ -40,16 +40,18 @@ import contextlib
 import logging
 import os
 import re
+import resource
 import secrets
 import shlex
 import shutil
 import signal
-import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..desktop.environment import child_env
+from ..desktop.processes import make_scratch_dir, reaper, remove_scratch_dir, with_pdeathsig
 from ..errors import ConfigError, ToolError, ToolInputError
 from ..prompt import ToolCall, ToolResult
 from .base import Executor
@@ -96,6 +98,58 @@ def truncate_middle(text: str, limit: int = MAX_OUTPUT_CHARS, *, dropped_before:
         f"{head}\n[... {cut} characters truncated; redirect long output to a file and "
         f"read parts of it with head, tail or grep ...]\n{tail}"
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShellLimits:
+    """Resource limits for the bash tool's shell and everything it starts (``setrlimit``).
+
+    Each limit is set as both the soft and the hard limit of the shell process right after it
+    starts, before it runs a command (``resource.prlimit`` on its pid; the man page:
+    https://man7.org/linux/man-pages/man2/getrlimit.2.html). Children inherit them. None
+    leaves a limit as it is. All default to None (no limits).
+
+    Attributes:
+        max_processes: ``RLIMIT_NPROC``: processes of *this user* (all of them, not only the
+            shell's) beyond which ``fork`` fails; not enforced for root.
+        max_memory_bytes: ``RLIMIT_AS``: address space of each process, in bytes (at least
+            64 MiB; an allocation past it fails).
+        max_file_bytes: ``RLIMIT_FSIZE``: the largest file a process may write, in bytes
+            (a write past it gets ``SIGXFSZ``: "File size limit exceeded").
+        max_open_files: ``RLIMIT_NOFILE``: open file descriptors per process.
+
+    Raises:
+        ConfigError: a limit that is not a positive integer, or memory under 64 MiB.
+    """
+
+    max_processes: int | None = None
+    max_memory_bytes: int | None = None
+    max_file_bytes: int | None = None
+    max_open_files: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_processes", "max_memory_bytes", "max_file_bytes", "max_open_files"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ConfigError(f"ShellLimits.{name} must be a positive integer or None.")
+        if self.max_memory_bytes is not None and self.max_memory_bytes < 64 * 2**20:
+            raise ConfigError(
+                "ShellLimits.max_memory_bytes must be at least 64 MiB (67108864); bash and "
+                "the tools it runs need that much address space to start."
+            )
+
+    def apply(self, pid: int) -> None:
+        """Set the limits on process ``pid`` (soft = hard)."""
+        for value, which in (
+            (self.max_processes, resource.RLIMIT_NPROC),
+            (self.max_memory_bytes, resource.RLIMIT_AS),
+            (self.max_file_bytes, resource.RLIMIT_FSIZE),
+            (self.max_open_files, resource.RLIMIT_NOFILE),
+        ):
+            if value is not None:
+                resource.prlimit(pid, which, (value, value))
 
 
 class _Output:
@@ -215,6 +269,7 @@ class _Session:
                 self.proc.kill()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.proc.wait(), 5.0)
+        reaper().unwatch_group(self.proc.pid)
         self.reader.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self.reader
@@ -237,13 +292,23 @@ class BashTool(Executor):
             model). ``PAGER`` and ``GIT_PAGER`` are ``cat`` unless ``env`` sets them (a
             pager would wait for input until the timeout).
         cwd: the shell's start directory (default: the current directory).
+        limits: optional :class:`ShellLimits` (process count, memory, file size) applied to
+            the shell and inherited by everything it starts; default: none.
+
+    The shell is not a sandbox: it runs as your user with your file system and network.
+    ``limits`` guard against runaway commands (a fork bomb, a memory hog, a disk filler), not
+    against a determined attacker; isolate untrusted runs in a container or VM
+    (``docs/desktop-isolation.md``). The shell and its jobs never outlive the Python process:
+    the shell gets a parent-death signal and its process group is killed by deskpilot's
+    watcher process if Python dies (:mod:`deskpilot.desktop.processes`).
 
     Inputs (tool_use ``input``): ``command`` (str) and/or ``restart`` (bool). Results are
     described in the module docstring; ``restart`` answers ``"tool has been restarted."``;
     neither answers is_error ``"no command provided."``.
 
     Raises:
-        ConfigError: an unknown version or a non-positive timeout.
+        ConfigError: an unknown version, a non-positive timeout, or ``limits`` on a platform
+            without ``prlimit`` (Linux has it).
     """
 
     name = "bash"
@@ -255,7 +320,14 @@ class BashTool(Executor):
         *,
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
+        limits: ShellLimits | None = None,
     ) -> None:
+        if limits is not None and not isinstance(limits, ShellLimits):
+            raise ConfigError(
+                f"limits must be a ShellLimits(...) or None, not {type(limits).__name__}."
+            )
+        if limits is not None and not hasattr(resource, "prlimit"):
+            raise ConfigError("Shell limits need resource.prlimit (Linux); pass limits=None.")
         if version not in versions("bash"):
             raise ConfigError(
                 f"Unknown bash tool version {version!r}; use one of {versions('bash')}."
@@ -266,6 +338,7 @@ class BashTool(Executor):
         self.timeout = float(timeout)
         self.env = dict(env or {})
         self.cwd = os.fspath(cwd) if cwd is not None else None
+        self.limits = limits
         self._session: _Session | None = None
         self._lock = asyncio.Lock()
         self._tmpdir: str | None = None
@@ -284,10 +357,7 @@ class BashTool(Executor):
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.subprocess_exec(
             lambda: _Protocol(limit=2**16, loop=loop),
-            "bash",
-            "--noprofile",
-            "--norc",
-            executable=bash,
+            *with_pdeathsig([bash, "--noprofile", "--norc"], signal.SIGKILL),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -296,6 +366,14 @@ class BashTool(Executor):
             cwd=self.cwd,
         )
         proc = asyncio.subprocess.Process(transport, protocol, loop)
+        reaper().watch_group(proc.pid)
+        if self.limits is not None:  # before the shell runs anything (setrlimit of the child)
+            try:
+                self.limits.apply(proc.pid)
+            except BaseException:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                raise
         session = _Session(proc, protocol)
         self._session = session
         try:
@@ -366,7 +444,7 @@ class BashTool(Executor):
         await super().aclose()
         await self._stop()
         if self._tmpdir is not None:
-            shutil.rmtree(self._tmpdir, ignore_errors=True)
+            remove_scratch_dir(self._tmpdir)
             self._tmpdir = None
 
     # --- execution ---------------------------------------------------------------------
@@ -404,7 +482,7 @@ class BashTool(Executor):
 
     def _ensure_tmpdir(self) -> str:
         if self._tmpdir is None:
-            self._tmpdir = tempfile.mkdtemp(prefix="deskpilot-bash-")
+            self._tmpdir = str(make_scratch_dir("bash"))
         return self._tmpdir
 
     @staticmethod
@@ -573,4 +651,4 @@ class BashTool(Executor):
             await session.changed.wait()
 
 
-__all__ = ["MAX_OUTPUT_CHARS", "RESTARTED_TEXT", "BashTool", "truncate_middle"]
+__all__ = ["MAX_OUTPUT_CHARS", "RESTARTED_TEXT", "BashTool", "ShellLimits", "truncate_middle"]

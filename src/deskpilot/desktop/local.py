@@ -1,15 +1,19 @@
-"""Local desktops: ``LocalDesktop`` (its own Xvfb + openbox + apps) and ``X11Display``.
+"""``LocalDesktop``: a private virtual desktop (its own Xvfb + openbox + apps).
 
 ``LocalDesktop`` starts Xvfb on a free display picked by the server itself (``-displayfd``:
 no fixed numbers, no stale lock files), openbox with a configuration that grabs no keys and
-has a root menu, and optional apps; it waits for each (the probe's race: an app started before
-the WM is ready may never get focus). Every process gets a scratch ``HOME`` and runs in its own
-process group; :meth:`LocalDesktop.close` ends every group and removes the scratch directory.
+has a root menu, and optional apps; it waits for each (an app started before the window
+manager is ready may never get focus). Every process gets a scratch ``HOME``, an allow-listed
+environment (:mod:`deskpilot.desktop.environment`: no credential of deskpilot's) and its own
+process group; :meth:`LocalDesktop.close` ends every group and removes the scratch directory,
+and :mod:`deskpilot.desktop.processes` makes sure they go even if the Python process is
+SIGKILLed (parent-death signal, a watcher process, stale-directory cleanup).
 
-``X11Display(":0")`` drives an existing display without managing any process.
+The desktop is **not a security boundary**: its programs run as your user, on your file
+system and network. To isolate a run, use a container or VM (``docs/desktop-isolation.md``).
 
-Both implement the :class:`deskpilot.desktop.base.Computer` protocol in native pixels by
-delegating to :class:`deskpilot.desktop.x11.X11Computer`.
+``X11Display`` (:mod:`deskpilot.desktop.display`, re-exported here) drives an existing display.
+Both implement the :class:`deskpilot.desktop.base.Computer` protocol in native pixels.
 """
 
 from __future__ import annotations
@@ -21,38 +25,32 @@ import os
 import shlex
 import shutil
 import signal
-import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from deskpilot.desktop.apps import app_spec, menu_xml
-from deskpilot.desktop.capture import ImageFormat
+from deskpilot.desktop.display import X11Display
 from deskpilot.desktop.environment import child_env
-from deskpilot.desktop.settle import SettleConfig
-from deskpilot.desktop.x11 import DEFAULT_RESPONSE_TIMEOUT_S, X11Computer
-from deskpilot.desktop.x11_windows import (
-    activate,
-    active_window,
-    client_list,
-    set_background,
-    wm_ready,
+from deskpilot.desktop.processes import (
+    make_scratch_dir,
+    process_alive,
+    reaper,
+    remove_scratch_dir,
+    signal_group,
+    with_pdeathsig,
 )
+from deskpilot.desktop.settle import SettleConfig
+from deskpilot.desktop.x11 import DEFAULT_RESPONSE_TIMEOUT_S
+from deskpilot.desktop.x11_windows import set_background, wm_ready
 from deskpilot.errors import (
-    ClosedError,
     ConfigError,
     DeskpilotTimeoutError,
     DesktopError,
     MissingDependencyError,
 )
-
-if TYPE_CHECKING:
-    from PIL.Image import Image as PILImage
-
-    from deskpilot.desktop.base import MouseButton, ScrollDirection
 
 __all__ = ["LaunchedApp", "LocalDesktop", "X11Display"]
 
@@ -79,16 +77,6 @@ class LaunchedApp:
     argv: tuple[str, ...]
 
 
-def _parse_settle(settle: bool | SettleConfig | None) -> SettleConfig | None:
-    if settle is True:
-        return SettleConfig()
-    if settle is False or settle is None:
-        return None
-    if isinstance(settle, SettleConfig):
-        return settle
-    raise ConfigError(f"settle must be True, False or a SettleConfig, not {settle!r}.")
-
-
 def _parse_colour(colour: str) -> tuple[int, int, int]:
     text = colour.lstrip("#")
     if len(text) != 6:
@@ -97,32 +85,6 @@ def _parse_colour(colour: str) -> tuple[int, int, int]:
         return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
     except ValueError:
         raise ConfigError(f"background must be a colour like '#3a6ea5', not {colour!r}.") from None
-
-
-def _process_alive(pid: int) -> bool:
-    """True while pid exists and is not a zombie (reads /proc; no waitpid)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return False
-    state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
-    return state not in (b"Z", b"X", b"")
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """preexec hook: SIGTERM this child when the Python process dies (Linux prctl), so a
-    killed test run or crashed agent does not leave Xvfb/openbox/apps behind."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-_PREEXEC = _die_with_parent if sys.platform.startswith("linux") else None
 
 
 def _read_displayfd(fd: int) -> bytes:
@@ -136,249 +98,6 @@ def _read_displayfd(fd: int) -> bytes:
     finally:
         os.close(fd)
     return data
-
-
-# ---------------------------------------------------------------------- X11Display
-class X11Display:
-    """Drive an existing X display (e.g. ``X11Display(":0")``); no processes are managed.
-
-    Args:
-        display: the X display name; required (deskpilot never drives your own display
-            unless you name it).
-        settle: True (default timing), False (no waiting), or a :class:`SettleConfig`. When
-            on, :meth:`screenshot` after an input action waits until the screen settles.
-        response_timeout_s: seconds one X round trip may take; a display that does not
-            answer in time is reported dead ("not responding"; see :attr:`dead`).
-
-    Every X request runs in the backend's X thread, never on the event loop.
-
-    Use as ``async with X11Display(":0") as d: ...``; after :meth:`close`, every method
-    raises :class:`~deskpilot.errors.ClosedError`.
-    """
-
-    def __init__(
-        self,
-        display: str,
-        *,
-        settle: bool | SettleConfig = True,
-        response_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S,
-    ) -> None:
-        self._check_display_name(display)
-        if (
-            isinstance(response_timeout_s, bool)
-            or not isinstance(response_timeout_s, (int, float))
-            or not 0 < response_timeout_s <= 600
-        ):
-            raise ConfigError(
-                f"response_timeout_s must be a number of seconds from 0 to 600, not "
-                f"{response_timeout_s!r}."
-            )
-        self._display = display
-        self._settle_config = _parse_settle(settle)
-        self.response_timeout_s = float(response_timeout_s)
-        self._backend: X11Computer | None = None
-        self._closed = False
-        self._started = False
-
-    @staticmethod
-    def _check_display_name(display: str) -> None:
-        if not isinstance(display, str) or (not display.startswith(":") and ":" not in display):
-            raise ConfigError(f"display must be an X display name such as ':0', not {display!r}.")
-
-    # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> Self:
-        """Connect to the display. Returns self.
-
-        Raises:
-            DesktopError: the display cannot be opened or has no XTEST.
-        """
-        self._ensure_open()
-        backend = self._backend = self._make_backend()
-        try:
-            await backend.start()
-        except BaseException:
-            self._backend = None
-            await backend.aclose()
-            raise
-        self._started = True
-        return self
-
-    def _make_backend(self) -> X11Computer:
-        return X11Computer(
-            self._display,
-            settle=self._settle_config,
-            is_alive=self._is_alive,
-            response_timeout_s=self.response_timeout_s,
-        )
-
-    def _is_alive(self) -> bool:
-        return True
-
-    async def close(self) -> None:
-        """Disconnect (idempotent)."""
-        self._closed = True
-        if self._backend is not None:
-            backend, self._backend = self._backend, None
-            await backend.aclose()
-
-    async def aclose(self) -> None:
-        """Same as :meth:`close` (the executors' spelling)."""
-        await self.close()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    def _ensure_open(self) -> None:
-        if self._closed:
-            raise ClosedError(
-                f"The desktop on display {self._display} is closed; create a new one."
-            )
-
-    def _b(self) -> X11Computer:
-        self._ensure_open()
-        if self._backend is None:
-            raise ClosedError(
-                "The desktop is not started; use 'async with' or await start() first."
-            )
-        return self._backend
-
-    # ------------------------------------------------------------------ properties
-    @property
-    def display(self) -> str:
-        """The X display name, e.g. ``":7"``."""
-        return self._display
-
-    @property
-    def env(self) -> dict[str, str]:
-        """Environment variables for programs that should run on this desktop
-        (``DISPLAY``; pass them to :func:`merged_env` to get a whole, credential-free
-        environment)."""
-        return {"DISPLAY": self._display}
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """(width, height) in native pixels."""
-        return self._b().size
-
-    @property
-    def backend(self) -> X11Computer:
-        """The X11 backend (for window queries and lower-level use)."""
-        return self._b()
-
-    @property
-    def dead(self) -> bool:
-        """True when the X server is gone or stopped answering (actions then raise
-        :class:`~deskpilot.errors.DisplayDiedError`). False before start and after close."""
-        backend = self._backend
-        return backend is not None and not self._closed and backend.dead
-
-    # ------------------------------------------------------------------ Computer protocol
-    async def screenshot(self) -> PILImage:
-        """The whole display as a PIL RGB image of :attr:`size` (after settling, if on)."""
-        return await self._b().screenshot()
-
-    async def screenshot_bytes(self, format: ImageFormat = "png", *, quality: int = 80) -> bytes:
-        """A screenshot encoded as PNG (default), JPEG or WebP bytes (encoded in a thread)."""
-        return await self._b().screenshot_bytes(format, quality=quality)
-
-    async def move(self, x: int, y: int) -> None:
-        """Move the pointer to (x, y) native pixels."""
-        await self._b().move(x, y)
-
-    async def click(
-        self,
-        x: int | None = None,
-        y: int | None = None,
-        *,
-        button: MouseButton = "left",
-        count: int = 1,
-        modifiers: Sequence[str] = (),
-    ) -> None:
-        """Click ``count`` times at (x, y) native pixels (or at the pointer) holding modifiers."""
-        await self._b().click(x, y, button=button, count=count, modifiers=modifiers)
-
-    async def mouse_down(self, button: MouseButton = "left") -> None:
-        """Press a mouse button where the pointer is."""
-        await self._b().mouse_down(button)
-
-    async def mouse_up(self, button: MouseButton = "left") -> None:
-        """Release a mouse button where the pointer is."""
-        await self._b().mouse_up(button)
-
-    async def drag(
-        self,
-        start: tuple[int, int],
-        end: tuple[int, int],
-        *,
-        button: MouseButton = "left",
-        modifiers: Sequence[str] = (),
-    ) -> None:
-        """Press at ``start``, move to ``end`` in steps, release (native pixels)."""
-        await self._b().drag(start, end, button=button, modifiers=modifiers)
-
-    async def scroll(
-        self,
-        direction: ScrollDirection,
-        amount: int,
-        *,
-        x: int | None = None,
-        y: int | None = None,
-        modifiers: Sequence[str] = (),
-    ) -> None:
-        """Turn the wheel ``amount`` clicks at (x, y) or at the pointer."""
-        await self._b().scroll(direction, amount, x=x, y=y, modifiers=modifiers)
-
-    async def key(self, keys: str, *, repeat: int = 1) -> None:
-        """Press key combos in xdotool syntax (aliases accepted), ``repeat`` times."""
-        await self._b().key(keys, repeat=repeat)
-
-    async def hold_key(self, keys: str, duration_s: float) -> None:
-        """Hold keys down for ``duration_s`` seconds."""
-        await self._b().hold_key(keys, duration_s)
-
-    async def type_text(self, text: str) -> None:
-        """Type any Unicode text into the focused window (``\\n`` Return, ``\\t`` Tab)."""
-        await self._b().type_text(text)
-
-    async def cursor_position(self) -> tuple[int, int]:
-        """The pointer position in native pixels."""
-        return await self._b().cursor_position()
-
-    async def wait_settled(self, *, timeout_s: float = 2.0) -> float:
-        """Wait until the screen settles (at most ``timeout_s``); returns seconds waited."""
-        return await self._b().wait_settled(timeout_s=timeout_s)
-
-    # ------------------------------------------------------------------ windows
-    async def active_window(self) -> int | None:
-        """The X id of the active window (``_NET_ACTIVE_WINDOW``), or None."""
-        return await self._b().run_x("read the active window", active_window)
-
-    async def client_windows(self) -> list[int]:
-        """X ids of the managed top-level windows (``_NET_CLIENT_LIST``)."""
-        return await self._b().run_x("list windows", client_list)
-
-    async def activate_window(self, window: int, *, timeout_s: float = 3.0) -> None:
-        """Ask the window manager to focus ``window`` and wait until it is active.
-
-        Raises:
-            DeskpilotTimeoutError: the window did not become active within ``timeout_s``.
-        """
-        backend = self._b()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while True:
-            await backend.run_x("activate a window", activate, window)
-            for _ in range(10):
-                if await self.active_window() == window:
-                    return
-                await asyncio.sleep(0.01)
-            if loop.time() > deadline:
-                raise DeskpilotTimeoutError(
-                    f"Window {window:#x} did not become active within {timeout_s} s."
-                )
 
 
 # ---------------------------------------------------------------------- LocalDesktop
@@ -490,7 +209,7 @@ class LocalDesktop(X11Display):
 
     def _is_alive(self) -> bool:
         proc = self._xvfb
-        return proc is not None and proc.returncode is None and _process_alive(proc.pid)
+        return proc is not None and proc.returncode is None and process_alive(proc.pid)
 
     # ------------------------------------------------------------------ start/stop
     async def start(self) -> Self:
@@ -512,7 +231,7 @@ class LocalDesktop(X11Display):
         return child_env({**self._env, **self._user_env, **(extra or {})}, drop=_DESKTOP_DROP)
 
     def _prepare_home(self) -> Path:
-        home = Path(tempfile.mkdtemp(prefix="deskpilot-home-"))
+        home = make_scratch_dir("home")
         for sub in (".config/openbox", ".cache", ".local/share", ".runtime"):
             (home / sub).mkdir(parents=True, exist_ok=True)
         (home / ".runtime").chmod(0o700)
@@ -550,27 +269,20 @@ class LocalDesktop(X11Display):
         # 1. Xvfb on a display number it picks itself.
         read_fd, write_fd = os.pipe()
         try:
+            argv = [xvfb, "-displayfd", str(write_fd), "-screen", "0"]
+            argv += [f"{self.width}x{self.height}x{self.depth}", "-nolisten", "tcp"]
+            argv += ["-noreset", "-dpi", "96"]
             self._xvfb = await asyncio.create_subprocess_exec(
-                xvfb,
-                "-displayfd",
-                str(write_fd),
-                "-screen",
-                "0",
-                f"{self.width}x{self.height}x{self.depth}",
-                "-nolisten",
-                "tcp",
-                "-noreset",
-                "-dpi",
-                "96",
+                *with_pdeathsig(argv, signal.SIGTERM),  # SIGTERM: Xvfb removes its lock
                 pass_fds=(write_fd,),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_PREEXEC,
                 env=self._full_env(),
                 cwd=home,
             )
+            reaper().watch_group(self._xvfb.pid)
         except BaseException:
             os.close(read_fd)
             raise
@@ -634,15 +346,15 @@ class LocalDesktop(X11Display):
         assert self._home is not None
         try:
             proc = await asyncio.create_subprocess_exec(
-                *argv,
+                *with_pdeathsig(argv, signal.SIGTERM),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_PREEXEC,
                 env=self._full_env(env),
                 cwd=str(self._home),
             )
+            reaper().watch_group(proc.pid)
         except FileNotFoundError as exc:
             raise MissingDependencyError(
                 f"'{argv[0]}' is not installed; {INSTALL_HINT.format(pkg=argv[0])}."
@@ -658,7 +370,7 @@ class LocalDesktop(X11Display):
             result = await probe()
             if result:
                 return result
-            if proc.returncode is not None or not _process_alive(proc.pid):
+            if proc.returncode is not None or not process_alive(proc.pid):
                 rc = await self._reap(proc, 1.0)
                 raise DesktopError(
                     f"{proc.pid} exited (code {rc}) while waiting for {what} on {self._display}."
@@ -746,20 +458,16 @@ class LocalDesktop(X11Display):
             return await asyncio.wait_for(proc.wait(), timeout_s)
         return proc.returncode
 
-    @staticmethod
-    def _signal_group(pid: int, sig: int) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
-
     async def _stop_proc(self, proc: asyncio.subprocess.Process) -> None:
         if proc.returncode is None:
-            self._signal_group(proc.pid, signal.SIGTERM)
-            self._signal_group(proc.pid, signal.SIGCONT)  # a stopped process handles it now
+            signal_group(proc.pid, signal.SIGTERM)
+            signal_group(proc.pid, signal.SIGCONT)  # a stopped process handles it now
             if await self._reap(proc, 2.0) is None and proc.returncode is None:
-                self._signal_group(proc.pid, signal.SIGKILL)
+                signal_group(proc.pid, signal.SIGKILL)
                 await self._reap(proc, 5.0)
         # Children that stayed in the group (e.g. a shell's jobs) go too.
-        self._signal_group(proc.pid, signal.SIGKILL)
+        signal_group(proc.pid, signal.SIGKILL)
+        reaper().unwatch_group(proc.pid)
 
     async def _stop_all(self) -> None:
         if self._backend is not None:  # the X server is about to go: no X requests
@@ -773,7 +481,7 @@ class LocalDesktop(X11Display):
             self._xvfb = None
         if self._home is not None:
             home, self._home = self._home, None
-            await asyncio.to_thread(shutil.rmtree, home, True)
+            await asyncio.to_thread(remove_scratch_dir, home)
         self._started = False
 
     async def close(self) -> None:
