@@ -2,7 +2,8 @@
 
 Runs both side by side on the same fresh Xvfb desktops in one process and prints one table of
 medians (seconds unless noted) with ratios. The reference's method is re-implemented
-faithfully from ``shared/reference/anthropic_reference.md`` §3.1/§3.3/§5:
+faithfully from its ``computer_use_demo/tools/`` (``computer.py``, ``bash.py``) in
+https://github.com/anthropics/claude-quickstarts:
 
 * screenshot: ``scrot -p FILE`` then ``/usr/bin/convert FILE -resize WxH! FILE`` (it always
   resizes, to 1366x768 for 1920x1080), file read back;
@@ -41,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from deskpilot.desktop.local import LocalDesktop, merged_env
 
-CONVERT = "/usr/bin/convert"  # `convert` on PATH may be a slow stand-in (probe §0.6)
+CONVERT = "/usr/bin/convert"  # `convert` on PATH may be a slow stand-in on some machines
 REFERENCE_DELAY_S = 2.0
 TYPING_GROUP_SIZE = 50
 TYPING_DELAY_MS = 12
@@ -57,7 +58,8 @@ def mixed_text(seed: int, n: int = 200, share: float = 0.3) -> str:
 
 
 def reference_target(w: int, h: int) -> tuple[int, int]:
-    """The reference's scale target (anthropic_reference.md §3.2)."""
+    """The reference's scale target (its ``computer.py``: XGA, WXGA or FWXGA, whichever has
+    the display's aspect ratio and is smaller than it)."""
     ratio = w / h
     for tw, th in ((1024, 768), (1280, 800), (1366, 768)):
         if abs(tw / th - ratio) < 0.02:

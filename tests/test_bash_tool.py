@@ -22,7 +22,7 @@ def cmd(command: str | None = None, **kw) -> ToolCall:
 
 @pytest.fixture
 async def bash(tmp_path):
-    async with BashTool(timeout=5.0, cwd=tmp_path) as b:
+    async with BashTool(timeout_s=5.0, cwd=tmp_path) as b:
         yield b
 
 
@@ -39,7 +39,7 @@ def test_bad_configuration():
     with pytest.raises(ConfigError):
         BashTool(version="bash_2099")
     with pytest.raises(ConfigError):
-        BashTool(timeout=0)
+        BashTool(timeout_s=0)
 
 
 async def test_state_persists_between_commands(bash, tmp_path):
@@ -250,7 +250,7 @@ async def test_shell_limits_are_set_in_the_shell_and_enforced(tmp_path):
         max_file_bytes=2**20,
         max_open_files=256,
     )
-    async with BashTool(timeout=10, cwd=tmp_path, limits=limits) as b:
+    async with BashTool(timeout_s=10, cwd=tmp_path, limits=limits) as b:
         r = await b.execute(cmd("ulimit -u; ulimit -v; ulimit -f; ulimit -n"))
         # ulimit reports kibibytes for -v and 512-byte blocks (bash) for -f
         assert r.text.split() == ["4000", str(512 * 1024), str(2**20 // 1024), "256"]

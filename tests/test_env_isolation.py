@@ -77,7 +77,7 @@ def test_child_env_keeps_only_the_allow_list_and_explicit_variables():
 
 
 async def test_bash_tool_shell_sees_no_credential(secrets_in_env, tmp_path):
-    async with BashTool(timeout=10, cwd=tmp_path, env={"GIVEN": "explicit"}) as bash:
+    async with BashTool(timeout_s=10, cwd=tmp_path, env={"GIVEN": "explicit"}) as bash:
         outputs = []
         for command in (
             'echo "[$ANTHROPIC_API_KEY][$OPENAI_API_KEY][$AWS_SECRET_ACCESS_KEY]"',

@@ -41,12 +41,10 @@ import logging
 import os
 import re
 import resource
-import secrets
 import shlex
 import shutil
 import signal
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,234 +53,35 @@ from ..desktop.processes import make_scratch_dir, reaper, remove_scratch_dir, wi
 from ..errors import ConfigError, ToolError, ToolInputError
 from ..prompt import ToolCall, ToolResult
 from .base import Executor
+from .bash_session import (
+    MAX_OUTPUT_CHARS,
+    OK_VAR,
+    PREFIX_SCAN,
+    SENTINEL_FD,
+    X_VAR,
+    Output,
+    Session,
+    ShellProtocol,
+    sentinel,
+    truncate_middle,
+)
+from .shell_limits import ShellLimits
 from .specs import bash_definition, versions
 
 logger = logging.getLogger(__name__)
 
-MAX_OUTPUT_CHARS = 30_000
-"""Longest output returned to the model; longer output keeps its first and last halves."""
-
-_KEEP_BYTES = 4 * MAX_OUTPUT_CHARS
-"""Bytes kept at each end of a command's output while it runs (bounds memory)."""
-
 RESTARTED_TEXT = "tool has been restarted."
 
-_FD = 99
-"""The shell's private copy of its output pipe (the sentinel is written there)."""
-_OK_VAR = "__dp_ok_"
-_X_VAR = "__dp_x_"
-_PREFIX_SCAN = 512
-"""Bytes before the sentinel searched for bash's error-message prefix."""
 _HANDSHAKE_TIMEOUT_S = 10.0
-
-
-def _marker(tag: str, n: int) -> re.Pattern[bytes]:
-    """The sentinel of command ``n``: the path in bash's error message with the status and
-    the probe flag expanded (digits; the unexpanded ``$?`` of a ``set -v`` echo never matches)."""
-    return re.compile(rb"/__DESKPILOT_%s_%d__:(\d+):(1?):" % (tag.encode(), n))
-
-
-def truncate_middle(text: str, limit: int = MAX_OUTPUT_CHARS, *, dropped_before: int = 0) -> str:
-    """Keep the first and last ``limit // 2`` characters of ``text`` with a note between.
-
-    ``dropped_before`` counts characters already dropped from the middle upstream.
-    """
-    if len(text) <= limit and not dropped_before:
-        return text
-    half = limit // 2
-    if len(text) <= limit:
-        head, tail, cut = text[: len(text) // 2], text[len(text) // 2 :], dropped_before
-    else:
-        head, tail, cut = text[:half], text[-half:], len(text) - 2 * half + dropped_before
-    return (
-        f"{head}\n[... {cut} characters truncated; redirect long output to a file and "
-        f"read parts of it with head, tail or grep ...]\n{tail}"
-    )
-
-
-@dataclass(frozen=True, kw_only=True)
-class ShellLimits:
-    """Resource limits for the bash tool's shell and everything it starts (``setrlimit``).
-
-    Each limit is set as both the soft and the hard limit of the shell process right after it
-    starts, before it runs a command (``resource.prlimit`` on its pid; the man page:
-    https://man7.org/linux/man-pages/man2/getrlimit.2.html). Children inherit them. None
-    leaves a limit as it is. All default to None (no limits).
-
-    Attributes:
-        max_processes: ``RLIMIT_NPROC``: processes of *this user* (all of them, not only the
-            shell's) beyond which ``fork`` fails; not enforced for root.
-        max_memory_bytes: ``RLIMIT_AS``: address space of each process, in bytes (at least
-            64 MiB; an allocation past it fails).
-        max_file_bytes: ``RLIMIT_FSIZE``: the largest file a process may write, in bytes
-            (a write past it gets ``SIGXFSZ``: "File size limit exceeded").
-        max_open_files: ``RLIMIT_NOFILE``: open file descriptors per process.
-
-    Raises:
-        ConfigError: a limit that is not a positive integer, or memory under 64 MiB.
-    """
-
-    max_processes: int | None = None
-    max_memory_bytes: int | None = None
-    max_file_bytes: int | None = None
-    max_open_files: int | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("max_processes", "max_memory_bytes", "max_file_bytes", "max_open_files"):
-            value = getattr(self, name)
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
-            ):
-                raise ConfigError(f"ShellLimits.{name} must be a positive integer or None.")
-        if self.max_memory_bytes is not None and self.max_memory_bytes < 64 * 2**20:
-            raise ConfigError(
-                "ShellLimits.max_memory_bytes must be at least 64 MiB (67108864); bash and "
-                "the tools it runs need that much address space to start."
-            )
-
-    def apply(self, pid: int) -> None:
-        """Set the limits on process ``pid`` (soft = hard)."""
-        for value, which in (
-            (self.max_processes, resource.RLIMIT_NPROC),
-            (self.max_memory_bytes, resource.RLIMIT_AS),
-            (self.max_file_bytes, resource.RLIMIT_FSIZE),
-            (self.max_open_files, resource.RLIMIT_NOFILE),
-        ):
-            if value is not None:
-                resource.prlimit(pid, which, (value, value))
-
-
-class _Output:
-    """A command's output as it arrives: head and tail kept, the middle counted."""
-
-    __slots__ = ("dropped", "head", "tail")
-
-    def __init__(self) -> None:
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.dropped = 0
-
-    def feed(self, data: bytes) -> None:
-        if len(self.head) < _KEEP_BYTES:
-            take = _KEEP_BYTES - len(self.head)
-            self.head += data[:take]
-            data = data[take:]
-        if data:
-            self.tail += data
-            if len(self.tail) > 2 * _KEEP_BYTES:
-                cut = len(self.tail) - _KEEP_BYTES
-                del self.tail[:cut]
-                self.dropped += cut
-
-    def find(self, marker: re.Pattern[bytes]) -> tuple[bytes, re.Match[bytes], bytes] | None:
-        """(output before ``marker``, its match, bytes after it) once the marker has arrived."""
-        if not self.dropped:
-            whole = bytes(self.head + self.tail)
-            m = marker.search(whole)
-            return None if m is None else (whole[: m.start()], m, whole[m.end() :])
-        tail = bytes(self.tail)
-        m = marker.search(tail)
-        if m is None:
-            return None
-        return bytes(self.head) + tail[: m.start()], m, tail[m.end() :]
-
-    def text(self) -> tuple[str, int]:
-        """(decoded output, bytes dropped from the middle)."""
-        return bytes(self.head + self.tail).decode("utf-8", "replace"), self.dropped
-
-
-class _Protocol(asyncio.subprocess.SubprocessStreamProtocol):
-    """Reports the shell's exit at once: before Python 3.12, ``Process.wait()`` returns only
-    when every pipe is closed, which a background job holding stdout delays forever."""
-
-    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(limit=limit, loop=loop)
-        self.on_exit: asyncio.Event | None = None
-
-    def process_exited(self) -> None:
-        super().process_exited()
-        if self.on_exit is not None:
-            self.on_exit.set()
-
-
-class _Session:
-    """One bash process plus its reader task."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, protocol: _Protocol) -> None:
-        self.proc = proc
-        self.output = _Output()
-        self.changed = asyncio.Event()
-        self.eof = False
-        protocol.on_exit = self.changed
-        self.reader = asyncio.create_task(self._read(), name=f"bash-reader-{proc.pid}")
-        self.tag = secrets.token_hex(8)
-        self.probe = ""
-        self.prefix: re.Pattern[bytes] | None = None
-        self.echo: re.Pattern[str] = re.compile(r"(?!)")
-        self.pipe = ""
-        self.fds: tuple[str, str] | None = None
-
-    def fd_targets(self) -> tuple[str, str] | None:
-        """Where the shell's fds 1 and 2 point (``/proc/PID/fd``; ``"nowhere (closed)"``),
-        or None where /proc cannot tell (not Linux, the shell is gone)."""
-        if not os.path.isdir(f"/proc/{self.proc.pid}/fd"):
-            return None
-        out = []
-        for fd in (1, 2):
-            try:
-                out.append(os.readlink(f"/proc/{self.proc.pid}/fd/{fd}"))
-            except FileNotFoundError:
-                out.append("nowhere (closed)")
-            except OSError:
-                return None
-        return out[0], out[1]
-
-    @property
-    def exited(self) -> bool:
-        return self.proc.returncode is not None
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        try:
-            while True:
-                data = await self.proc.stdout.read(65536)
-                if not data:
-                    break
-                self.output.feed(data)
-                self.changed.set()
-        finally:
-            self.eof = True
-            self.changed.set()
-
-    def take(self) -> _Output:
-        out, self.output = self.output, _Output()
-        return out
-
-    async def kill(self) -> None:
-        """SIGKILL the whole process group and reap bash (no zombies)."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # bash and every job it started
-        except ProcessLookupError:
-            pass  # the group is already gone
-        except PermissionError:  # pragma: no cover - should not happen for our own child
-            if self.proc.returncode is None:
-                self.proc.kill()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.proc.wait(), 5.0)
-        reaper().unwatch_group(self.proc.pid)
-        self.reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self.reader
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
 
 
 class BashTool(Executor):
     """Executor of the Anthropic ``bash`` tool: one persistent shell session.
 
     Args:
-        timeout: seconds one command may run before the process group is killed and the
-            shell restarted.
+        timeout_s: seconds one command may run before the process group is killed and the
+            shell restarted (``timeout=`` is accepted as the same, the name of earlier
+            releases).
         version: ``"bash_20250124"`` (default) or ``"bash_20241022"`` (same behaviour).
         env: variables for the shell (e.g. a desktop's ``DISPLAY`` and ``HOME``), applied
             over a clean environment: the shell never inherits deskpilot's own environment,
@@ -315,13 +114,16 @@ class BashTool(Executor):
 
     def __init__(
         self,
-        timeout: float = 120.0,
+        timeout_s: float = 120.0,
         version: str = "bash_20250124",
         *,
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         limits: ShellLimits | None = None,
+        timeout: float | None = None,
     ) -> None:
+        if timeout is not None:
+            timeout_s = timeout
         if limits is not None and not isinstance(limits, ShellLimits):
             raise ConfigError(
                 f"limits must be a ShellLimits(...) or None, not {type(limits).__name__}."
@@ -332,17 +134,22 @@ class BashTool(Executor):
             raise ConfigError(
                 f"Unknown bash tool version {version!r}; use one of {versions('bash')}."
             )
-        if not timeout or timeout <= 0:
-            raise ConfigError(f"timeout must be a positive number of seconds, not {timeout!r}.")
+        if not timeout_s or timeout_s <= 0:
+            raise ConfigError(f"timeout_s must be a positive number of seconds, not {timeout_s!r}.")
         self.version = version
-        self.timeout = float(timeout)
+        self.timeout_s = float(timeout_s)
         self.env = dict(env or {})
         self.cwd = os.fspath(cwd) if cwd is not None else None
         self.limits = limits
-        self._session: _Session | None = None
+        self._session: Session | None = None
         self._lock = asyncio.Lock()
         self._tmpdir: str | None = None
         self._counter = 0
+
+    @property
+    def timeout(self) -> float:
+        """Same as :attr:`timeout_s` (seconds; the name of earlier releases)."""
+        return self.timeout_s
 
     @property
     def definition(self) -> dict[str, Any]:
@@ -351,12 +158,12 @@ class BashTool(Executor):
 
     # --- session lifecycle -------------------------------------------------------------
 
-    async def _start(self) -> _Session:
+    async def _start(self) -> Session:
         env = child_env({"PAGER": "cat", "GIT_PAGER": "cat", **self.env})
         bash = shutil.which("bash") or "/bin/bash"
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.subprocess_exec(
-            lambda: _Protocol(limit=2**16, loop=loop),
+            lambda: ShellProtocol(limit=2**16, loop=loop),
             *with_pdeathsig([bash, "--noprofile", "--norc"], signal.SIGKILL),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
@@ -374,7 +181,7 @@ class BashTool(Executor):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 raise
-        session = _Session(proc, protocol)
+        session = Session(proc, protocol)
         self._session = session
         try:
             await self._handshake(session)
@@ -383,7 +190,7 @@ class BashTool(Executor):
             raise
         return session
 
-    async def _handshake(self, session: _Session) -> None:
+    async def _handshake(self, session: Session) -> None:
         """Give the new shell its private copy of the output pipe (fd 99) and learn the
         prefix bash puts before its error messages (the sentinel is one of them)."""
         tmpdir = self._ensure_tmpdir()
@@ -391,10 +198,10 @@ class BashTool(Executor):
         session.probe = self._write_probe(tmpdir, tag)
         assert session.proc.stdin is not None
         session.proc.stdin.write(
-            f'exec {_FD}>&1; 2>&{_FD} <"/__DESKPILOT_{tag}_0__:0:1:" || {_X_VAR}{tag}=\n'.encode()
+            f'exec {SENTINEL_FD}>&1; 2>&{SENTINEL_FD} <"/__DESKPILOT_{tag}_0__:0:1:" || {X_VAR}{tag}=\n'.encode()
         )
         await session.proc.stdin.drain()
-        marker = _marker(tag, 0)
+        marker = sentinel(tag, 0)
         found = await asyncio.wait_for(self._wait(session, marker), _HANDSHAKE_TIMEOUT_S)
         if found is None:
             raise ToolError(
@@ -411,7 +218,7 @@ class BashTool(Executor):
         session.pipe = session.fds[0] if session.fds else ""
         tmp = re.escape(tmpdir)
         session.echo = re.compile(
-            rf"^[^\n]*(?:{_OK_VAR}{tag}|{_X_VAR}{tag}|\. '?{tmp}/(?:probe-{tag}|cmd\d+)\.sh)"
+            rf"^[^\n]*(?:{OK_VAR}{tag}|{X_VAR}{tag}|\. '?{tmp}/(?:probe-{tag}|cmd\d+)\.sh)"
             r"[^\n]*(?:\n|$)",
             re.MULTILINE,
         )
@@ -489,7 +296,7 @@ class BashTool(Executor):
     def _write_probe(tmpdir: str, tag: str) -> str:
         """The file whose sourcing proves ``.`` still sources files (sets the OK flag)."""
         path = Path(tmpdir, f"probe-{tag}.sh")
-        path.write_text(f"{_OK_VAR}{tag}=1\n", encoding="ascii")
+        path.write_text(f"{OK_VAR}{tag}=1\n", encoding="ascii")
         return str(path)
 
     def _write_command(self, command: str) -> str:
@@ -513,19 +320,19 @@ class BashTool(Executor):
         path = self._write_command(command)
         tag = session.tag
         n = self._counter
-        marker = _marker(tag, n)
+        marker = sentinel(tag, n)
         # Only syntax and ``\.`` (see the module docstring): assignments, the sourcing, and a
         # redirection-only command whose error message carries the status.
         line = (
-            f"{_OK_VAR}{tag}=; \\. {shlex.quote(session.probe)}; "
+            f"{OK_VAR}{tag}=; \\. {shlex.quote(session.probe)}; "
             f"\\. {shlex.quote(path)} </dev/null; "
-            f'2>&{_FD} <"/__DESKPILOT_{tag}_{n}__:$?:${{{_OK_VAR}{tag}-}}:" || {_X_VAR}{tag}=\n'
+            f'2>&{SENTINEL_FD} <"/__DESKPILOT_{tag}_{n}__:$?:${{{OK_VAR}{tag}-}}:" || {X_VAR}{tag}=\n'
         )
         try:
             assert session.proc.stdin is not None
             session.proc.stdin.write(line.encode())
             await session.proc.stdin.drain()
-            found = await asyncio.wait_for(self._wait(session, marker), self.timeout)
+            found = await asyncio.wait_for(self._wait(session, marker), self.timeout_s)
         except TimeoutError:
             partial, dropped = session.output.text()
             await self._stop()
@@ -534,7 +341,7 @@ class BashTool(Executor):
                 dropped_before=dropped,
             )
             note = (
-                f"Command timed out after {self.timeout:g} seconds; the shell was restarted, "
+                f"Command timed out after {self.timeout_s:g} seconds; the shell was restarted, "
                 "so the working directory, variables and background jobs were reset. Run long "
                 "jobs in the background (e.g. `cmd > /tmp/out.log 2>&1 &`) and check on them."
             )
@@ -548,7 +355,7 @@ class BashTool(Executor):
             return await self._shell_gone(session, leftover)
         before, match, after = found
         # ``before`` ends with bash's error prefix ("bash: line 7: "); cut it off.
-        cut = max(0, len(before) - _PREFIX_SCAN)
+        cut = max(0, len(before) - PREFIX_SCAN)
         prefix = session.prefix.search(before, cut) if session.prefix is not None else None
         if prefix is not None:
             before = before[: prefix.start()]
@@ -578,14 +385,14 @@ class BashTool(Executor):
         return text, False
 
     @staticmethod
-    def _clean(text: str, session: _Session) -> str:
+    def _clean(text: str, session: Session) -> str:
         """Remove the lines the shell echoed of the protocol itself (``set -v``/``set -x``)."""
         if session.tag not in text:
             return text
         return session.echo.sub("", text)
 
     @staticmethod
-    def _moved_output(session: _Session) -> str | None:
+    def _moved_output(session: Session) -> str | None:
         """A note when the command pointed the shell's stdout/stderr somewhere else (or back)."""
         now = session.fd_targets()
         if now is None or now == session.fds:
@@ -604,7 +411,7 @@ class BashTool(Executor):
             "back, or restart the tool (restart: true).]"
         )
 
-    async def _shell_gone(self, session: _Session, leftover: _Output) -> tuple[str, bool]:
+    async def _shell_gone(self, session: Session, leftover: Output) -> tuple[str, bool]:
         """The result when the shell exited or closed its output during a command."""
         with contextlib.suppress(TimeoutError):  # EOF can come before the exit status
             await asyncio.wait_for(session.proc.wait(), 1.0)
@@ -633,7 +440,7 @@ class BashTool(Executor):
 
     @staticmethod
     async def _wait(
-        session: _Session, marker: re.Pattern[bytes]
+        session: Session, marker: re.Pattern[bytes]
     ) -> tuple[bytes, re.Match[bytes], bytes] | None:
         while True:
             found = session.output.find(marker)

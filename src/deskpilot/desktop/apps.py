@@ -1,6 +1,6 @@
 """The optional desktop apps (terminal, text editor, browser): their command lines and menu.
 
-Command lines follow ``shared/reference/desktop_probe.md`` §2 and §9: xterm with a DejaVu
+Command lines follow ``docs/desktop-backend.md`` ("Starting a desktop"): xterm with a DejaVu
 font in a UTF-8 locale, mousepad with ``GSETTINGS_BACKEND=memory`` (set in the desktop's
 environment), chromium with the flags that work as root without a GPU and without network.
 Profiles live under the desktop's scratch ``HOME``.

@@ -1,7 +1,7 @@
 """Screen capture with mss (MIT-SHM) and image encoding with Pillow.
 
 Capture is in-process: mss's XShm backend grabs a 1280x800 frame in about 1 ms; the cost
-of a screenshot is the encoding (``shared/reference/desktop_probe.md`` §3). mss 10's XCB
+of a screenshot is the encoding (``docs/desktop-backend.md``, "Capture"). mss 10's XCB
 backends fail on some servers (TigerVNC's Xvnc); :class:`ScreenCapture` then falls back to
 ``backend="xlib"``.
 """

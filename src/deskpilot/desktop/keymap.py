@@ -8,7 +8,7 @@ keycodes that have no symbols (spares; Xvfb's default map has about 19).
 Assignments are **kept** after use (least recently used first to be reassigned) instead of
 being restored at once. Restoring right after typing is what makes ``xdotool type`` drop
 characters: clients that read the key events after the restore translate them with the
-restored map (``shared/reference/desktop_probe.md`` §4). A keycode is only reassigned after
+restored map (``docs/desktop-backend.md``, "Typing"). A keycode is only reassigned after
 the events that used it had time to be read (see ``deskpilot.desktop.text_input``), and every
 assignment is undone when the backend closes.
 """

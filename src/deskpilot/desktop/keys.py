@@ -1,7 +1,7 @@
 """Key names: xdotool keysym syntax plus the aliases models use, resolved to X keysyms.
 
-Rules (xdotool's ``key`` syntax, checked against ``xev`` in
-``shared/reference/desktop_probe.md`` §4):
+Rules (xdotool's ``key`` syntax, checked against ``xev``; ``docs/desktop-backend.md``,
+"Input"):
 
 * A key command is one or more *combos* separated by whitespace (``"ctrl+a Delete"``); a
   combo is key names joined by ``+`` (``"ctrl+shift+t"``). A trailing ``+`` means the plus

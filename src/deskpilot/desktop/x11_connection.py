@@ -36,6 +36,7 @@ from deskpilot.desktop.text_input import (
     Segment,
     plan_keysyms,
 )
+from deskpilot.desktop.xtest_batch import send_fake_inputs
 from deskpilot.desktop.xthread import XThread
 from deskpilot.errors import (
     ClosedError,
@@ -126,7 +127,6 @@ class X11Connection:
         self._dead = False
         self._hung = False
         self._held_buttons: set[int] = set()
-        self._fake_opcode: int | None = None
         self._fake_cache: dict[tuple[int, int], bytes] = {}
 
     # ------------------------------------------------------------------ lifecycle
@@ -514,52 +514,8 @@ class X11Connection:
         self._display().sync()
 
     def _fake_many(self, events: Sequence[tuple[int, int]]) -> None:
-        """Queue many XTEST key/button events as one write (the X thread only).
-
-        python-xlib builds each request in Python (about 15 us) and appends it to its send
-        buffer by concatenation, which grows quadratically when thousands are queued before a
-        flush. Here the 32-byte XTEST ``FakeInput`` request of each (event type, detail) is
-        encoded once and cached, a chunk is joined into one buffer, and the connection's
-        request counter is advanced by the number of requests, so later replies still match
-        their requests (what ``Display.send_request`` does for one request). Falls back to
-        ``xtest.fake_input`` per event if python-xlib's internals differ.
-        """
-        from Xlib.ext import xtest
-
-        d = self._display()
-        pd: Any = getattr(d, "display", None)
-        lock: Any = getattr(pd, "request_queue_lock", None)
-        if lock is None or not hasattr(pd, "request_serial") or not events:
-            for event_type, detail in events:
-                xtest.fake_input(d, event_type, detail)
-            return
-        if self._fake_opcode is None:
-            self._fake_opcode = d.display.get_extension_major(xtest.extname)
-        cache = self._fake_cache
-        parts = []
-        for key in events:
-            data = cache.get(key)
-            if data is None:
-                data = cache[key] = xtest.FakeInput._request.to_binary(
-                    opcode=self._fake_opcode,
-                    event_type=key[0],
-                    detail=key[1],
-                    time=0,
-                    root=0,
-                    x=0,
-                    y=0,
-                )
-            parts.append(data)
-        batch = _RawRequests(b"".join(parts))
-        if pd.socket_error:
-            raise pd.socket_error
-        lock.acquire()  # python-xlib's own lock objects (no context manager protocol)
-        try:
-            batch._serial = pd.request_serial
-            pd.request_serial = (pd.request_serial + len(parts)) % 65536
-            pd.request_queue.append((batch, False))
-        finally:
-            lock.release()
+        """Queue many XTEST events as one write (the X thread only; see ``xtest_batch``)."""
+        send_fake_inputs(self._display(), events, self._fake_cache)
 
     def _remap_sync(self, remap: dict[int, int]) -> None:
         assert self._keymap is not None
@@ -610,13 +566,3 @@ class X11Connection:
                 self._thread.submit(
                     self._in_thread, "read the keyboard map", self._keymap.refresh, ()
                 )
-
-
-class _RawRequests:
-    """Several already-encoded X requests queued as one (see ``X11Connection._fake_many``)."""
-
-    __slots__ = ("_binary", "_serial")
-
-    def __init__(self, binary: bytes) -> None:
-        self._binary = binary
-        self._serial: int | None = None

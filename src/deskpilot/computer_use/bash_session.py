@@ -1,0 +1,191 @@
+"""The bash tool's session plumbing: one shell process, its output buffer and its sentinel.
+
+Used by :class:`deskpilot.computer_use.bash.BashTool` (the protocol is described there). Output
+is read continuously by a reader task and kept bounded (head and tail, the middle counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import secrets
+import signal
+
+from ..desktop.processes import reaper
+
+__all__ = [
+    "MAX_OUTPUT_CHARS",
+    "OK_VAR",
+    "PREFIX_SCAN",
+    "SENTINEL_FD",
+    "X_VAR",
+    "Output",
+    "Session",
+    "ShellProtocol",
+    "sentinel",
+    "truncate_middle",
+]
+
+MAX_OUTPUT_CHARS = 30_000
+"""Longest output returned to the model; longer output keeps its first and last halves."""
+
+KEEP_BYTES = 4 * MAX_OUTPUT_CHARS
+"""Bytes kept at each end of a command's output while it runs (bounds memory)."""
+
+SENTINEL_FD = 99
+"""The shell's private copy of its output pipe (the sentinel is written there)."""
+OK_VAR = "__dp_ok_"
+X_VAR = "__dp_x_"
+PREFIX_SCAN = 512
+"""Bytes before the sentinel searched for bash's error-message prefix."""
+
+
+def sentinel(tag: str, n: int) -> re.Pattern[bytes]:
+    """The sentinel of command ``n``: the path in bash's error message with the status and
+    the probe flag expanded (digits; the unexpanded ``$?`` of a ``set -v`` echo never matches)."""
+    return re.compile(rb"/__DESKPILOT_%s_%d__:(\d+):(1?):" % (tag.encode(), n))
+
+
+def truncate_middle(text: str, limit: int = MAX_OUTPUT_CHARS, *, dropped_before: int = 0) -> str:
+    """Keep the first and last ``limit // 2`` characters of ``text`` with a note between.
+
+    ``dropped_before`` counts characters already dropped from the middle upstream.
+    """
+    if len(text) <= limit and not dropped_before:
+        return text
+    half = limit // 2
+    if len(text) <= limit:
+        head, tail, cut = text[: len(text) // 2], text[len(text) // 2 :], dropped_before
+    else:
+        head, tail, cut = text[:half], text[-half:], len(text) - 2 * half + dropped_before
+    return (
+        f"{head}\n[... {cut} characters truncated; redirect long output to a file and "
+        f"read parts of it with head, tail or grep ...]\n{tail}"
+    )
+
+
+class Output:
+    """A command's output as it arrives: head and tail kept, the middle counted."""
+
+    __slots__ = ("dropped", "head", "tail")
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def feed(self, data: bytes) -> None:
+        if len(self.head) < KEEP_BYTES:
+            take = KEEP_BYTES - len(self.head)
+            self.head += data[:take]
+            data = data[take:]
+        if data:
+            self.tail += data
+            if len(self.tail) > 2 * KEEP_BYTES:
+                cut = len(self.tail) - KEEP_BYTES
+                del self.tail[:cut]
+                self.dropped += cut
+
+    def find(self, marker: re.Pattern[bytes]) -> tuple[bytes, re.Match[bytes], bytes] | None:
+        """(output before ``marker``, its match, bytes after it) once the marker has arrived."""
+        if not self.dropped:
+            whole = bytes(self.head + self.tail)
+            m = marker.search(whole)
+            return None if m is None else (whole[: m.start()], m, whole[m.end() :])
+        tail = bytes(self.tail)
+        m = marker.search(tail)
+        if m is None:
+            return None
+        return bytes(self.head) + tail[: m.start()], m, tail[m.end() :]
+
+    def text(self) -> tuple[str, int]:
+        """(decoded output, bytes dropped from the middle)."""
+        return bytes(self.head + self.tail).decode("utf-8", "replace"), self.dropped
+
+
+class ShellProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """Reports the shell's exit at once: before Python 3.12, ``Process.wait()`` returns only
+    when every pipe is closed, which a background job holding stdout delays forever."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.on_exit: asyncio.Event | None = None
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if self.on_exit is not None:
+            self.on_exit.set()
+
+
+class Session:
+    """One bash process plus its reader task."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, protocol: ShellProtocol) -> None:
+        self.proc = proc
+        self.output = Output()
+        self.changed = asyncio.Event()
+        self.eof = False
+        protocol.on_exit = self.changed
+        self.reader = asyncio.create_task(self._read(), name=f"bash-reader-{proc.pid}")
+        self.tag = secrets.token_hex(8)
+        self.probe = ""
+        self.prefix: re.Pattern[bytes] | None = None
+        self.echo: re.Pattern[str] = re.compile(r"(?!)")
+        self.pipe = ""
+        self.fds: tuple[str, str] | None = None
+
+    def fd_targets(self) -> tuple[str, str] | None:
+        """Where the shell's fds 1 and 2 point (``/proc/PID/fd``; ``"nowhere (closed)"``),
+        or None where /proc cannot tell (not Linux, the shell is gone)."""
+        if not os.path.isdir(f"/proc/{self.proc.pid}/fd"):
+            return None
+        out = []
+        for fd in (1, 2):
+            try:
+                out.append(os.readlink(f"/proc/{self.proc.pid}/fd/{fd}"))
+            except FileNotFoundError:
+                out.append("nowhere (closed)")
+            except OSError:
+                return None
+        return out[0], out[1]
+
+    @property
+    def exited(self) -> bool:
+        return self.proc.returncode is not None
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            while True:
+                data = await self.proc.stdout.read(65536)
+                if not data:
+                    break
+                self.output.feed(data)
+                self.changed.set()
+        finally:
+            self.eof = True
+            self.changed.set()
+
+    def take(self) -> Output:
+        out, self.output = self.output, Output()
+        return out
+
+    async def kill(self) -> None:
+        """SIGKILL the whole process group and reap bash (no zombies)."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # bash and every job it started
+        except ProcessLookupError:
+            pass  # the group is already gone
+        except PermissionError:  # pragma: no cover - should not happen for our own child
+            if self.proc.returncode is None:
+                self.proc.kill()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.proc.wait(), 5.0)
+        reaper().unwatch_group(self.proc.pid)
+        self.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self.reader
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
