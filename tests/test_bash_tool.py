@@ -213,7 +213,7 @@ async def test_set_v_and_set_x_do_not_leak_protocol_lines(bash):
     assert r.text == "/bin/echo verbose\nverbose"  # the user's own line, echoed; nothing else
     await bash.execute(cmd("set +v; set -x"))
     r = await bash.execute(cmd("/bin/echo traced"))
-    assert r.text == "++ /bin/echo traced\ntraced"  # level 2: inside the sourced file
+    assert r.text == "+++ /bin/echo traced\ntraced"  # level 3: inside the driver and the file
     r = await bash.execute(cmd("set +x"))
     assert "__dp" not in r.text and "DESKPILOT" not in r.text and "deskpilot-bash" not in r.text
     assert (await bash.execute(cmd("/bin/echo clean"))).text == "clean"

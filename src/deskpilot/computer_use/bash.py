@@ -15,13 +15,17 @@ its output every 0.2 s and stalls on a full pipe, which this design avoids):
   command file, which *is* shell by design.
 * The protocol depends on no name the session can redefine except ``.`` itself (invoked as
   ``\\.``, so aliases do not apply): no ``builtin``, ``command``, ``printf`` or ``echo``. The
-  status is reported by a redirection-only command, ``2>&99 <"/__DESKPILOT_<tag>_<n>__:$?:..."``,
-  whose "No such file or directory" message *is* the sentinel; fd 99 is a copy of the output
-  pipe made when the shell starts, so ``exec >/dev/null`` or ``exec 2>&-`` in a command cannot
-  hide it. Whether ``.`` still sources files is checked on every command (a one-line probe
-  file sets a variable); when it does not (a function named ``.``), the shell is restarted
-  and the result says why. Lines the shell echoes of this protocol under ``set -v`` or
-  ``set -x`` are removed from the output.
+  line sent per command clears a flag, sets the command's number, sources a driver file
+  (written at start: it sets the flag and sources ``cmdN.sh`` with stdin ``/dev/null``) and
+  reports the status with a failing redirection of a group that holds only an assignment,
+  ``{ v=; } 2>&99 <"/__DP_<tag>_<n>:$?:<flag>:"``: bash's "No such file or directory" message
+  *is* the sentinel (a group's redirections run in the shell itself; a bare redirection
+  would fork, about 1 ms). fd 99 is a copy of the output pipe made when the shell starts, so
+  ``exec >/dev/null`` or ``exec 2>&-`` in a command cannot hide it. An empty flag means ``.``
+  no longer sources files (a function named ``.``): the shell is restarted and the result
+  says why. The line is kept short because bash reads a pipe one byte per system call. Lines
+  the shell echoes of this protocol under ``set -v`` or ``set -x`` are removed from the
+  output.
 * A reader task drains the output continuously (no 64-128 KiB pipe stall) and wakes the
   waiting command on every chunk (no polling); memory is bounded to the kept head and tail.
 
@@ -55,11 +59,13 @@ from ..prompt import ToolCall, ToolResult
 from .base import Executor
 from .bash_session import (
     MAX_OUTPUT_CHARS,
+    N_VAR,
     OK_VAR,
     PREFIX_SCAN,
     SENTINEL_FD,
     X_VAR,
     Output,
+    Sentinel,
     Session,
     ShellProtocol,
     sentinel,
@@ -195,11 +201,10 @@ class BashTool(Executor):
         prefix bash puts before its error messages (the sentinel is one of them)."""
         tmpdir = self._ensure_tmpdir()
         tag = session.tag
-        session.probe = self._write_probe(tmpdir, tag)
+        session.driver = self._write_driver(tmpdir, tag)
         assert session.proc.stdin is not None
-        session.proc.stdin.write(
-            f'exec {SENTINEL_FD}>&1; 2>&{SENTINEL_FD} <"/__DESKPILOT_{tag}_0__:0:1:" || {X_VAR}{tag}=\n'.encode()
-        )
+        # Command 0 is empty: its sentinel shows the prefix of bash's error messages.
+        session.proc.stdin.write(f"exec {SENTINEL_FD}>&1; {self._line(session, 0)}".encode())
         await session.proc.stdin.drain()
         marker = sentinel(tag, 0)
         found = await asyncio.wait_for(self._wait(session, marker), _HANDSHAKE_TIMEOUT_S)
@@ -218,7 +223,8 @@ class BashTool(Executor):
         session.pipe = session.fds[0] if session.fds else ""
         tmp = re.escape(tmpdir)
         session.echo = re.compile(
-            rf"^[^\n]*(?:{OK_VAR}{tag}|{X_VAR}{tag}|\. '?{tmp}/(?:probe-{tag}|cmd\d+)\.sh)"
+            rf"^[^\n]*(?:{OK_VAR}{tag}|{X_VAR}{tag}|{N_VAR}{tag}"
+            rf"|\. '?{tmp}/(?:driver-{tag}|cmd\d+)\.sh)"
             r"[^\n]*(?:\n|$)",
             re.MULTILINE,
         )
@@ -293,11 +299,26 @@ class BashTool(Executor):
         return self._tmpdir
 
     @staticmethod
-    def _write_probe(tmpdir: str, tag: str) -> str:
-        """The file whose sourcing proves ``.`` still sources files (sets the OK flag)."""
-        path = Path(tmpdir, f"probe-{tag}.sh")
-        path.write_text(f"{OK_VAR}{tag}=1\n", encoding="ascii")
+    def _write_driver(tmpdir: str, tag: str) -> str:
+        """The file each command's line sources: sets the flag that proves ``.`` sources
+        files, then sources ``cmd$N.sh`` with stdin ``/dev/null``."""
+        Path(tmpdir, "cmd0.sh").write_bytes(b"")  # the handshake's (empty) command
+        path = Path(tmpdir, f"driver-{tag}.sh")
+        path.write_text(
+            f'{OK_VAR}{tag}=1; \\. "{tmpdir}/cmd${{{N_VAR}{tag}}}.sh" </dev/null\n',
+            encoding="utf-8",
+        )
         return str(path)
+
+    @staticmethod
+    def _line(session: Session, n: int) -> str:
+        """The line sent for command ``n``: only assignments, ``\\.`` and a redirection."""
+        tag = session.tag
+        return (
+            f"{OK_VAR}{tag}=; {N_VAR}{tag}={n}; \\. {shlex.quote(session.driver)}; "
+            f"{{ {X_VAR}{tag}=; }} 2>&{SENTINEL_FD} "
+            f'<"/__DP_{tag}_{n}:$?:${{{OK_VAR}{tag}-}}:" || {X_VAR}{tag}=\n'
+        )
 
     def _write_command(self, command: str) -> str:
         self._counter += 1
@@ -321,13 +342,7 @@ class BashTool(Executor):
         tag = session.tag
         n = self._counter
         marker = sentinel(tag, n)
-        # Only syntax and ``\.`` (see the module docstring): assignments, the sourcing, and a
-        # redirection-only command whose error message carries the status.
-        line = (
-            f"{OK_VAR}{tag}=; \\. {shlex.quote(session.probe)}; "
-            f"\\. {shlex.quote(path)} </dev/null; "
-            f'2>&{SENTINEL_FD} <"/__DESKPILOT_{tag}_{n}__:$?:${{{OK_VAR}{tag}-}}:" || {X_VAR}{tag}=\n'
-        )
+        line = self._line(session, n)
         try:
             assert session.proc.stdin is not None
             session.proc.stdin.write(line.encode())
@@ -440,7 +455,7 @@ class BashTool(Executor):
 
     @staticmethod
     async def _wait(
-        session: Session, marker: re.Pattern[bytes]
+        session: Session, marker: Sentinel
     ) -> tuple[bytes, re.Match[bytes], bytes] | None:
         while True:
             found = session.output.find(marker)

@@ -17,11 +17,13 @@ from ..desktop.processes import reaper
 
 __all__ = [
     "MAX_OUTPUT_CHARS",
+    "N_VAR",
     "OK_VAR",
     "PREFIX_SCAN",
     "SENTINEL_FD",
     "X_VAR",
     "Output",
+    "Sentinel",
     "Session",
     "ShellProtocol",
     "sentinel",
@@ -36,16 +38,41 @@ KEEP_BYTES = 4 * MAX_OUTPUT_CHARS
 
 SENTINEL_FD = 99
 """The shell's private copy of its output pipe (the sentinel is written there)."""
-OK_VAR = "__dp_ok_"
-X_VAR = "__dp_x_"
+OK_VAR = "_dpo"
+X_VAR = "_dpx"
+N_VAR = "_dpn"
 PREFIX_SCAN = 512
 """Bytes before the sentinel searched for bash's error-message prefix."""
 
 
-def sentinel(tag: str, n: int) -> re.Pattern[bytes]:
-    """The sentinel of command ``n``: the path in bash's error message with the status and
-    the probe flag expanded (digits; the unexpanded ``$?`` of a ``set -v`` echo never matches)."""
-    return re.compile(rb"/__DESKPILOT_%s_%d__:(\d+):(1?):" % (tag.encode(), n))
+_TAIL = re.compile(rb"(\d+):(1?):")
+
+
+class Sentinel:
+    """The sentinel of one command: ``/__DP_<tag>_<n>:`` in bash's error message, followed
+    by the expanded status and flag (digits: the unexpanded ``$?`` of a ``set -v`` echo of
+    the protocol line never matches). A plain ``bytes.find`` plus one precompiled pattern,
+    so nothing is compiled per command."""
+
+    __slots__ = ("prefix",)
+
+    def __init__(self, tag: str, n: int) -> None:
+        self.prefix = b"/__DP_%s_%d:" % (tag.encode(), n)
+
+    def search(self, buf: bytes) -> tuple[int, re.Match[bytes]] | None:
+        """(start of the sentinel, match of ``status:flag:``) or None."""
+        i = buf.find(self.prefix)
+        while i >= 0:
+            m = _TAIL.match(buf, i + len(self.prefix))
+            if m is not None:
+                return i, m
+            i = buf.find(self.prefix, i + 1)
+        return None
+
+
+def sentinel(tag: str, n: int) -> Sentinel:
+    """The :class:`Sentinel` of command ``n`` of the session tagged ``tag``."""
+    return Sentinel(tag, n)
 
 
 def truncate_middle(text: str, limit: int = MAX_OUTPUT_CHARS, *, dropped_before: int = 0) -> str:
@@ -88,17 +115,20 @@ class Output:
                 del self.tail[:cut]
                 self.dropped += cut
 
-    def find(self, marker: re.Pattern[bytes]) -> tuple[bytes, re.Match[bytes], bytes] | None:
-        """(output before ``marker``, its match, bytes after it) once the marker has arrived."""
+    def find(self, marker: Sentinel) -> tuple[bytes, re.Match[bytes], bytes] | None:
+        """(output before ``marker``, the ``status:flag:`` match, bytes after it) once the
+        marker has arrived."""
         if not self.dropped:
             whole = bytes(self.head + self.tail)
-            m = marker.search(whole)
-            return None if m is None else (whole[: m.start()], m, whole[m.end() :])
+            hit = marker.search(whole)
+            if hit is None:
+                return None
+            return whole[: hit[0]], hit[1], whole[hit[1].end() :]
         tail = bytes(self.tail)
-        m = marker.search(tail)
-        if m is None:
+        hit = marker.search(tail)
+        if hit is None:
             return None
-        return bytes(self.head) + tail[: m.start()], m, tail[m.end() :]
+        return bytes(self.head) + tail[: hit[0]], hit[1], tail[hit[1].end() :]
 
     def text(self) -> tuple[str, int]:
         """(decoded output, bytes dropped from the middle)."""
@@ -129,8 +159,8 @@ class Session:
         self.eof = False
         protocol.on_exit = self.changed
         self.reader = asyncio.create_task(self._read(), name=f"bash-reader-{proc.pid}")
-        self.tag = secrets.token_hex(8)
-        self.probe = ""
+        self.tag = secrets.token_hex(4)
+        self.driver = ""
         self.prefix: re.Pattern[bytes] | None = None
         self.echo: re.Pattern[str] = re.compile(r"(?!)")
         self.pipe = ""
