@@ -24,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..prompt import Text, ToolResult
 from .context import text_before_images
+from .records import DesktopRestart
 
 __all__ = ["DESKTOP_DEAD", "RESTARTED_NOTE", "DesktopRecovery", "RestartableComputer"]
 
@@ -110,14 +111,16 @@ class DesktopRecovery:
         followed = await self._move_tools(old_env, dict(desktop.env))
         if writer is not None:
             await writer.write_line(
-                {
-                    "type": "desktop_restart",
-                    "step": step,
-                    "restarts": self.restarts,
-                    "old_display": old_display,
-                    "new_display": desktop.display,
-                    "tools_moved": followed,
-                }
+                DesktopRestart(
+                    step=step,
+                    reason=(
+                        f"The desktop on display {old_display} stopped working (its X server "
+                        "died or stopped responding); it was restarted and its state lost."
+                    ),
+                    old_display=old_display,
+                    new_display=desktop.display,
+                    tools_moved=followed,
+                )
             )
         if results:
             results = [*results[:-1], _with_note(results[-1], RESTARTED_NOTE)]

@@ -552,7 +552,7 @@ class Agent:
                     results, st.writer, step=st.step
                 )
                 if results and actions:
-                    actions[-1]["text"] = results[-1].text
+                    actions[-1].text = results[-1].text
                 st.conv.messages.append(Message("user", results))
                 if dead:
                     end, st.error = dead, dead_error

@@ -257,6 +257,9 @@ class DesktopRestart(_Model):
     t: Seconds | None = None
     step: int = Field(default=0, ge=0, le=10_000_000)
     reason: str = ""
+    old_display: str | None = None
+    new_display: str | None = None
+    tools_moved: list[str] = Field(default_factory=list)
 
 
 class RunEnd(_Model):
