@@ -1,4 +1,4 @@
-"""The HTML report and the animation, from hand-made trajectory directories (TRAJECTORY_FORMAT.md)."""
+"""The HTML report and the animation, from hand-made run directories (docs/trajectory-format.md)."""
 
 from __future__ import annotations
 
