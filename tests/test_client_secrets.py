@@ -21,7 +21,13 @@ from click.testing import CliRunner
 from deskpilot import Agent, LLMClient
 from deskpilot.client.redact import REDACTED, Redactor
 from deskpilot.desktop.fake import FakeComputer
-from deskpilot.testing import FakeModel, FakeModelServer, RecordedRequest, error_reply
+from deskpilot.testing import (
+    FakeModel,
+    FakeModelServer,
+    RecordedRequest,
+    error_reply,
+    text_response,
+)
 
 KEY = "sk-ant-api03-ECHOED-test-key-0123456789abcdef"
 GATEWAY_KEY = "sk-gw-ECHOED-test-key-9876543210"
@@ -214,3 +220,151 @@ def test_credential_values_lists_what_the_client_holds() -> None:
     assert set(values) == {"sk-ant-argument-0123456789", GATEWAY_KEY, AWS_SECRET, AWS_TOKEN}
     assert AKID not in values  # an access key id is an identifier, not a secret
     assert all(v not in repr(client) for v in values)
+
+
+# --- partial and split echoes (probe 1, finding M) --------------------------------------------
+
+PARTIAL_KEY = "sk-ant-api03-PROBEKEY-abcdefghijklmnop0123456789"
+
+
+def longest_run(secret: str, text: str) -> int:
+    """The most consecutive characters of ``secret`` found together in ``text``."""
+    best = 0
+    for i in range(len(secret)):
+        for j in range(len(secret), i + best, -1):
+            if secret[i:j] in text:
+                best = j - i
+                break
+    return best
+
+
+def partial_echoes(key: str) -> list[tuple[str, Any]]:
+    from deskpilot.testing import FakeReply
+
+    return [
+        (
+            "html body, the key straddles the 500-character cut",
+            FakeReply(
+                401,
+                ("<html><body>" + "x" * 468 + key + "</body></html>").encode(),
+                {"content-type": "text/html"},
+            ),
+        ),
+        ("masked echo", error_reply(401, message=f"invalid x-api-key {key[:24]}...{key[-4:]}")),
+        ("split over two lines", error_reply(401, message=f"bad key {key[:20]}\n{key[20:]}")),
+        (
+            "split in small pieces",
+            error_reply(401, message=f"key {key[:7]} {key[7:16]}\n{key[16:]}"),
+        ),
+    ]
+
+
+@pytest.mark.parametrize("case", range(4))
+async def test_partial_and_split_echoes_of_the_key_never_leave_the_client(
+    case: int, tmp_path: Path
+) -> None:
+    name, reply = partial_echoes(PARTIAL_KEY)[case]
+    async with FakeModel([reply]) as fake:
+        async with LLMClient(
+            "claude-4-sonnet",
+            transport=fake.transport(),
+            max_attempts=1,
+            progress="none",
+            api_key=PARTIAL_KEY,
+            environ={},
+        ) as client:
+            result = await Agent(client, FakeComputer(320, 240), out_dir=tmp_path).run("look")
+    assert result.stop_reason == "api_error" and REDACTED in (result.error or ""), name
+    run_dir = Path(result.trajectory_dir)
+    from deskpilot.agent.report import write_report
+
+    write_report(run_dir)
+    texts = {
+        "AgentResult.error": result.error or "",
+        "repr(result)": repr(result),
+        "trajectory": (run_dir / "trajectory.jsonl").read_text(),
+        "report.html": (run_dir / "report.html").read_text(),
+    }
+    for where, text in texts.items():
+        assert longest_run(PARTIAL_KEY, text) < 12, (name, where, text[-300:])
+
+
+def test_redactor_cuts_runs_of_twelve_characters_prefixes_suffixes_and_splits() -> None:
+    key = PARTIAL_KEY
+    r = Redactor([key])
+    assert r.text("x" * 40 + key[:20]) == "x" * 40 + REDACTED  # cut at a length limit
+    assert r.text(f"got {key[:24]}...{key[-4:]}.") == f"got {REDACTED}...{key[-4:]}."
+    assert r.text(f"{key[-14:]} at the end") == f"{REDACTED} at the end"
+    assert r.text(f"a {key[:20]}\n{key[20:]} b") == f"a {REDACTED} b"  # split over lines
+    assert r.text(f"a {key[:6]} \n {key[6:14]} b") == f"a {REDACTED} b"  # two short pieces
+    # eleven characters of the key, or a run broken by other text, are left alone
+    assert r.text(f"tail {key[-11:]}") == f"tail {key[-11:]}"
+    assert r.text(f"{key[:8]}Q{key[8:16]}") == f"{key[:8]}Q{key[8:16]}"
+    assert r.text("nothing of it here") == "nothing of it here"
+    # a value from 8 to 11 characters is only cut whole
+    short = Redactor(["abcdefghij"])
+    assert short.text("abcdefghij abcdefgh") == f"{REDACTED} abcdefgh"
+
+
+# --- a key with a line break (probe 1, "a key with a trailing newline") ------------------------
+
+NEWLINE_KEY = "sk-ant-api03-NEWLINEKEY-abcdefghijklmnop0123456789"
+
+
+@pytest.mark.parametrize("source", ["env", "arg"])
+@pytest.mark.parametrize("around", ["\n", "\r\n", " ", "\t\n"])
+async def test_a_key_read_with_its_line_break_is_stripped_with_a_warning(
+    source: str, around: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="deskpilot.client")
+    settings = (
+        {"environ": {"ANTHROPIC_API_KEY": NEWLINE_KEY + around}}
+        if source == "env"
+        else {"environ": {}, "api_key": around + NEWLINE_KEY + around}
+    )
+    async with FakeModelServer(api_key=NEWLINE_KEY) as server:
+        server.enqueue(text_response("ok"))
+        async with LLMClient(
+            "claude-4-sonnet", base_url=server.url, max_attempts=1, progress="none", **settings
+        ) as client:
+            resp = await client.start("x")
+            values = client.credential_values()
+    assert not resp.is_error, resp.error_message
+    assert server.requests[0].headers["x-api-key"] == NEWLINE_KEY
+    assert values == (NEWLINE_KEY,)
+    name = "ANTHROPIC_API_KEY" if source == "env" else "api_key="
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(name in w and "line break" in w for w in warnings), warnings
+    assert all(NEWLINE_KEY[:12] not in w for w in warnings)
+
+
+@pytest.mark.parametrize("source", ["env", "arg"])
+@pytest.mark.parametrize("inside", ["\x00", "\n", " ", "\x1b"])
+def test_a_key_with_a_control_character_inside_is_refused_with_a_sentence(
+    source: str, inside: str
+) -> None:
+    from deskpilot.errors import ConfigError
+
+    bad = NEWLINE_KEY[:20] + inside + NEWLINE_KEY[20:]
+    settings: dict[str, Any] = (
+        {"environ": {"ANTHROPIC_API_KEY": bad}} if source == "env" else {"api_key": bad}
+    )
+    with pytest.raises(ConfigError) as err:
+        LLMClient("claude-4-sonnet", progress="none", **{"environ": {}, **settings})
+    name = "ANTHROPIC_API_KEY" if source == "env" else "api_key="
+    assert f"{name} contains a control character or whitespace inside it" in str(err.value)
+    assert NEWLINE_KEY[:12] not in str(err.value)
+
+
+def test_aws_credentials_from_the_environment_are_stripped_too() -> None:
+    client = LLMClient(
+        "claude-4-sonnet-bedrock",
+        progress="none",
+        environ={
+            "AWS_ACCESS_KEY_ID": AKID + "\n",
+            "AWS_SECRET_ACCESS_KEY": AWS_SECRET + "\r\n",
+            "AWS_SESSION_TOKEN": AWS_TOKEN + "\n",
+            "AWS_REGION": "us-east-1",
+        },
+    )
+    assert set(client.credential_values()) == {AWS_SECRET, AWS_TOKEN}

@@ -21,10 +21,19 @@ nothing else in deskpilot's client looks at ``os.environ``:
 Other AWS credentials (profiles, SSO, instance roles) come from botocore's standard chain.
 Arguments to ``LLMClient`` win over the environment. Keys are kept out of every ``repr``
 and redacted from every error message the client returns.
+
+A credential is one line of printable characters. A key read from a file often keeps its
+line break (``api_key=open("key").read()``, a ``.env`` file with CRLF line ends), which
+HTTP forbids in a header value: such surrounding whitespace (spaces, tabs, CR, LF) is
+stripped, with a warning on the ``deskpilot.client`` logger that names the variable or
+argument (never the value). Any other control character or whitespace INSIDE a key
+(``NUL``, a line break in the middle) raises :class:`~deskpilot.errors.ConfigError` when the
+client is built, with a sentence saying so (:func:`clean_credential`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +41,41 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..providers.base import Provider
+
+logger = logging.getLogger("deskpilot.client")
+
+_SURROUNDING = " \t\r\n"
+
+
+def _stripped(value: str | None, source: str) -> str | None:
+    """``value`` without surrounding whitespace (logged, never the value); None if empty."""
+    if not value:
+        return None
+    clean = value.strip(_SURROUNDING)
+    if clean != value:
+        logger.warning(
+            "%s has spaces or a line break around it (read from a file?); deskpilot uses it "
+            "without them.",
+            source,
+        )
+    return clean or None
+
+
+def clean_credential(value: str | None, source: str) -> str | None:
+    """``value`` ready for an HTTP header: surrounding spaces, tabs, CR and LF removed (with
+    a warning naming ``source``, e.g. ``"ANTHROPIC_API_KEY"`` or ``"api_key="``).
+
+    Raises:
+        ConfigError: a control character or whitespace is left inside the value.
+    """
+    clean = _stripped(value, source)
+    if clean is not None and not all(c.isprintable() and not c.isspace() for c in clean):
+        raise ConfigError(
+            f"{source} contains a control character or whitespace inside it (a line break, "
+            "a NUL, a space...); an API key or secret is one line of printable characters: "
+            "check how it was set."
+        )
+    return clean
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,20 +106,21 @@ class Environment:
 
 
 def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
-    """Read the variables of the module table from ``environ`` (default ``os.environ``)."""
+    """Read the variables of the module table from ``environ`` (default ``os.environ``);
+    the credentials' surrounding whitespace is stripped (see the module docstring)."""
     env = os.environ if environ is None else environ
     return Environment(
-        anthropic_api_key=env.get("ANTHROPIC_API_KEY") or None,
+        anthropic_api_key=_stripped(env.get("ANTHROPIC_API_KEY"), "ANTHROPIC_API_KEY"),
         anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
-        openai_api_key=env.get("OPENAI_API_KEY") or None,
+        openai_api_key=_stripped(env.get("OPENAI_API_KEY"), "OPENAI_API_KEY"),
         openai_base_url=env.get("OPENAI_BASE_URL") or None,
         bedrock_endpoint_url=env.get("AWS_ENDPOINT_URL_BEDROCK_RUNTIME") or None,
         aws_region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
         aws_profile=env.get("AWS_PROFILE") or None,
         aws_config_file=env.get("AWS_CONFIG_FILE") or None,
-        aws_access_key_id=env.get("AWS_ACCESS_KEY_ID") or None,
-        aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY") or None,
-        aws_session_token=env.get("AWS_SESSION_TOKEN") or None,
+        aws_access_key_id=_stripped(env.get("AWS_ACCESS_KEY_ID"), "AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=_stripped(env.get("AWS_SECRET_ACCESS_KEY"), "AWS_SECRET_ACCESS_KEY"),
+        aws_session_token=_stripped(env.get("AWS_SESSION_TOKEN"), "AWS_SESSION_TOKEN"),
     )
 
 
@@ -102,13 +147,15 @@ class ClientConfig:
             against arrival-time jitter (default ``rate_window_s / 240``: 0.25 s per minute).
         provider: force ``"anthropic"``, ``"bedrock"`` or ``"gateway"`` for every model.
         base_url: the Anthropic API origin or gateway base URL (wins over the environment).
-        api_key: the Anthropic or gateway key (wins over the environment); never shown.
+        api_key: the Anthropic or gateway key (wins over the environment); never shown;
+            surrounding whitespace is stripped (see the module docstring).
         endpoint_url / region: Bedrock runtime endpoint and region.
         progress: ``"tqdm"`` (to stderr) or ``"none"``.
         keep_raw: keep the decoded JSON of successful answers on ``APIResponse.raw``.
 
     Raises:
-        ConfigError: a value out of range (the message says what to pass).
+        ConfigError: a value out of range (the message says what to pass), or an
+            ``api_key`` with a control character or whitespace inside it.
     """
 
     max_requests_per_minute: float = 1_000
@@ -164,6 +211,8 @@ class ClientConfig:
             raise ConfigError(f"progress must be 'tqdm' or 'none', not {self.progress!r}.")
         if self.temperature is not None and not 0 <= self.temperature <= 1:
             raise ConfigError(f"temperature must be between 0 and 1, not {self.temperature}.")
+        if self.api_key is not None:
+            object.__setattr__(self, "api_key", clean_credential(self.api_key, "api_key="))
 
 
 def make_provider(
@@ -177,14 +226,16 @@ def make_provider(
     ``AWS_SECRET_ACCESS_KEY`` (/ ``AWS_SESSION_TOKEN``), else botocore's chain.
 
     Raises:
-        ConfigError: a gateway without a base URL, or an AWS profile that does not exist.
+        ConfigError: a gateway without a base URL, an AWS profile that does not exist, or a
+            credential with a control character or whitespace inside it.
         MissingDependencyError: Bedrock without botocore.
     """
     if name == "anthropic":
         from ..providers.anthropic import DEFAULT_BASE_URL, AnthropicProvider
 
         base = config.base_url or env.anthropic_base_url or DEFAULT_BASE_URL
-        return AnthropicProvider(base, config.api_key or env.anthropic_api_key)
+        key = config.api_key or clean_credential(env.anthropic_api_key, "ANTHROPIC_API_KEY")
+        return AnthropicProvider(base, key)
     if name == "bedrock":
         from ..providers.bedrock import BedrockProvider, profile_region
 
@@ -200,7 +251,9 @@ def make_provider(
             from botocore.credentials import Credentials
 
             creds = Credentials(
-                env.aws_access_key_id, env.aws_secret_access_key, env.aws_session_token
+                clean_credential(env.aws_access_key_id, "AWS_ACCESS_KEY_ID"),
+                clean_credential(env.aws_secret_access_key, "AWS_SECRET_ACCESS_KEY"),
+                clean_credential(env.aws_session_token, "AWS_SESSION_TOKEN"),
             )
         return BedrockProvider(region, endpoint, creds, profile=env.aws_profile)
     from ..providers.gateway import GatewayProvider
@@ -211,7 +264,14 @@ def make_provider(
             "A gateway model needs a base URL: pass base_url='https://api.model.box/v1' "
             "or set OPENAI_BASE_URL."
         )
-    return GatewayProvider(gateway_url, config.api_key or env.openai_api_key)
+    key = config.api_key or clean_credential(env.openai_api_key, "OPENAI_API_KEY")
+    return GatewayProvider(gateway_url, key)
 
 
-__all__ = ["ClientConfig", "Environment", "make_provider", "read_environment"]
+__all__ = [
+    "ClientConfig",
+    "Environment",
+    "clean_credential",
+    "make_provider",
+    "read_environment",
+]
