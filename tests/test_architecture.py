@@ -6,7 +6,7 @@ own layer and the layers listed as below it, never one above or beside it:
     errors      deskpilot.errors
     base        the shared types: prompt (Conversation, Message, parts), tool (Tool),
                 response (APIResponse, Usage), transport (the HTTP seam's types),
-                install (stdlib only), the package root (``__version__``)
+                install and terminal (stdlib only), the package root (``__version__``)
     tables      data and pure rules: models (the registry), computer_use.specs (the tool
                 table), computer_use.actions (action inputs), computer_use.scaling, and
                 the two protocols (computer_use.base Executor, desktop.base Computer)
@@ -17,7 +17,7 @@ own layer and the layers listed as below it, never one above or beside it:
     testing     fake server, MockTransport, wire builders: anything below agent
     agent       the loop, context, trajectory, report, replay, demo
                                                          (everything below, testing too)
-    cli         cli, cli_run, doctor, __main__           (everything)
+    cli         cli, cli_run, cli_show, cli_logging, doctor, __main__   (everything)
 
 So providers never import the client, the desktop never imports an executor or the agent,
 and the model side (providers, client) and the desktop side (desktop, executors) meet only
@@ -47,6 +47,7 @@ LAYER_OF = {
     "deskpilot.response": "base",
     "deskpilot.transport": "base",
     "deskpilot.install": "base",
+    "deskpilot.terminal": "base",
     "deskpilot.models": "tables",
     "deskpilot.computer_use.specs": "tables",
     "deskpilot.computer_use.actions": "tables",
@@ -61,6 +62,8 @@ LAYER_OF = {
     "deskpilot.agent": "agent",
     "deskpilot.cli": "cli",
     "deskpilot.cli_run": "cli",
+    "deskpilot.cli_show": "cli",
+    "deskpilot.cli_logging": "cli",
     "deskpilot.__main__": "cli",
     "deskpilot.doctor": "cli",
 }

@@ -175,8 +175,8 @@ def test_run_replay_offline_with_interactive_approval(tmp_path: Path) -> None:
         env=NO_KEYS,
     )
     assert "Replaying 2 recorded model turns" in result.output, result.output
-    assert "allow left_click (412, 300)?" in result.output
-    assert "allow bash: cat /nonexistent?" in result.output
+    assert "allow left_click (412, 300)? [y/N]" in result.output
+    assert "      | cat /nonexistent\n  allow bash? [y/N]" in result.output
     (run_dir,) = list(out.iterdir())
     assert (run_dir / "report.html").is_file()
     lines = [json.loads(x) for x in (run_dir / "trajectory.jsonl").read_text().splitlines()]
@@ -239,11 +239,11 @@ def test_desktop_command_prints_how_to_reach_it_and_stops_on_ctrl_c() -> None:
 def test_progress_lines_one_per_action(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     import time
 
-    from deskpilot.cli import _step_printer
+    from deskpilot.cli_show import step_printer
 
     run = make_run(tmp_path)
     lines = [json.loads(x) for x in (run / "trajectory.jsonl").read_text().splitlines()]
-    printer = _step_printer(time.monotonic())
+    printer = step_printer(time.monotonic())
     for record in lines[1:3]:
         printer(StepRecord.model_validate(record))
     out = capsys.readouterr().out.splitlines()

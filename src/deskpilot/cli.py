@@ -8,8 +8,8 @@ so ``deskpilot --help`` stays fast and works on a machine without the desktop pa
 Every option a user would set once for all runs also reads an environment variable, shown in
 ``--help``: ``DESKPILOT_MODEL``, ``DESKPILOT_PROVIDER``, ``DESKPILOT_WIDTH``/``HEIGHT``,
 ``DESKPILOT_MAX_TURNS``, ``DESKPILOT_OUT``, ``DESKPILOT_APPS``, ``DESKPILOT_BUDGET_USD``/
-``TOKENS``, ``DESKPILOT_APPROVE``, ``DESKPILOT_DEBUG``; other options take click's automatic
-``DESKPILOT_<COMMAND>_<OPTION>`` (https://click.palletsprojects.com/en/stable/options/#values-from-environment-variables).
+``TOKENS``, ``DESKPILOT_APPROVE``, ``DESKPILOT_DEBUG``, ``DESKPILOT_DEBUG_HTTP``; other
+options take click's automatic ``DESKPILOT_<COMMAND>_<OPTION>`` (https://click.palletsprojects.com/en/stable/options/#values-from-environment-variables).
 A command-line option wins over its variable. ``--replay``, ``--version`` and
 ``doctor --install`` are command-line only. The async bodies and signal handling of
 ``run``, ``demo`` and ``desktop`` are in :mod:`deskpilot.cli_run`.
@@ -19,22 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import shutil
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from . import __version__
+from .cli_show import step_printer
 from .errors import ConfigError, DeskpilotError, MissingDependencyError
-
-if TYPE_CHECKING:
-    from .agent.records import StepRecord
+from .terminal import visible
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 ENV_PREFIX = "DESKPILOT"
@@ -74,13 +71,13 @@ class _Group(click.Group):
         except (DeskpilotError, OSError) as exc:
             if debug:
                 raise
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(visible(str(exc), keep_newlines=True)) from exc
         except Exception as exc:
             if debug:
                 raise
             raise click.ClickException(
-                f"Unexpected {type(exc).__name__}: {exc} (run `deskpilot --debug ...` for the "
-                "traceback and report it)."
+                f"Unexpected {type(exc).__name__}: {visible(str(exc), keep_newlines=True)} "
+                "(run `deskpilot --debug ...` for the traceback and report it)."
             ) from exc
 
 
@@ -106,8 +103,15 @@ CONTEXT = {
     envvar="DESKPILOT_DEBUG",
     help="Show tracebacks and debug logs instead of one-line errors.",
 )
+@_option(
+    "--debug-http",
+    is_flag=True,
+    envvar="DESKPILOT_DEBUG_HTTP",
+    help="With --debug, also show the HTTP libraries' debug logs (botocore, urllib3, "
+    "aiohttp: signed requests); credentials are cut from every log line either way.",
+)
 @click.version_option(__version__, prog_name="deskpilot", allow_from_autoenv=False)
-def main(debug: bool) -> None:
+def main(debug: bool, debug_http: bool) -> None:
     """deskpilot: Claude computer use on a local virtual desktop.
 
     \b
@@ -121,10 +125,9 @@ def main(debug: bool) -> None:
     Every run writes deskpilot-runs/<time>-<task>/ with trajectory.jsonl, the screenshots,
     report.html and run.gif. Run `deskpilot COMMAND --help` for the options of a command.
     """
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    from .cli_logging import configure_logging
+
+    configure_logging(debug, debug_http=debug_http)
 
 
 # --- shared helpers --------------------------------------------------------------------------
@@ -181,40 +184,12 @@ def _file_url(path: Path) -> str:
     return path.resolve().as_uri()
 
 
-def _step_printer(start: float) -> Callable[[StepRecord], None]:
-    """An ``on_step`` callback printing one line per action: step, action, time."""
-    from .agent.report import action_summary
-
-    def on_step(step: StepRecord) -> None:
-        idx = step.index
-        resp = step.response
-        elapsed = time.monotonic() - start
-        if resp.is_error:
-            click.echo(f"  step {idx:>3}  API error: {resp.error_message}", err=True)
-        actions = step.actions
-        if not actions and not resp.is_error:
-            texts = [str(b.get("text", "")) for b in resp.content if b.get("type") == "text"]
-            answer = " ".join(" ".join(texts).split())
-            answer = answer[:90] + ("…" if len(answer) > 90 else "")
-            click.echo(f"  step {idx:>3}  answer: {answer}   [{elapsed:6.1f} s]")
-        for action in actions:
-            took = f"{action.timings.total_s:.2f} s"
-            error = " ".join(action.text.split())[:80]
-            flag = f"  ERROR: {error}" if action.is_error else ""
-            click.echo(
-                f"  step {idx:>3}  {action_summary(action)[:70]:<70} {took:>7}"
-                f"   [{elapsed:6.1f} s]{flag}"
-            )
-
-    return on_step
-
-
 def _write_outputs(run_dir: Path) -> Path:
     from .agent.report import write_outputs
 
     outputs = write_outputs(run_dir)  # the HTML first: a failing animation never costs it
     if outputs.animation_error:
-        click.echo(f"Warning: {outputs.animation_error}", err=True)
+        click.echo(f"Warning: {visible(outputs.animation_error)}", err=True)
     return outputs.report
 
 
@@ -274,7 +249,8 @@ def _write_outputs(run_dir: Path) -> Path:
     "--approve",
     is_flag=True,
     envvar="DESKPILOT_APPROVE",
-    help="Ask y/n in the terminal before each action.",
+    help="Ask before each action (default No); bash, editor and keyboard actions are shown "
+    "in full, control characters visible.",
 )
 @click.option(
     "--replay",
@@ -363,7 +339,7 @@ def run(
             budget_usd=budget_usd,
             budget_tokens=budget_tokens,
             apps=app_list,
-            step_printer=_step_printer,
+            step_printer=step_printer,
             write_outputs=_write_outputs,
         )
     )
@@ -581,7 +557,7 @@ def demo(out: str, keep_open: bool) -> None:
     _require_xvfb()
     from .cli_run import run_demo_command
 
-    sys.exit(asyncio.run(run_demo_command(out, keep_open, _step_printer)))
+    sys.exit(asyncio.run(run_demo_command(out, keep_open, step_printer)))
 
 
 if __name__ == "__main__":  # pragma: no cover

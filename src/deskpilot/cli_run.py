@@ -22,6 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from .cli_logging import watch
+from .cli_show import ask_approval, show
+from .terminal import one_line
+
 if TYPE_CHECKING:
     from .agent.loop import Agent
 
@@ -193,30 +197,23 @@ async def _run_task(
             client_kwargs.update(base_url=server.url, api_key="replay-no-key", provider="anthropic")
             click.echo(f"Replaying {len(responses)} recorded model turns from {replay_dir}.")
         client = LLMClient(model, **client_kwargs)
+        watch(client)  # its credentials are cut from every log line from now on
         stack.push_async_callback(client.close)
         click.echo(f"Starting a {size[0]}x{size[1]} desktop...")
         desktop = await stack.enter_async_context(
             LocalDesktop(width=size[0], height=size[1], apps=apps)
         )
         click.echo(
-            f"Desktop on DISPLAY={desktop.display}; model {model}. "
+            f"Desktop on DISPLAY={desktop.display}; model {one_line(model, 80)}. "
             "Ctrl-C stops after the current action."
         )
-
-        async def ask(call: Any) -> bool:
-            from .agent.report import action_summary
-
-            summary = action_summary(
-                {"name": call.name, "toolset_name": call.toolset_name, "input": call.arguments}
-            )
-            return await asyncio.to_thread(click.confirm, f"  allow {summary}?", default=True)
 
         start = time.monotonic()
         agent = Agent(
             client,
             computer=desktop,
             max_turns=max_turns,
-            approve=ask if approve else None,
+            approve=ask_approval if approve else None,
             on_step=step_printer(start),
             budget_usd=budget_usd,
             budget_tokens=budget_tokens,
@@ -228,7 +225,7 @@ async def _run_task(
     elapsed = time.monotonic() - start
     click.echo("")
     if result.final_text:
-        click.echo(result.final_text)
+        click.echo(show(result.final_text))
         click.echo("")
     click.echo(
         f"{result.stop_reason}: {result.steps} steps in {elapsed:.1f} s, "
@@ -263,7 +260,7 @@ async def run_demo_command(out: str, keep_open: bool, step_printer: StepPrinter)
                 out_dir=out,
                 keep_open=keep_open,
                 on_step=step_printer(start),
-                echo=click.echo,
+                echo=lambda text: click.echo(show(text)),
                 on_agent=bridge.attach,
             )
         except asyncio.CancelledError:
@@ -285,9 +282,9 @@ async def run_demo_command(out: str, keep_open: bool, step_printer: StepPrinter)
             click.echo(f"  report         {result.report_path}")
             click.echo(f"                 {_uri(result.report_path)}")
         return bridge.exit_code(1)
-    click.echo(result.summary())
+    click.echo(show(result.summary()))
     if not result.ok:
-        click.echo(f"Error: {result.error or 'the demo failed.'}", err=True)
+        click.echo(f"Error: {show(result.error or 'the demo failed.')}", err=True)
         return 1
     return 0
 
