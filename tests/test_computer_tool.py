@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import io
 
+import pydantic
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image as PILImage
 
 from deskpilot import ComputerTool, ToolCall
+from deskpilot.computer_use import actions
 from deskpilot.computer_use.specs import (
     ACTIONS_20241022,
     ACTIONS_20250124,
@@ -566,3 +568,73 @@ async def test_toolset_hold_key_beyond_the_beta_cap_reaches_the_desktop() -> Non
     from deskpilot.desktop.x11 import MAX_HOLD_S
 
     assert MAX_HOLD_S >= computer_spec("computer_toolset_20260801").hold_cap_s
+
+
+@pytest.mark.parametrize("version", ALL_VERSIONS)
+@pytest.mark.parametrize("arguments", [["screenshot"], "screenshot", 3, None])
+async def test_non_object_input_says_it_must_be_an_object(fake, version, arguments):
+    # issue 7: a non-dict input used to answer "action is required"
+    name = "screenshot" if version == "computer_toolset_20260801" else "computer"
+    toolset = "computer" if version == "computer_toolset_20260801" else None
+    c = ToolCall("tu_x", name, arguments, toolset_name=toolset)  # type: ignore[arg-type]
+    r = await tool(fake, version).execute(c)
+    assert r.is_error and "input must be a JSON object" in r.text, r.text
+    assert type(arguments).__name__ in r.text
+    assert "action is required" not in r.text and fake.actions() == []
+
+
+@pytest.mark.parametrize(
+    ("version", "name", "params", "expected"),
+    [
+        (
+            "computer_20250124",
+            "left_click",
+            {"coordinate": [3, 4], "text": "ctrl"},
+            actions.Click(action="left_click", coordinate=(3, 4), modifiers=("ctrl",)),
+        ),
+        ("computer_20241022", "right_click", {}, actions.Click(action="right_click")),
+        (
+            "computer_20241022",
+            "left_click_drag",
+            {"coordinate": [5, 6]},
+            actions.Drag(coordinate=(5, 6)),
+        ),
+        (
+            "computer_20250124",
+            "scroll",
+            {"scroll_direction": "down", "scroll_amount": 3},
+            actions.Scroll(scroll_direction="down", scroll_amount=3),
+        ),
+        (
+            "computer_toolset_20260801",
+            "key",
+            {"text": "ctrl+s", "repeat": 2},
+            actions.Key(text="ctrl+s", repeat=2),
+        ),
+        (
+            "computer_20250124",
+            "hold_key",
+            {"text": "a", "duration": 1},
+            actions.HoldKey(text="a", duration=1.0),
+        ),
+        ("computer_20250124", "type", {"text": "hi"}, actions.TypeText(text="hi")),
+        ("computer_20250124", "wait", {"duration": 0.5}, actions.Wait(duration=0.5)),
+        ("computer_20251124", "zoom", {"region": [0, 0, 9, 9]}, actions.Zoom(region=(0, 0, 9, 9))),
+        ("computer_20250124", "left_mouse_up", {}, actions.MouseButton(action="left_mouse_up")),
+        ("computer_20250124", "cursor_position", {}, actions.CursorPosition()),
+    ],
+)
+def test_parse_action_returns_the_model_of_each_shape(version, name, params, expected):
+    parsed = actions.parse_action(name, params, version)
+    assert parsed == expected and type(parsed) is type(expected)
+    with pytest.raises(pydantic.ValidationError):  # frozen
+        parsed.action = "screenshot"
+
+
+def test_the_action_union_dispatches_on_action_and_refuses_foreign_fields():
+    adapter = pydantic.TypeAdapter(actions.Action)
+    assert isinstance(adapter.validate_python({"action": "screenshot"}), actions.Screenshot)
+    with pytest.raises(pydantic.ValidationError):
+        adapter.validate_python({"action": "screenshot", "coordinate": (1, 2)})
+    with pytest.raises(pydantic.ValidationError):
+        adapter.validate_python({"action": "teleport"})

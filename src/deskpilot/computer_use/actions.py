@@ -1,29 +1,38 @@
-"""Validation of computer-tool input, per tool version, into one typed :class:`Action`.
+"""Validation of computer-tool input, per tool version, into one typed :data:`Action`.
 
-The model's ``input`` dict is checked against the version's actions and parameters
-(shared/reference/peers.md §1.2, anthropic_reference.md §2.2) before anything touches the
-desktop; every problem raises :class:`~deskpilot.errors.ToolInputError` with a sentence the
-model can act on (the reference's texts where they are good: "coordinate is required for
-mouse_move", "Invalid action: foo", "scroll_direction=... must be 'up', 'down', 'left', or
-'right'"). Unknown or misplaced parameters are rejected, ``None`` values count as absent.
+The model's ``input`` dict is checked against the version's actions and parameters (the
+computer use tool page, "Available actions" and "Earlier tool versions",
+https://platform.claude.com/docs/en/agents-and-tools/tool-use/computer-use-tool) before
+anything touches the desktop; every problem raises :class:`~deskpilot.errors.ToolInputError`
+with a sentence the model can act on (the reference implementation's texts where they are
+good: "coordinate is required for mouse_move", "Invalid action: foo", "scroll_direction=...
+must be 'up', 'down', 'left', or 'right'"). Unknown or misplaced parameters are rejected,
+``None`` values count as absent.
 
-Differences from the reference, on purpose: modifier keys for clicks, scroll and drag come
-from ``text`` (what the model sends, reference issue #263; ``key`` is accepted too on the
-2025 beta versions, as the reference read it); a non-string ``text`` is an error, not a
-``TypeError`` crash; coordinates are range-checked later in *model* space by
-:mod:`deskpilot.computer_use.scaling`.
+:data:`Action` is a tagged union (a pydantic discriminated union on ``action``): one frozen
+model per action shape (:class:`Click`, :class:`Scroll`, :class:`Key`, ...), each holding
+exactly the fields that action has, so the executor matches on the class and needs no
+``None`` checks.
+
+Differences from the reference (github.com/anthropics/anthropic-quickstarts,
+``computer-use-demo/computer_use_demo/tools/computer.py``), on purpose: modifier keys for
+clicks, scroll and drag come from ``text`` (what the model sends, the reference's issue #263;
+``key`` is accepted too on the 2025 beta versions, as the reference read it); a non-string
+``text`` is an error, not a ``TypeError`` crash; coordinates are range-checked later in
+*model* space by :mod:`deskpilot.computer_use.scaling`.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ..errors import ToolInputError
 from .specs import ACTIONS_20251124, ComputerSpec, computer_spec
 
-CLICKS: dict[str, tuple[str, int]] = {
+CLICKS: dict[str, tuple[Literal["left", "right", "middle"], int]] = {
     "left_click": ("left", 1),
     "right_click": ("right", 1),
     "middle_click": ("middle", 1),
@@ -36,33 +45,126 @@ SCROLL_DIRECTIONS = ("up", "down", "left", "right")
 MAX_SCROLL_AMOUNT = 100
 MAX_KEY_REPEAT = 100
 
+Point = tuple[int, int]
+"""(x, y) in MODEL-space pixels (range not yet checked)."""
 
-@dataclass(frozen=True, slots=True)
-class Action:
-    """One validated computer action; coordinates still in MODEL space (unchecked range).
 
-    Attributes:
-        name: the action (``left_click``, ``zoom``, ...).
-        coordinate: (x, y) target, or None.
-        start_coordinate: drag start (x, y), or None (20241022: from the pointer).
-        text: text to type / keys to press or hold, or None.
-        modifiers: modifier key names held during clicks, scroll and drags (``("ctrl",)``).
-        scroll_direction / scroll_amount: for ``scroll`` (wheel clicks).
-        duration: seconds, for ``hold_key`` and ``wait``.
-        region: (x0, y0, x1, y1) for ``zoom``.
-        repeat: times to press ``key`` (toolset ``repeat``; 1 otherwise).
-    """
+class _Action(BaseModel):
+    """Base of the action models: frozen, strict, no unknown fields."""
 
-    name: str
-    coordinate: tuple[int, int] | None = None
-    start_coordinate: tuple[int, int] | None = None
-    text: str | None = None
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class Screenshot(_Action):
+    """``screenshot``: capture the screen."""
+
+    action: Literal["screenshot"] = "screenshot"
+
+
+class CursorPosition(_Action):
+    """``cursor_position``: report the pointer position (model space)."""
+
+    action: Literal["cursor_position"] = "cursor_position"
+
+
+class MouseButton(_Action):
+    """``left_mouse_down`` / ``left_mouse_up`` where the pointer is."""
+
+    action: Literal["left_mouse_down", "left_mouse_up"]
+
+
+class MouseMove(_Action):
+    """``mouse_move`` to ``coordinate``."""
+
+    action: Literal["mouse_move"] = "mouse_move"
+    coordinate: Point
+
+
+class Click(_Action):
+    """A click action (:data:`CLICKS`) at ``coordinate`` or, when None, at the pointer,
+    holding ``modifiers`` (key names such as ``"ctrl"``)."""
+
+    action: Literal["left_click", "right_click", "middle_click", "double_click", "triple_click"]
+    coordinate: Point | None = None
     modifiers: tuple[str, ...] = ()
-    scroll_direction: str | None = None
-    scroll_amount: int | None = None
-    duration: float | None = None
-    region: tuple[int, int, int, int] | None = None
-    repeat: int = 1
+
+
+class Drag(_Action):
+    """``left_click_drag`` from ``start_coordinate`` (None: the pointer, computer_20241022)
+    to ``coordinate``, holding ``modifiers``."""
+
+    action: Literal["left_click_drag"] = "left_click_drag"
+    coordinate: Point
+    start_coordinate: Point | None = None
+    modifiers: tuple[str, ...] = ()
+
+
+class Scroll(_Action):
+    """``scroll`` ``scroll_amount`` wheel clicks towards ``scroll_direction`` at
+    ``coordinate`` (None: at the pointer), holding ``modifiers``."""
+
+    action: Literal["scroll"] = "scroll"
+    scroll_direction: Literal["up", "down", "left", "right"]
+    scroll_amount: int = Field(ge=0, le=MAX_SCROLL_AMOUNT)
+    coordinate: Point | None = None
+    modifiers: tuple[str, ...] = ()
+
+
+class Key(_Action):
+    """``key``: press ``text`` (xdotool syntax) ``repeat`` times."""
+
+    action: Literal["key"] = "key"
+    text: str
+    repeat: int = Field(default=1, ge=1, le=MAX_KEY_REPEAT)
+
+
+class HoldKey(_Action):
+    """``hold_key``: hold ``text`` down for ``duration`` seconds."""
+
+    action: Literal["hold_key"] = "hold_key"
+    text: str
+    duration: float = Field(ge=0)
+
+
+class TypeText(_Action):
+    """``type``: type ``text``."""
+
+    action: Literal["type"] = "type"
+    text: str
+
+
+class Wait(_Action):
+    """``wait`` ``duration`` seconds."""
+
+    action: Literal["wait"] = "wait"
+    duration: float = Field(ge=0)
+
+
+class Zoom(_Action):
+    """``zoom`` into ``region`` (x0, y0, x1, y1) of the full screenshot (model space)."""
+
+    action: Literal["zoom"] = "zoom"
+    region: tuple[int, int, int, int]
+
+
+Action = Annotated[
+    Screenshot
+    | CursorPosition
+    | MouseButton
+    | MouseMove
+    | Click
+    | Drag
+    | Scroll
+    | Key
+    | HoldKey
+    | TypeText
+    | Wait
+    | Zoom,
+    Field(discriminator="action"),
+]
+"""One validated computer action: a union tagged by ``action``; coordinates in MODEL space."""
+
+_ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 
 
 def _params_for(action: str, spec: ComputerSpec) -> tuple[set[str], set[str]]:
@@ -170,7 +272,8 @@ def parse_action(
         enable_zoom: whether ``zoom`` is enabled (``computer_20251124`` and the toolset).
 
     Returns:
-        The :class:`Action`, coordinates in model space and not yet range-checked.
+        The :data:`Action` (the model of its shape), coordinates in model space and not yet
+        range-checked.
 
     Raises:
         ToolInputError: unknown action, action not in this version, a missing, unexpected
@@ -261,7 +364,10 @@ def parse_action(
                 f"region={region!r} must contain non-negative integers [x0, y0, x1, y1]."
             )
         kw["region"] = tuple(int(v) for v in region)
-    return Action(action, **kw)
+    try:
+        return _ACTION.validate_python({"action": action, **kw})
+    except ValidationError as exc:  # pragma: no cover - the checks above come first
+        raise ToolInputError(f"Invalid input for {action}: {exc.errors()[0]['msg']}.") from exc
 
 
 __all__ = [
@@ -270,6 +376,19 @@ __all__ = [
     "MAX_SCROLL_AMOUNT",
     "SCROLL_DIRECTIONS",
     "Action",
+    "Click",
+    "CursorPosition",
+    "Drag",
+    "HoldKey",
+    "Key",
+    "MouseButton",
+    "MouseMove",
+    "Point",
+    "Screenshot",
+    "Scroll",
+    "TypeText",
+    "Wait",
+    "Zoom",
     "allowed_actions",
     "parse_action",
     "parse_modifiers",

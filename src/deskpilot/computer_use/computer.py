@@ -17,7 +17,8 @@ Result shapes (all are :class:`~deskpilot.prompt.ToolResult`):
 ``computer_toolset_20260801`` members arrive as one tool_use per action (``name`` = the
 action, ``toolset_name="computer"``); results echo ``toolset_name``. :meth:`execute_batch`
 runs a turn's member calls in order and halts at the first failure with the exact text from
-the docs (computer-use-tool page, "Batch actions"; shared/reference/peers.md §1.4).
+the docs (computer use tool page, "Batch actions",
+https://platform.claude.com/docs/en/agents-and-tools/tool-use/computer-use-tool).
 """
 
 from __future__ import annotations
@@ -26,12 +27,30 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, assert_never
 
 from ..desktop.capture import ImageFormat, encode, media_type
-from ..errors import ConfigError, DeskpilotError
+from ..errors import ConfigError, DeskpilotError, ToolInputError
 from ..prompt import Image, Text, ToolCall, ToolResult
-from .actions import CLICKS, Action, allowed_actions, parse_action
+from .actions import (
+    CLICKS,
+    Action,
+    Click,
+    CursorPosition,
+    Drag,
+    HoldKey,
+    Key,
+    MouseButton,
+    MouseMove,
+    Point,
+    Screenshot,
+    Scroll,
+    TypeText,
+    Wait,
+    Zoom,
+    allowed_actions,
+    parse_action,
+)
 from .base import Executor
 from .scaling import ImageTier, Scaler, fit_within
 from .specs import TOOLSET_HALT_TEXT, computer_definition, computer_spec, versions
@@ -42,6 +61,14 @@ if TYPE_CHECKING:
     from ..desktop.base import Computer
 
 logger = logging.getLogger(__name__)
+
+InputAction = Click | MouseMove | Drag | MouseButton | Scroll | Key | HoldKey | TypeText | Wait
+"""The actions that drive the mouse or keyboard (answered with a text and a screenshot)."""
+
+
+def _holding(modifiers: tuple[str, ...]) -> str:
+    return f" holding {'+'.join(modifiers)}" if modifiers else ""
+
 
 _PROTOCOL_METHODS = (
     "screenshot",
@@ -181,22 +208,15 @@ class ComputerTool(Executor):
         if self._scaler is not None:
             return self._scaler
         try:
-            size = tuple(self.computer.size)
+            width, height = self.computer.size
         except DeskpilotError:
             # a desktop that is not started yet may still know its configured size
-            width, height = (
-                getattr(self.computer, "width", None),
-                getattr(self.computer, "height", None),
-            )
-            if not (isinstance(width, int) and isinstance(height, int)):
+            cw, ch = getattr(self.computer, "width", None), getattr(self.computer, "height", None)
+            if not (isinstance(cw, int) and isinstance(ch, int)):
                 raise
-            return Scaler.for_display(
-                (width, height), tier=self.image_tier, target_size=self.target_size
-            )
+            return Scaler.for_display((cw, ch), tier=self.image_tier, target_size=self.target_size)
         self._scaler = Scaler.for_display(
-            size,  # type: ignore[arg-type]
-            tier=self.image_tier,
-            target_size=self.target_size,
+            (int(width), int(height)), tier=self.image_tier, target_size=self.target_size
         )
         return self._scaler
 
@@ -228,11 +248,17 @@ class ComputerTool(Executor):
     # --- execution ----------------------------------------------------------------------
 
     def _parse(self, call: ToolCall) -> Action:
-        args = call.arguments if isinstance(call.arguments, dict) else {}
-        params = dict(args)
-        if call.toolset_name == "computer" or (
+        member = call.toolset_name == "computer" or (
             computer_spec(self._version).toolset and call.name != "computer"
-        ):
+        )
+        if not isinstance(call.arguments, dict):
+            example = '{"coordinate": [100, 200]}' if member else '{"action": "screenshot"}'
+            raise ToolInputError(
+                f"The computer tool's input must be a JSON object such as {example}, not "
+                f"{type(call.arguments).__name__}."
+            )
+        params = dict(call.arguments)
+        if member:
             action: Any = call.name
             params.pop("action", None)
         else:
@@ -304,22 +330,21 @@ class ComputerTool(Executor):
 
     async def _perform(self, action: Action, *, screenshot: bool) -> list[Text | Image]:
         self.last_timings = {"action_s": 0.0, "settle_s": 0.0, "screenshot_s": 0.0}
-        name = action.name
-        if name == "screenshot":
+        if isinstance(action, Screenshot):
             return [await self._screenshot_part()]
-        if name == "cursor_position":
+        if isinstance(action, CursorPosition):
             t0 = time.perf_counter()
             x, y = self.scaler.to_model(*await self.computer.cursor_position())
             self.last_timings["action_s"] = time.perf_counter() - t0
             return [Text(f"X={x}, Y={y}")]
-        if name == "zoom":
+        if isinstance(action, Zoom):
             return await self._zoom(action)
 
         t0 = time.perf_counter()
         text = await self._act(action)
         self.last_timings["action_s"] = time.perf_counter() - t0
         parts: list[Text | Image] = [Text(text)]
-        if self.settle and name != "wait":
+        if self.settle and not isinstance(action, Wait):
             t1 = time.perf_counter()
             await self.computer.wait_settled(timeout_s=self.settle_timeout_s)
             self.last_timings["settle_s"] = time.perf_counter() - t1
@@ -327,68 +352,68 @@ class ComputerTool(Executor):
             parts.append(await self._screenshot_part())
         return parts
 
-    def _native(self, point: tuple[int, int] | None, name: str = "coordinate") -> tuple[int, int]:
-        assert point is not None
+    def _native(self, point: Point, name: str = "coordinate") -> Point:
         self.scaler.check_model_point(*point, name=name)
         return self.scaler.to_native(*point)
 
-    async def _act(self, a: Action) -> str:
+    async def _act(self, a: InputAction) -> str:
         """Perform an input action on the computer; returns a one-line description."""
         c = self.computer
-        mods = f" holding {'+'.join(a.modifiers)}" if a.modifiers else ""
-        if a.name in CLICKS:
-            button, count = CLICKS[a.name]
-            if a.coordinate is not None:
-                x, y = self._native(a.coordinate)
-                await c.click(x, y, button=button, count=count, modifiers=a.modifiers)  # type: ignore[arg-type]
-                where = f"at ({a.coordinate[0]}, {a.coordinate[1]})"
-            else:
-                await c.click(button=button, count=count, modifiers=a.modifiers)  # type: ignore[arg-type]
-                where = "at the pointer"
-            return f"{a.name.replace('_', ' ').capitalize()} {where}{mods}."
-        if a.name == "mouse_move":
-            x, y = self._native(a.coordinate)
-            await c.move(x, y)
-            return f"Moved the pointer to ({a.coordinate[0]}, {a.coordinate[1]})."  # type: ignore[index]
-        if a.name == "left_click_drag":
-            end = self._native(a.coordinate)
-            if a.start_coordinate is not None:
-                start = self._native(a.start_coordinate, "start_coordinate")
-                frm = f"({a.start_coordinate[0]}, {a.start_coordinate[1]})"
-            else:  # computer_20241022: from where the pointer is
-                start = await c.cursor_position()
-                frm = "the pointer"
-            await c.drag(start, end, modifiers=a.modifiers)
-            return f"Dragged from {frm} to ({a.coordinate[0]}, {a.coordinate[1]}){mods}."  # type: ignore[index]
-        if a.name in ("left_mouse_down", "left_mouse_up"):
-            if a.name == "left_mouse_down":
+        match a:
+            case Click(action=name, coordinate=point, modifiers=mods):
+                button, count = CLICKS[name]
+                if point is not None:
+                    x, y = self._native(point)
+                    await c.click(x, y, button=button, count=count, modifiers=mods)
+                    where = f"at ({point[0]}, {point[1]})"
+                else:
+                    await c.click(button=button, count=count, modifiers=mods)
+                    where = "at the pointer"
+                return f"{name.replace('_', ' ').capitalize()} {where}{_holding(mods)}."
+            case MouseMove(coordinate=point):
+                await c.move(*self._native(point))
+                return f"Moved the pointer to ({point[0]}, {point[1]})."
+            case Drag(coordinate=point, start_coordinate=start_point, modifiers=mods):
+                end = self._native(point)
+                if start_point is not None:
+                    start = self._native(start_point, "start_coordinate")
+                    frm = f"({start_point[0]}, {start_point[1]})"
+                else:  # computer_20241022: from where the pointer is
+                    start = await c.cursor_position()
+                    frm = "the pointer"
+                await c.drag(start, end, modifiers=mods)
+                return f"Dragged from {frm} to ({point[0]}, {point[1]}){_holding(mods)}."
+            case MouseButton(action="left_mouse_down"):
                 await c.mouse_down("left")
                 return "Pressed the left mouse button."
-            await c.mouse_up("left")
-            return "Released the left mouse button."
-        if a.name == "scroll":
-            at: tuple[int, int] | None = None
-            where = "at the pointer"
-            if a.coordinate is not None:
-                at = self._native(a.coordinate)
-                where = f"at ({a.coordinate[0]}, {a.coordinate[1]})"
-            sx, sy = at if at is not None else (None, None)
-            await c.scroll(a.scroll_direction, a.scroll_amount, x=sx, y=sy, modifiers=a.modifiers)  # type: ignore[arg-type]
-            return f"Scrolled {a.scroll_direction} {a.scroll_amount} {where}{mods}."
-        if a.name == "key":
-            await c.key(a.text, repeat=a.repeat)  # type: ignore[arg-type]
-            times = f" {a.repeat} times" if a.repeat != 1 else ""
-            return f"Pressed {a.text}{times}."
-        if a.name == "hold_key":
-            await c.hold_key(a.text, a.duration)  # type: ignore[arg-type]
-            return f"Held {a.text} for {a.duration:g} s."
-        if a.name == "type":
-            await c.type_text(a.text)  # type: ignore[arg-type]
-            return f"Typed {len(a.text or '')} characters."
-        if a.name == "wait":
-            await asyncio.sleep(a.duration or 0.0)
-            return f"Waited {a.duration:g} s."
-        raise AssertionError(a.name)  # pragma: no cover - parse_action only returns known actions
+            case MouseButton():
+                await c.mouse_up("left")
+                return "Released the left mouse button."
+            case Scroll(
+                scroll_direction=direction, scroll_amount=amount, coordinate=point, modifiers=mods
+            ):
+                sx: int | None = None
+                sy: int | None = None
+                where = "at the pointer"
+                if point is not None:
+                    sx, sy = self._native(point)
+                    where = f"at ({point[0]}, {point[1]})"
+                await c.scroll(direction, amount, x=sx, y=sy, modifiers=mods)
+                return f"Scrolled {direction} {amount} {where}{_holding(mods)}."
+            case Key(text=keys, repeat=repeat):
+                await c.key(keys, repeat=repeat)
+                times = f" {repeat} times" if repeat != 1 else ""
+                return f"Pressed {keys}{times}."
+            case HoldKey(text=keys, duration=duration):
+                await c.hold_key(keys, duration)
+                return f"Held {keys} for {duration:g} s."
+            case TypeText(text=text):
+                await c.type_text(text)
+                return f"Typed {len(text)} characters."
+            case Wait(duration=duration):
+                await asyncio.sleep(duration)
+                return f"Waited {duration:g} s."
+        assert_never(a)
 
     async def _capture(self) -> PILImage:
         img = await self.computer.screenshot()
@@ -418,8 +443,7 @@ class ComputerTool(Executor):
         self.last_timings["screenshot_s"] = time.perf_counter() - t0
         return part
 
-    async def _zoom(self, a: Action) -> list[Text | Image]:
-        assert a.region is not None
+    async def _zoom(self, a: Zoom) -> list[Text | Image]:
         box = self.scaler.region_to_native(a.region)
         t0 = time.perf_counter()
         img = await self._capture()
