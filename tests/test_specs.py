@@ -20,6 +20,7 @@ from deskpilot.computer_use.specs import (
     versions,
 )
 from deskpilot.desktop.fake import FakeComputer
+from deskpilot.errors import ConfigError
 from deskpilot.models import PLATFORMS, REGISTRY
 from deskpilot.providers.base import RequestOptions
 from deskpilot.providers.tools import build_toolset
@@ -198,3 +199,18 @@ def test_two_tools_of_one_kind_are_refused() -> None:
     )
     with pytest.raises(ConfigError, match="Two computer tools"):
         build_toolset(spec, "anthropic", RequestOptions(tools=both))
+
+
+@pytest.mark.parametrize("tool_type", sorted(TOOL_VERSIONS))
+async def test_every_executor_can_move_to_every_version_of_its_tool(tool_type: str) -> None:
+    row = tool_spec(tool_type)
+    executor = _executor(versions(row.kind)[-1])
+    moved = executor.with_version(tool_type)
+    assert moved is not executor and type(moved) is type(executor)
+    assert moved.version == tool_type and moved.definition["type"] == tool_type
+    assert moved.name == row.name
+    assert executor.version == versions(row.kind)[-1]  # the original is unchanged
+    other = next(k for k in KINDS if k != row.kind)
+    with pytest.raises(ConfigError, match="runs the"):
+        executor.with_version(versions(other)[0])
+    await moved.aclose()

@@ -2,8 +2,11 @@
 
 Every executor (:class:`~deskpilot.computer_use.computer.ComputerTool`,
 :class:`~deskpilot.computer_use.bash.BashTool`, :class:`~deskpilot.computer_use.editor.EditorTool`)
-has a wire ``definition``, the ``name`` the model calls, ``async execute(call) -> ToolResult``
-and ``aclose()``, and is an async context manager. ``execute`` turns every failure into an
+runs one kind of Anthropic-defined tool at one ``version`` (a row of the tool-version table,
+:mod:`deskpilot.computer_use.specs`), has a wire ``definition``, the ``name`` the model calls,
+``async execute(call) -> ToolResult``, ``with_version(version)`` (the same executor for another
+version of its tool, after a step-down) and ``aclose()``, and is an async context manager.
+:class:`ToolExecutor` is that shape as a protocol, for callers such as the agent. ``execute`` turns every failure into an
 ``is_error`` tool result whose text is a sentence the model can act on; unexpected exceptions
 are logged with their traceback (the reference let them escape and crash the loop, its
 issue #135).
@@ -11,22 +14,88 @@ issue #135).
 
 from __future__ import annotations
 
+import copy
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from typing import Any, Self
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
-from ..errors import ToolError
+from ..errors import ConfigError, ToolError
 from ..prompt import ToolCall, ToolResult
+from .specs import ToolKind, tool_spec, versions
 
 logger = logging.getLogger(__name__)
 
 
-class Executor(ABC):
-    """Base class of the tool executors (see the module docstring)."""
+@runtime_checkable
+class ToolExecutor(Protocol):
+    """What a caller (the agent) needs from an executor of an Anthropic-defined tool."""
 
+    @property
+    def name(self) -> str:
+        """The tool name the model calls (``"computer"``, ``"bash"``, ...)."""
+        ...
+
+    @property
+    def version(self) -> str:
+        """The wire type this executor runs (a key of ``specs.TOOL_VERSIONS``)."""
+        ...
+
+    @property
+    def definition(self) -> dict[str, Any]:
+        """The ``tools`` entry to send to the API."""
+        ...
+
+    async def execute(self, call: ToolCall) -> ToolResult:
+        """Run ``call``; failures come back as ``is_error`` results (never raises)."""
+        ...
+
+    def with_version(self, version: str) -> ToolExecutor:
+        """This executor for another version of its tool (same settings and state)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release resources (idempotent)."""
+        ...
+
+
+class Executor(ABC):
+    """Base class of the tool executors (see the module docstring).
+
+    Subclasses set :attr:`kind` and a ``version`` of that kind.
+    """
+
+    kind: ClassVar[ToolKind]
     name: str = ""
+    version: str = ""
     _closed: bool = False
+
+    def with_version(self, version: str) -> Self:
+        """A copy of this executor for ``version`` of the same tool (e.g. after the API
+        rejected the newer one: :func:`deskpilot.computer_use.specs.step_down`).
+
+        The copy shares the original's settings and state (a bash session, an editor's
+        undo history, a computer's scaling); use it instead of the original from then on.
+
+        Raises:
+            ConfigError: ``version`` is not a version of this executor's tool.
+        """
+        try:
+            row = tool_spec(version)
+        except KeyError:
+            row = None
+        if row is None or row.kind != self.kind:
+            raise ConfigError(
+                f"{type(self).__name__} runs the {self.kind} tool; use one of "
+                f"{versions(self.kind)}, not {version!r}."
+            )
+        clone = copy.copy(self)
+        clone._use_version(version)
+        return clone
+
+    def _use_version(self, version: str) -> None:
+        """Switch this (copied) executor to ``version`` (subclasses update what derives from it)."""
+        self.version = version
 
     @property
     @abstractmethod
@@ -79,4 +148,4 @@ class Executor(ABC):
         await self.aclose()
 
 
-__all__ = ["Executor"]
+__all__ = ["Executor", "ToolExecutor"]

@@ -116,6 +116,7 @@ class BashTool(Executor):
             without ``prlimit`` (Linux has it).
     """
 
+    kind = "bash"
     name = "bash"
 
     def __init__(

@@ -52,8 +52,9 @@ from .actions import (
     parse_action,
 )
 from .base import Executor
+from .batch import CallOutcome, run_turn
 from .scaling import ImageTier, Scaler, fit_within
-from .specs import TOOLSET_HALT_TEXT, computer_definition, computer_spec, versions
+from .specs import computer_definition, computer_spec, versions
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -113,6 +114,7 @@ class ComputerTool(Executor):
             not implementing the Computer protocol.
     """
 
+    kind = "computer"
     name = "computer"
 
     def __init__(
@@ -183,24 +185,6 @@ class ComputerTool(Executor):
     @version.setter
     def version(self, value: str) -> None:
         self._version = self._check_version(value)
-
-    def with_version(self, version: str) -> ComputerTool:
-        """A new tool on the same computer with the same settings and another version."""
-        clone = ComputerTool(
-            self.computer,
-            version,
-            image_tier=self.image_tier,
-            target_size=self.target_size,
-            enable_zoom=self.enable_zoom,
-            screenshot_format=self.screenshot_format,
-            screenshot_quality=self.screenshot_quality,
-            screenshot_after_action=self.screenshot_after_action,
-            settle=self.settle,
-            settle_timeout_s=self.settle_timeout_s,
-            display_number=self.display_number,
-        )
-        clone._scaler = self._scaler
-        return clone
 
     @property
     def scaler(self) -> Scaler:
@@ -275,49 +259,28 @@ class ComputerTool(Executor):
     async def execute_batch(self, calls: Sequence[ToolCall]) -> list[ToolResult]:
         """Run one turn's toolset member calls in order (``computer_toolset_20260801``).
 
-        The first failure answers ``is_error`` with its description and every later call
-        answers ``is_error`` with exactly :data:`~.specs.TOOLSET_HALT_TEXT`. Intermediate
-        actions settle but take no screenshot; unless the last successful action was
-        ``screenshot`` or ``zoom``, one screenshot is attached to its result.
+        The rule of :func:`deskpilot.computer_use.batch.run_turn`: the first failure answers
+        ``is_error`` with its description and every later call answers ``is_error`` with
+        exactly :data:`~.specs.TOOLSET_HALT_TEXT`; members before the last take no
+        screenshot of their own, and one is attached to the last successful result when it
+        has no image.
 
         Returns:
             One ToolResult per call, in order, each echoing the call's ``toolset_name``.
         """
-        results: list[ToolResult] = []
-        failed = False
-        last_ok: int | None = None
-        last_action: str | None = None
-        for call in calls:
-            if failed:
-                results.append(
-                    ToolResult(
-                        call.id,
-                        TOOLSET_HALT_TEXT,
-                        is_error=True,
-                        toolset_name=call.toolset_name or "computer",
-                    )
-                )
-                continue
-            result = await self.execute_quiet(call)
-            results.append(result)
-            if result.is_error:
-                failed = True
-            else:
-                last_ok = len(results) - 1
-                args = call.arguments if isinstance(call.arguments, dict) else {}
-                last_action = call.name if call.toolset_name else args.get("action")
-        if last_ok is not None and last_action not in ("screenshot", "zoom"):
+
+        async def run(call: ToolCall, quiet: bool) -> CallOutcome:
+            result = await (self.execute_quiet(call) if quiet else self.execute(call))
+            return CallOutcome(result)
+
+        async def shot() -> list[Image]:
             try:
-                image = await self._screenshot_part()
+                return [await self._screenshot_part()]
             except Exception as exc:
                 logger.warning("Could not attach the end-of-batch screenshot: %s", exc)
-            else:
-                ok = results[last_ok]
-                parts = [ok.result] if isinstance(ok.result, str) else list(ok.result)
-                results[last_ok] = ToolResult(
-                    ok.tool_call_id, [*parts, image], toolset_name=ok.toolset_name
-                )
-        return results
+                return []
+
+        return [o.result for o in await run_turn(calls, run, screenshot=shot)]
 
     async def execute_quiet(self, call: ToolCall) -> ToolResult:
         """Like :meth:`execute` but without the post-action screenshot (never raises).

@@ -115,6 +115,8 @@ class EditorTool(Executor):
         ConfigError: an unknown version or a bad ``max_characters``/``allowed_roots``.
     """
 
+    kind = "editor"
+
     def __init__(
         self,
         version: str = "text_editor_20250728",
@@ -132,9 +134,7 @@ class EditorTool(Executor):
             or max_characters < 1
         ):
             raise ConfigError(f"max_characters must be a positive int, not {max_characters!r}.")
-        self.version = version
-        self.spec = editor_spec(version)
-        self.name = self.spec.name
+        self._use_version(version)
         self.max_characters = max_characters
         self.allowed_roots: tuple[Path, ...] | None = None
         if allowed_roots is not None:
@@ -143,6 +143,10 @@ class EditorTool(Executor):
                 raise ConfigError("allowed_roots is empty; pass None to allow every path.")
             self.allowed_roots = roots
         self._history: dict[Path, list[tuple[str | None, str]]] = {}
+
+    def _use_version(self, version: str) -> None:
+        self.version, self.spec = version, editor_spec(version)
+        self.name = self.spec.name
 
     @property
     def definition(self) -> dict[str, Any]:
