@@ -36,10 +36,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from deskpilot import LLMClient
-from deskpilot.agent.context import count_body_images, count_cache_breakpoints
 from deskpilot.agent.loop import DEFAULT_PRUNE_INTERVAL, Agent
 from deskpilot.desktop.fake import FakeComputer
-from deskpilot.testing import FakeModelServer
+from deskpilot.testing import FakeModelServer, count_body_images, count_cache_breakpoints
 from deskpilot.testing.wire import message_response, text_response, tool_use_block
 
 MODEL = "claude-4-sonnet"

@@ -11,17 +11,15 @@ from PIL import Image as PILImage
 
 from deskpilot.agent.context import (
     PRUNED_IMAGE_TEXT,
-    count_body_images,
-    count_cache_breakpoints,
     count_images,
     images_to_remove,
     prune_images,
     text_before_images,
-    text_precedes_images,
     validate_policy,
 )
 from deskpilot.errors import ConfigError
 from deskpilot.prompt import Conversation, Image, Message, Text, ToolCall, ToolResult
+from deskpilot.testing import count_body_images, count_cache_breakpoints, text_precedes_images
 
 
 def _png(seed: int) -> Image:

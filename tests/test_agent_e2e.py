@@ -12,12 +12,16 @@ import pytest
 from PIL import Image as PILImage
 
 from deskpilot import LLMClient
-from deskpilot.agent.context import count_body_images, count_cache_breakpoints, text_precedes_images
 from deskpilot.agent.loop import INTERRUPTED_TEXT, Agent
 from deskpilot.agent.replay import recorded_responses, replay_run
 from deskpilot.agent.trajectory import read_run
 from deskpilot.computer_use.computer import ComputerTool
-from deskpilot.testing import FakeModelServer
+from deskpilot.testing import (
+    FakeModelServer,
+    count_body_images,
+    count_cache_breakpoints,
+    text_precedes_images,
+)
 from deskpilot.testing.wire import message_response, text_response, tool_use_block
 
 pytestmark = pytest.mark.desktop

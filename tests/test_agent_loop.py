@@ -15,12 +15,7 @@ from typing import ClassVar
 import pytest
 
 from deskpilot import LLMClient, Tool
-from deskpilot.agent.context import (
-    PRUNED_IMAGE_TEXT,
-    count_body_images,
-    count_cache_breakpoints,
-    text_precedes_images,
-)
+from deskpilot.agent.context import PRUNED_IMAGE_TEXT
 from deskpilot.agent.loop import INTERRUPTED_TEXT, Agent, AgentResult
 from deskpilot.agent.many import run_many
 from deskpilot.agent.trajectory import read_run
@@ -28,7 +23,12 @@ from deskpilot.computer_use.computer import ComputerTool
 from deskpilot.computer_use.specs import TOOLSET_HALT_TEXT
 from deskpilot.desktop.fake import FakeComputer
 from deskpilot.prompt import Conversation
-from deskpilot.testing import FakeModel
+from deskpilot.testing import (
+    FakeModel,
+    count_body_images,
+    count_cache_breakpoints,
+    text_precedes_images,
+)
 from deskpilot.testing.wire import error_reply, message_response, text_response, tool_use_block
 
 MODEL = "claude-4-sonnet"  # computer_20250124 + text_editor_20250429 + bash_20250124
@@ -415,9 +415,11 @@ async def test_run_many_desktop_start_failure(client):
     assert "no X server here" in results[0].error
 
 
-async def test_follows_the_client_step_down(tmp_path):
-    """The API refuses the toolset: the client steps down to computer_20251124 and the agent's
-    executor follows, so the model's beta-format calls still run."""
+async def test_steps_its_tools_down_when_the_api_rejects_them(tmp_path):
+    """The API refuses the toolset: the client reports the rejected type (it never rewrites
+    the agent's tools), the agent moves its computer executor to computer_20251124 with the
+    one step_down function, records it and sends the turn again; the model's beta-format
+    calls then run."""
     fc = FakeComputer(1280, 800)
     async with FakeModel(reject_tool_types=["computer_toolset_20260801"]) as server:
         server.enqueue(
@@ -444,6 +446,49 @@ async def test_follows_the_client_step_down(tmp_path):
     traj = read_run(result.trajectory_dir)
     assert traj.start.tool_versions.computer == "computer_toolset_20260801"
     assert traj.start.image_tier == "2576"
+    assert result.steps == 2 and [s.index for s in traj.steps] == [1, 2]  # not a turn
+    assert not traj.unreadable and not traj.notes
+    [down] = traj.step_downs
+    assert down.step == 1 and down.rejected == ["computer_toolset_20260801"]
+    assert down.before.computer == "computer_toolset_20260801"
+    assert down.after.model_dump() == {
+        "computer": "computer_20251124",
+        "editor": "text_editor_20250728",
+        "bash": "bash_20250124",
+    }
+
+
+async def test_the_agent_starts_past_types_the_client_already_saw_rejected():
+    """One client, one memory: after a computer_use=True request learned that the toolset is
+    refused, an agent on the same client starts with the stepped-down group (no second 400)."""
+    async with FakeModel(reject_tool_types=["computer_toolset_20260801"]) as server:
+        async with LLMClient(
+            "claude-opus-5",
+            base_url=server.url,
+            api_key="sk-ant-x",
+            progress="none",
+            transport=server.transport(),
+        ) as c:
+            first = await c.start("x", computer_use=True)
+            result = await Agent(c, FakeComputer(), out_dir=None).run("look")
+    assert not first.is_error and result.stop_reason == "end_turn", result.error
+    assert [r.status for r in server.requests] == [400, 200, 200]
+    assert server.requests[1].tool_types == server.requests[2].tool_types
+    assert server.requests[2].tool_types[0] == "computer_20251124"
+
+
+async def test_a_rejection_with_nothing_older_ends_the_run_with_the_api_error():
+    async with FakeModel(reject_tool_types=["computer_20241022"]) as server:
+        async with LLMClient(
+            "claude-3-5-sonnet-20241022",
+            base_url=server.url,
+            api_key="sk-ant-x",
+            progress="none",
+            transport=server.transport(),
+        ) as c:
+            result = await Agent(c, FakeComputer(), out_dir=None).run("look")
+    assert result.stop_reason == "api_error" and "computer_20241022" in (result.error or "")
+    assert len(server.requests) == 1
 
 
 async def test_bedrock_platform_uses_its_generation(monkeypatch):

@@ -458,19 +458,21 @@ async def test_step_down_on_400_and_remember(wire: MockWire) -> None:
     assert again.computer_tool_type == "computer_20251124"
 
 
-async def test_step_down_of_a_raw_tool_dict(wire: MockWire) -> None:
+async def test_raw_tool_dicts_are_never_rewritten_the_rejection_is_reported(
+    wire: MockWire,
+) -> None:
+    # issue 11: the client used to replace the caller's computer dict behind its back
     wire.behaviour = _reject("computer_toolset_20260801", "claude-opus-4-8")
     raw = computer_definition("computer_toolset_20260801", 1280, 800)
+    bash = {"type": "bash_20250124", "name": "bash"}
     async with client_for(wire, "claude-4.8-opus") as client:
-        resp = await client.start(
-            "x", tools=[raw, {"type": "bash_20250124", "name": "bash"}], display_width=1280,
-            display_height=800,
-        )  # fmt: skip
-    assert not resp.is_error and resp.computer_tool_type == "computer_20251124"
-    sent = wire.requests[1].body["tools"]
-    assert sent[0]["type"] == "computer_20251124"
-    assert (sent[0]["display_width_px"], sent[0]["display_height_px"]) == (1280, 800)
-    assert sent[1] == {"type": "bash_20250124", "name": "bash"}
+        resp = await client.start("x", tools=[raw, bash], display_width=1280, display_height=800)
+        assert client.unsupported_tool_types() == {"computer_toolset_20260801"}
+    assert resp.is_error and resp.status_code == 400 and resp.attempts == 1
+    assert resp.rejected_tool_types == ("computer_toolset_20260801",)
+    assert resp.tool_types == ("computer_toolset_20260801", "bash_20250124")
+    assert len(wire.requests) == 1
+    assert wire.requests[0].body["tools"] == [raw, bash]
     assert raw == {"type": "computer_toolset_20260801"}  # caller's dict untouched
 
 

@@ -129,9 +129,15 @@ class APIResponse:
         raw: the decoded JSON body of the final answer (for debugging).
         computer_tool_type: the computer tool ``type`` the request carried (after any
             step-down on a 400 naming an unsupported tool type), or None.
+        tool_types: the wire types of the Anthropic-defined tools the final request carried
+            (computer, editor, bash; after any step-down of the client's own
+            ``computer_use=True`` group), e.g. ``("computer_20251124",
+            "text_editor_20250728", "bash_20250124")``; empty without any.
+            ``ToolGroup.of_types(response.tool_types)`` is the group.
         rejected_tool_types: the tool types a 400 named as unsupported when the client
             could not step down itself (they were in the caller's ``tools=``, which it never
-            rewrites, or no older version is left); the caller steps down and calls again.
+            rewrites, or no older version is left); the caller steps down (with
+            :func:`deskpilot.computer_use.specs.step_down`) and calls again.
 
     Error messages and ``raw`` error bodies never contain a credential the client holds
     (API keys, AWS secrets): they are redacted before the response is built.
@@ -154,6 +160,7 @@ class APIResponse:
     request_id: str | None = None
     raw: dict[str, Any] | None = None
     computer_tool_type: str | None = None
+    tool_types: tuple[str, ...] = ()
     rejected_tool_types: tuple[str, ...] = ()
 
     @property

@@ -6,8 +6,9 @@ prefix every turn, so nothing after the first removed image is ever read from th
 Removing them in chunks of ``interval`` keeps the prefix byte-identical for ``interval`` turns
 at a time, which is what Anthropic's guidance asks for (computer-use-tool page, "Manage
 screenshot history": keep the last 3 screenshots and prune in batches so the cached prefix
-stays stable; shared/reference/peers.md §1.8). The reference loop's own rule
-(``_maybe_filter_to_n_most_recent_images``, anthropic_reference.md §3.6) is the same
+stays stable; https://platform.claude.com/docs/en/agents-and-tools/tool-use/computer-use-tool). The reference loop's own rule
+(``_maybe_filter_to_n_most_recent_images`` in github.com/anthropics/anthropic-quickstarts,
+``computer-use-demo/computer_use_demo/loop.py``) is the same
 arithmetic, but it switches pruning off whenever caching is on; here both are on.
 
 The bound: with ``keep`` >= 1 and ``interval`` >= 1 a pruned request carries between
@@ -32,9 +33,6 @@ DEFAULT_CACHE_MODES: tuple[str, ...] = ("system_and_tools", "last_3_user_message
 """Breakpoints the agent asks the client for: one on system+tools (its prefix survives every
 prune) and one on the last content block of each of the three most recent user turns (the
 tool results): 4 in all, the API's maximum."""
-
-MAX_CACHE_BREAKPOINTS = 4
-"""The Messages API accepts at most four ``cache_control`` blocks per request."""
 
 
 def validate_policy(keep: int | None, interval: int) -> None:
@@ -146,93 +144,18 @@ def text_before_images(parts: Sequence[Any]) -> list[Any]:
     """Reorder parts so every non-image part comes before the images (stable otherwise).
 
     Anthropic's guidance: instruction text before the screenshot in a user turn improves
-    click accuracy (computer-use-tool page; peers.md §1.8).
+    click accuracy (computer use tool page,
+    https://platform.claude.com/docs/en/agents-and-tools/tool-use/computer-use-tool).
     """
     return [p for p in parts if not _is_image(p)] + [p for p in parts if _is_image(p)]
 
 
-# --- inspection of wire bodies (tests, benchmarks, the trajectory) --------------------------
-
-
-def count_cache_breakpoints(body: dict[str, Any]) -> int:
-    """``cache_control`` markers in a Messages API request body (tools, system, messages,
-    and a top-level one); the API rejects more than :data:`MAX_CACHE_BREAKPOINTS`."""
-    n = 1 if body.get("cache_control") else 0
-    n += sum(1 for t in body.get("tools") or [] if isinstance(t, dict) and t.get("cache_control"))
-    system = body.get("system")
-    if isinstance(system, list):
-        n += sum(1 for b in system if isinstance(b, dict) and b.get("cache_control"))
-    for m in body.get("messages") or []:
-        content = m.get("content")
-        if not isinstance(content, list):
-            continue
-        for b in content:
-            if isinstance(b, dict) and b.get("cache_control"):
-                n += 1
-            if isinstance(b, dict) and isinstance(b.get("content"), list):
-                n += sum(1 for c in b["content"] if isinstance(c, dict) and c.get("cache_control"))
-    return n
-
-
-def count_body_images(body: dict[str, Any]) -> int:
-    """Image blocks in a Messages API request body, including those inside tool_results."""
-    n = 0
-    for m in body.get("messages") or []:
-        content = m.get("content")
-        if not isinstance(content, list):
-            continue
-        for b in content:
-            if not isinstance(b, dict):
-                continue
-            if b.get("type") == "image":
-                n += 1
-            elif b.get("type") == "tool_result" and isinstance(b.get("content"), list):
-                n += sum(
-                    1 for c in b["content"] if isinstance(c, dict) and c.get("type") == "image"
-                )
-    return n
-
-
-def text_precedes_images(body: dict[str, Any]) -> bool:
-    """True when, in every user turn and every tool_result of ``body``, no text block comes
-    after an image block (the ordering rule of :func:`text_before_images`)."""
-
-    def ordered(blocks: list[Any]) -> bool:
-        seen_image = False
-        for b in blocks:
-            if not isinstance(b, dict):
-                continue
-            if b.get("type") == "image":
-                seen_image = True
-            elif b.get("type") == "text" and seen_image:
-                return False
-        return True
-
-    for m in body.get("messages") or []:
-        content = m.get("content")
-        if m.get("role") != "user" or not isinstance(content, list):
-            continue
-        top = [b for b in content if isinstance(b, dict) and b.get("type") in ("text", "image")]
-        if not ordered(top):
-            return False
-        for b in content:
-            if isinstance(b, dict) and b.get("type") == "tool_result":
-                inner = b.get("content")
-                if isinstance(inner, list) and not ordered(inner):
-                    return False
-    return True
-
-
 __all__ = [
     "DEFAULT_CACHE_MODES",
-    "MAX_CACHE_BREAKPOINTS",
     "PRUNED_IMAGE_TEXT",
-    "count_body_images",
-    "count_cache_breakpoints",
     "count_images",
     "images_to_remove",
     "prune_images",
     "text_before_images",
-    "text_precedes_images",
     "validate_policy",
 ]

@@ -1,18 +1,21 @@
-"""The agent loop: Agent, AgentResult and run_many (model call -> tool calls -> results, recorded).
+"""The agent loop: Agent and AgentResult (model call -> tool calls -> results, recorded).
 
 One :class:`Agent` run:
 
 1. builds the first user turn (the task text, then an initial screenshot: instruction text
    before images);
-2. calls the model through :class:`~deskpilot.client.core.LLMClient` (so providers, rate
-   limits, retries and the 400 step-down apply) with the executors' definitions, the pruned
+2. calls the model through the client (an :class:`~deskpilot.agent.protocols.AgentClient`
+   such as :class:`~deskpilot.LLMClient`: providers, rate limits and retries apply) with the
+   tools' definitions (:class:`~deskpilot.agent.toolbox.Toolbox`), the pruned
    conversation (:mod:`deskpilot.agent.context`) and cache breakpoints on system+tools and the
    three most recent user turns (never more than 4);
-3. appends the assistant message, runs its tool calls **in order** (each after the approval
-   callback, toolset members under the halt rule of the computer-use page, "Batch actions":
-   after the first failure every later member answers exactly
-   :data:`~deskpilot.computer_use.specs.TOOLSET_HALT_TEXT`) and appends ONE user turn with
-   every tool_result;
+   When the API answers 400 naming tool types it does not support, the agent steps its
+   executors down with the one step-down function (the client's for ``computer_use=True``),
+   records it (a ``tool_step_down`` line) and sends the turn again;
+3. appends the assistant message, runs its tool calls **in order**
+   (:class:`~deskpilot.agent.turn.TurnRunner`: each after the approval callback, toolset
+   members under the halt rule of :func:`deskpilot.computer_use.batch.run_turn`) and appends
+   ONE user turn with every tool_result;
 4. records the step (``trajectory.jsonl`` + screenshot files, ``docs/trajectory-format.md``;
    the typed records of :mod:`deskpilot.agent.records`) and calls ``on_step``;
 5. repeats until a response has no tool call, ``max_turns`` model calls, a token or dollar
@@ -20,27 +23,29 @@ One :class:`Agent` run:
 
 Whatever stops it, the conversation stays valid: every ``tool_use`` of the last assistant turn
 has a ``tool_result`` (``is_error`` with "Not executed: ..." for the ones that did not run),
-unlike the reference loop's interrupt (anthropic_reference.md §3.6, its PRs #155/#174).
+unlike the interrupt of Anthropic's reference loop (github.com/anthropics/anthropic-quickstarts,
+``computer-use-demo``, its PRs #155/#174).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
-import json
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..computer_use.specs import TOOL_VERSIONS, TOOLSET_HALT_TEXT, ComputerSpec, versions
+from ..computer_use.base import ComputerExecutor, ToolExecutor
+from ..computer_use.batch import CallOutcome
+from ..computer_use.specs import versions
 from ..errors import ConfigError
-from ..prompt import Conversation, Image, Message, Text, ToolCall, ToolResult
+from ..prompt import Conversation, Message, Text, ToolCall, ToolResult
 from ..response import APIResponse, Usage
+from ..tool import Tool
 from .context import (
     DEFAULT_CACHE_MODES,
     count_images,
@@ -50,6 +55,7 @@ from .context import (
 )
 from .desktop_recovery import DESKTOP_DEAD, DesktopRecovery
 from .prompts import default_system_prompt
+from .protocols import AgentClient, DesktopExtras
 from .records import (
     ActionRecord,
     RunEnd,
@@ -60,13 +66,15 @@ from .records import (
     run_end_record,
     run_start_record,
     step_record,
+    tool_step_down_record,
 )
+from .toolbox import Toolbox
 from .trajectory import TrajectoryWriter, new_run_dir, utc_now_iso
+from .turn import INTERRUPTED_TEXT, ApproveFn, TurnRunner, maybe_await, not_run
 
 if TYPE_CHECKING:
-    from ..client.core import LLMClient
     from ..desktop.base import Computer
-    from ..models import ImageTier
+    from ..models import ImageTier, ModelSpec
 
 log = logging.getLogger("deskpilot.agent")
 
@@ -76,10 +84,6 @@ request carries 3 to 10 screenshots and the cached prefix changes once every ~8 
 by ``benchmarks/agent_bench.py --sweep``: over a 40-step run the cost-weighted input is lowest
 for intervals 8-10 (0.68x the reference policy; 1 -> 1.31x, 25 -> 0.79x)."""
 
-INTERRUPTED_TEXT = "Not executed: the run was interrupted by the user."
-DECLINED_PREFIX = "The user declined this action: "
-
-ApproveFn = Callable[[ToolCall], bool | Awaitable[bool]]
 StepFn = Callable[[StepRecord], Any]
 
 
@@ -144,49 +148,12 @@ class AgentResult:
         )
 
 
-def _describe(call: ToolCall, limit: int = 200) -> str:
-    args = json.dumps(call.arguments, ensure_ascii=False, default=repr)
-    if len(args) > limit:
-        args = args[: limit - 3] + "..."
-    return f"{call.name} {args}"
-
-
-def _is_executor(obj: Any) -> bool:
-    return hasattr(obj, "execute") and hasattr(obj, "definition") and hasattr(obj, "name")
-
-
-def _is_computer(obj: Any) -> bool:
-    return _is_executor(obj) and hasattr(obj, "model_size")
-
-
-def _tool_type(executor: Any) -> str | None:
-    try:
-        return executor.definition.get("type")
-    except Exception:  # a definition property that fails is reported by the client later
-        return None
-
-
-def _screenshot_call(computer_tool: Any, call_id: str) -> ToolCall:
-    """A screenshot call in the wire shape of the computer tool's version."""
-    spec = TOOL_VERSIONS.get(_tool_type(computer_tool) or "")
-    if isinstance(spec, ComputerSpec) and spec.toolset:
-        return ToolCall(call_id, "screenshot", {}, toolset_name="computer")
-    return ToolCall(call_id, "computer", {"action": "screenshot"})
-
-
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
-
-
 @dataclass(slots=True)
 class _RunState:
     """The mutable state of one run (shared by :meth:`Agent._run` and :meth:`Agent._step`)."""
 
     conv: Conversation
-    tools: list[Any]
-    computer_tool: Any = None
+    tools: Toolbox
     writer: TrajectoryWriter | None = None
     system: str = ""
     usage: Usage = field(default_factory=Usage)
@@ -196,6 +163,8 @@ class _RunState:
     stop_reason: str | None = None
     error: str | None = None
     records: list[StepRecord] = field(default_factory=list)
+    rejected: set[str] = field(default_factory=set)
+    """Tool types the API rejected during this run (every step-down skips them all)."""
 
     def end_record(self) -> RunEnd:
         """The ``run_end`` record (``docs/trajectory-format.md``)."""
@@ -214,17 +183,20 @@ class Agent:
     """Runs a task on a computer with Claude until it stops calling tools.
 
     Args:
-        client: an :class:`~deskpilot.LLMClient` (its limits and retries apply to every turn).
+        client: an :class:`~deskpilot.LLMClient` or any
+            :class:`~deskpilot.agent.protocols.AgentClient` (its limits and retries apply to
+            every turn).
         computer: the desktop to drive (a :class:`~deskpilot.desktop.base.Computer`, e.g.
             ``LocalDesktop``), or None for bash/editor/custom tools only.
         model: the registry name to use (default: the client's first model).
-        tools: None -> a ComputerTool (version from the model's generation on the client's
-            platform, image tier from the model), an EditorTool and a BashTool (with
-            ``computer.env`` when the desktop has one). A list may hold executors (anything
-            with ``name``, ``definition`` and ``async execute(call)``) and custom
-            :class:`~deskpilot.Tool` s; if it holds no executor, the three default executors
-            are added first (the seed's rule: custom tools go after the computer-use tools).
-            Executors passed in are not closed by the agent.
+        tools: None -> a ComputerTool, an EditorTool and a BashTool of the model's tool group
+            on its platform (what ``computer_use=True`` sends; image tier from the model; the
+            bash shell gets ``computer.env`` when the desktop has one). A list may hold
+            executors (:class:`~deskpilot.computer_use.base.ToolExecutor`: ComputerTool,
+            EditorTool, BashTool, one per tool) and custom :class:`~deskpilot.Tool` s; if it
+            holds no executor, the three default executors are added first (the seed's rule:
+            custom tools go after the computer-use tools). Executors passed in are not
+            closed by the agent; after a step-down the agent uses copies of them.
         system_prompt: the system prompt (default: :func:`deskpilot.agent.prompts.default_system_prompt`
             describing the desktop at the model-space size).
         max_turns: most model calls per run (>= 1).
@@ -253,16 +225,16 @@ class Agent:
             "budget_tokens": 2048}``).
 
     Raises:
-        ConfigError: invalid limits or pruning policy.
+        ConfigError: invalid limits, pruning policy or tools.
     """
 
     def __init__(
         self,
-        client: LLMClient,
+        client: AgentClient,
         computer: Computer | None = None,
         *,
         model: str | None = None,
-        tools: Sequence[Any] | None = None,
+        tools: Sequence[ToolExecutor | Tool] | None = None,
         system_prompt: str | None = None,
         max_turns: int = 50,
         max_tokens: int = 4096,
@@ -318,8 +290,8 @@ class Agent:
         self._wake: asyncio.Event | None = None  # set (in the run's loop) by interrupt()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._running = False
-        self._clock = time.perf_counter
         self._recovery: DesktopRecovery | None = None
+        self._clock = time.perf_counter
 
     # --- control ------------------------------------------------------------------------------
     def interrupt(self) -> None:
@@ -343,49 +315,22 @@ class Agent:
         return self._interrupt.is_set()
 
     # --- set-up -------------------------------------------------------------------------------
-    def _model_spec(self) -> Any:
-        fn = getattr(self.client, "model_spec", None)
-        if fn is None:
-            return None
-        return fn(self.model) if self.model is not None else fn()
+    def _model_spec(self) -> ModelSpec:
+        return self.client.model_spec(self.model)
 
-    def _platform(self, spec: Any) -> str:
-        platform: str | None = getattr(self.client, "platform", None)
-        if platform:
-            return platform
-        provider: str = getattr(spec, "provider", "anthropic")
-        return provider
-
-    def _build_tools(self, spec: Any, platform: str) -> tuple[list[Any], list[Any]]:
-        """(tools in request order, executors we created and must close)."""
-        given = list(self.tools or [])
-        if any(_is_executor(t) for t in given):
-            return given, []
-        from ..computer_use.bash import BashTool
-        from ..computer_use.editor import EditorTool
-
-        if spec is None:
-            raise ConfigError(
-                "The client has no model_spec(); pass tools=[ComputerTool(...), EditorTool(...), "
-                "BashTool(...)] explicitly."
-            )
-        gen = spec.tool_group(platform)
-        assert gen.computer and gen.editor and gen.bash  # a named group has every kind
-        created: list[Any] = []
-        if self.computer is not None:
-            from ..computer_use.computer import ComputerTool
-
-            spec_tier: ImageTier = getattr(spec, "image_tier", "legacy")
-            created.append(
-                ComputerTool(
-                    self.computer,
-                    version=self.computer_version or gen.computer,
-                    image_tier=self.image_tier or spec_tier,
-                )
-            )
-        created.append(EditorTool(version=gen.editor))
-        created.append(BashTool(version=gen.bash, env=getattr(self.computer, "env", None)))
-        return [*created, *given], created
+    def _toolbox(self, spec: ModelSpec) -> Toolbox:
+        """The run's tools (the client's remembered rejections already applied)."""
+        extras = self.computer if isinstance(self.computer, DesktopExtras) else None
+        return Toolbox.for_run(
+            self.tools,
+            spec=spec,
+            platform=spec.provider,
+            computer=self.computer,
+            rejected=self.client.unsupported_tool_types(self.model),
+            computer_version=self.computer_version,
+            image_tier=self.image_tier,
+            bash_env=dict(extras.env) if extras is not None else None,
+        )
 
     @staticmethod
     def _first_conversation(task: str | Conversation) -> Conversation:
@@ -414,7 +359,7 @@ class Agent:
             instead of raising.
 
         Raises:
-            ConfigError: a bad task, or the agent is already running.
+            ConfigError: a bad task, bad tools, or the agent is already running.
             Exception: an unexpected failure inside the loop is recorded in the trajectory
                 (``run_end`` with ``stop_reason="error"``) and re-raised.
         """
@@ -437,24 +382,23 @@ class Agent:
     async def _run(self, task_text: str, conv: Conversation) -> AgentResult:
         t_run = self._clock()
         spec = self._model_spec()
-        platform = self._platform(spec)
-        tools, owned = self._build_tools(spec, platform)
-        st = _RunState(conv=conv, tools=tools)
-        st.computer_tool = next((t for t in tools if _is_computer(t)), None)
+        platform = spec.provider
+        st = _RunState(conv=conv, tools=self._toolbox(spec))
         try:
             if self.out_dir is not None:
                 st.writer = TrajectoryWriter(
                     new_run_dir(self.out_dir, task_text, self.run_name),
                     secrets=self.client.credential_values,  # asked again at every line
                 )
-            st.system = self.system_prompt or self._default_prompt(tools, st.computer_tool)
+            st.system = self.system_prompt or self._default_prompt(st.tools)
             initial_rel = None
-            if self.initial_screenshot and st.computer_tool is not None:
-                initial_rel = await self._add_initial_screenshot(conv, st.computer_tool, st.writer)
+            computer_tool = st.tools.computer
+            if self.initial_screenshot and computer_tool is not None:
+                initial_rel = await self._add_initial_screenshot(conv, computer_tool, st.writer)
             if st.writer is not None:
                 await st.writer.write_line(
                     self._run_start(
-                        task_text, spec, platform, tools, st.computer_tool, st.system, initial_rel
+                        task_text, spec, platform, st.tools, computer_tool, st.system, initial_rel
                     )
                 )
             while st.stop_reason is None:
@@ -480,9 +424,7 @@ class Agent:
                     await st.writer.write_line(st.end_record())
             raise
         finally:
-            for ex in owned:
-                with contextlib.suppress(Exception):
-                    await ex.aclose()
+            await st.tools.aclose()
         if st.writer is not None:
             await st.writer.write_line(st.end_record())
         return AgentResult(
@@ -510,6 +452,8 @@ class Agent:
         n_images = count_images(request)
         t_model = clock()
         response = await self._call_model(request, st)
+        while response is not None and await self._stepped_down(response, st):
+            response = await self._call_model(request, st)  # the same turn, older tools
         if response is None:  # interrupted while waiting for the model: drop this turn
             st.step -= 1
             return "interrupted"
@@ -518,7 +462,6 @@ class Agent:
         st.cost += response.cost or 0.0
         if response.completion is not None:
             st.final_text = response.completion
-        st.computer_tool = self._follow_step_down(response, st.tools, st.computer_tool)
         actions: list[ActionRecord] = []
         actions_s = 0.0
         end: str | None = None
@@ -538,15 +481,13 @@ class Agent:
                 end = budget
                 kind = "token" if budget == "budget_tokens" else "dollar"
                 note = f"Not executed: the run stopped because its {kind} budget was reached."
-                results = [self._synthetic(c, note) for c in calls]
+                results = [not_run(c, note) for c in calls]
                 actions = [
                     action_record(c, r, approved=False) for c, r in zip(calls, results, strict=True)
                 ]
                 st.conv.messages.append(Message("user", results))
             else:
-                results, actions, actions_s = await self._run_calls(
-                    st.step, calls, st.tools, st.computer_tool, st.writer
-                )
+                results, actions, actions_s = await self._run_calls(st, calls)
                 # A dead desktop is restarted once, then the run stops (desktop_recovery.py).
                 results, dead, dead_error = await self._desktop_recovery(st).after_turn(
                     results, st.writer, step=st.step
@@ -576,17 +517,13 @@ class Agent:
 
     def _desktop_recovery(self, st: _RunState) -> DesktopRecovery:
         """The run's dead-desktop watch (one per run: restart once, then stop)."""
-        if self._recovery is None or self._recovery.tools is not st.tools:
-            self._recovery = DesktopRecovery(self.computer, st.tools)
+        if self._recovery is None or self._recovery.tools is not st.tools.items:
+            self._recovery = DesktopRecovery(self.computer, st.tools.items)
         return self._recovery
 
     async def _call_model(self, request: Conversation, st: _RunState) -> APIResponse | None:
         """``client.start`` raced against :meth:`interrupt`; None when interrupted first."""
-        call = asyncio.ensure_future(
-            self.client.start(
-                request, **self._request_kwargs(st.tools, st.computer_tool, st.system)
-            )
-        )
+        call = asyncio.ensure_future(self.client.start(request, **self._request_kwargs(st)))
         wake = asyncio.ensure_future(self._wake.wait()) if self._wake is not None else None
         try:
             await asyncio.wait(
@@ -602,17 +539,36 @@ class Agent:
             return None
         return call.result()
 
+    async def _stepped_down(self, response: APIResponse, st: _RunState) -> bool:
+        """After a 400 naming unsupported tool types: move the executors to the next group
+        (:meth:`Toolbox.step_down`), record it, and say whether to send the turn again."""
+        rejected = set(response.rejected_tool_types) if response.is_error else set()
+        if not rejected:
+            return False
+        st.rejected |= rejected
+        change = st.tools.step_down(st.rejected)
+        if change is None:
+            return False
+        before, after = change
+        if self.system_prompt is None:  # the editor's name may have changed
+            st.system = self._default_prompt(st.tools)
+        if st.writer is not None:
+            await st.writer.write_line(
+                tool_step_down_record(step=st.step, rejected=rejected, before=before, after=after)
+            )
+        return True
+
     # --- pieces of a step ---------------------------------------------------------------------
-    def _request_kwargs(self, tools: list[Any], computer_tool: Any, system: str) -> dict[str, Any]:
-        defs = [t.definition if _is_executor(t) else t for t in tools]
+    def _request_kwargs(self, st: _RunState) -> dict[str, Any]:
         kw: dict[str, Any] = {
-            "tools": defs,
-            "system": system,
+            "tools": st.tools.definitions(),
+            "system": st.system,
             "max_tokens": self.max_tokens,
             "cache": self.cache,
         }
         if self.model is not None:
             kw["model"] = self.model
+        computer_tool = st.tools.computer
         if computer_tool is not None:
             w, h = computer_tool.model_size
             kw["display_width"], kw["display_height"] = int(w), int(h)
@@ -620,8 +576,9 @@ class Agent:
             kw["thinking"] = self.thinking
         return kw
 
-    def _default_prompt(self, tools: list[Any], computer_tool: Any) -> str:
-        names = {getattr(t, "name", None) for t in tools if _is_executor(t)}
+    def _default_prompt(self, tools: Toolbox) -> str:
+        names = {e.name for e in tools.executors}
+        computer_tool = tools.computer
         w, h = computer_tool.model_size if computer_tool is not None else (0, 0)
         editor = next(
             (n for n in names if n in ("str_replace_editor", "str_replace_based_edit_tool")), None
@@ -629,26 +586,10 @@ class Agent:
         return default_system_prompt(
             int(w),
             int(h),
-            apps=getattr(self.computer, "apps", ()) or (),
+            apps=self.computer.apps if isinstance(self.computer, DesktopExtras) else (),
             bash_tool="bash" if "bash" in names else None,
             editor_tool=editor,
         )
-
-    def _follow_step_down(self, response: APIResponse, tools: list[Any], computer_tool: Any) -> Any:
-        """Switch the computer executor to the version the client actually sent after a 400
-        step-down, so the model's calls are parsed with the matching action set."""
-        new = response.computer_tool_type
-        if not new or computer_tool is None or new == _tool_type(computer_tool):
-            return computer_tool
-        log.info("The client stepped the computer tool down to %s; following it.", new)
-        if hasattr(computer_tool, "with_version"):
-            replacement = computer_tool.with_version(new)
-            if replacement is not None and replacement is not computer_tool:
-                tools[tools.index(computer_tool)] = replacement
-                return replacement
-            return computer_tool
-        computer_tool.version = new
-        return computer_tool
 
     def _budget_hit(self, usage: Usage, cost: float) -> str | None:
         if self.budget_tokens is not None and usage.total_tokens >= self.budget_tokens:
@@ -657,139 +598,27 @@ class Agent:
             return "budget_usd"
         return None
 
-    @staticmethod
-    def _synthetic(call: ToolCall, text: str) -> ToolResult:
-        return ToolResult(call.id, text, is_error=True, toolset_name=call.toolset_name)
-
-    def _dispatch(self, call: ToolCall, tools: list[Any], computer_tool: Any) -> Any:
-        if call.toolset_name:
-            if computer_tool is not None and call.toolset_name == "computer":
-                return computer_tool
-        for t in tools:
-            if getattr(t, "name", None) == call.name:
-                return t
-        return None
-
-    async def _ask(self, call: ToolCall) -> tuple[bool, str | None]:
-        if self.approve is None:
-            return True, None
-        try:
-            ok = bool(await _maybe_await(self.approve(call)))
-        except Exception as exc:
-            log.warning(
-                "The approve callback raised %s: %s; treating it as a refusal.",
-                type(exc).__name__,
-                exc,
-            )
-            return False, f"the approval check failed ({type(exc).__name__}: {exc})"
-        return ok, None
-
-    async def _execute(self, call: ToolCall, tool: Any, *, quiet: bool = False) -> ToolResult:
-        if tool is None:
-            names = sorted(
-                {str(getattr(t, "name", "")) for t in self.tools or []} | {"computer", "bash"}
-            )
-            return self._synthetic(
-                call, f"Unknown tool {call.name!r}; the tools available are {', '.join(names)}."
-            )
-        if _is_executor(tool):
-            run_quiet = getattr(tool, "execute_quiet", None) if quiet else None
-            result = await (run_quiet(call) if run_quiet is not None else tool.execute(call))
-        else:  # a custom Tool
-            try:
-                value = await tool.acall(**call.arguments)
-            except Exception as exc:
-                return self._synthetic(
-                    call, f"Tool {call.name!r} failed: {type(exc).__name__}: {exc}"
-                )
-            result = self._as_result(call, value)
-        if not isinstance(result.result, str):
-            ordered = text_before_images(result.result)
-            if ordered != result.result:
-                result = ToolResult(
-                    result.tool_call_id, ordered, result.is_error, result.toolset_name
-                )
-        if call.toolset_name and not result.toolset_name:
-            result.toolset_name = call.toolset_name
-        return result
-
-    @staticmethod
-    def _as_result(call: ToolCall, value: Any) -> ToolResult:
-        if isinstance(value, ToolResult):
-            return value
-        if value is None or (isinstance(value, str | list) and not value):
-            value = "(no output)"
-        if isinstance(value, str | Text | Image) or (
-            isinstance(value, list) and all(isinstance(v, str | Text | Image | dict) for v in value)
-        ):
-            return ToolResult(call.id, value, toolset_name=call.toolset_name)
-        try:
-            text = json.dumps(value, ensure_ascii=False, default=str)
-        except (TypeError, ValueError):
-            text = str(value)
-        return ToolResult(call.id, text, toolset_name=call.toolset_name)
-
     async def _run_calls(
-        self,
-        step: int,
-        calls: list[ToolCall],
-        tools: list[Any],
-        computer_tool: Any,
-        writer: TrajectoryWriter | None,
+        self, st: _RunState, calls: list[ToolCall]
     ) -> tuple[list[ToolResult], list[ActionRecord], float]:
-        """Run one turn's calls in order; returns (results, action records, action seconds).
-
-        Toolset members (``toolset_name`` set) form the turn's batch (computer-use page,
-        "Batch actions"): members before the last one run without their own screenshot,
-        the first failure (or refusal) halts the rest with TOOLSET_HALT_TEXT, and if the
-        last successful member's result has no image one screenshot is attached to it.
-        """
-        clock = self._clock
-        results: list[ToolResult] = []
-        actions: list[ActionRecord] = []
-        toolset_failed = False
-        actions_s = 0.0
-        last_member = max((i for i, c in enumerate(calls) if c.toolset_name), default=-1)
-        for k, call in enumerate(calls):
-            if self._interrupt.is_set():
-                result = self._synthetic(call, INTERRUPTED_TEXT)
-                results.append(result)
-                actions.append(action_record(call, result, approved=False))
-                continue
-            if call.toolset_name and toolset_failed:
-                result = self._synthetic(call, TOOLSET_HALT_TEXT)
-                results.append(result)
-                actions.append(action_record(call, result, approved=False))
-                continue
-            approved, why = await self._ask(call)
-            timings = {"action_s": 0.0, "settle_s": 0.0, "screenshot_s": 0.0, "total_s": 0.0}
-            if not approved:
-                reason = f" ({why})" if why else ""
-                result = self._synthetic(
-                    call,
-                    f"{DECLINED_PREFIX}{_describe(call)}{reason}. It was not executed; do not "
-                    "retry it unchanged: continue another way, or say what you need.",
-                )
-            else:
-                tool = self._dispatch(call, tools, computer_tool)
-                quiet = bool(call.toolset_name) and k < last_member and tool is computer_tool
-                t0 = clock()
-                result = await self._execute(call, tool, quiet=quiet)
-                total = clock() - t0
-                actions_s += total
-                timings = self._timings(tool, computer_tool, total)
-            if call.toolset_name and result.is_error:
-                toolset_failed = True
-            results.append(result)
-            actions.append(action_record(call, result, approved=approved, timings=timings))
-        if last_member >= 0 and computer_tool is not None:
-            actions_s += await self._finish_batch(calls, results, actions, computer_tool)
+        """Run one turn's calls (:class:`~deskpilot.agent.turn.TurnRunner`); returns
+        (results, action records, action seconds)."""
+        runner = TurnRunner(
+            st.tools, approve=self.approve, interrupted=self._interrupt.is_set, clock=self._clock
+        )
+        outcomes = await runner.run(calls)
+        results = [o.result for o in outcomes]
+        actions = [self._outcome_record(c, o) for c, o in zip(calls, outcomes, strict=True)]
+        actions_s = sum(o.timings.get("total_s", 0.0) for o in outcomes if o.executed)
+        writer = st.writer
         if writer is not None:
             saves = [
                 (
                     rec,
                     writer.save_screenshot(
-                        writer.screenshot_name(step, k), r.images[0].data, r.images[0].media_type
+                        writer.screenshot_name(st.step, k),
+                        r.images[0].data,
+                        r.images[0].media_type,
                     ),
                 )
                 for k, (rec, r) in enumerate(zip(actions, results, strict=True))
@@ -801,57 +630,16 @@ class Agent:
                     rec.screenshot = rel
         return results, actions, actions_s
 
-    async def _finish_batch(
-        self,
-        calls: list[ToolCall],
-        results: list[ToolResult],
-        actions: list[ActionRecord],
-        computer_tool: Any,
-    ) -> float:
-        """Attach a screenshot to the last successful toolset member if it has none."""
-        ok = [
-            i
-            for i, (c, r) in enumerate(zip(calls, results, strict=True))
-            if c.toolset_name and actions[i].executed and not r.is_error
-        ]
-        if not ok or results[ok[-1]].images:
-            return 0.0
-        i = ok[-1]
-        t0 = self._clock()
-        shot = await computer_tool.execute(_screenshot_call(computer_tool, f"{calls[i].id}_shot"))
-        spent = self._clock() - t0
-        if shot.is_error or not shot.images:
-            log.warning("Could not attach the end-of-batch screenshot: %s", shot.text)
-            return spent
-        r = results[i]
-        parts = (
-            [Text(r.result)]
-            if isinstance(r.result, str) and r.result
-            else ([] if isinstance(r.result, str) else list(r.result))
-        )
-        results[i] = ToolResult(
-            r.tool_call_id, text_before_images([*parts, *shot.images]), r.is_error, r.toolset_name
-        )
-        timings = actions[i].timings
-        timings.screenshot_s = round(timings.screenshot_s + spent, 6)
-        timings.total_s = round(timings.total_s + spent, 6)
-        return spent
-
     @staticmethod
-    def _timings(tool: Any, computer_tool: Any, total: float) -> dict[str, float]:
-        out = {"action_s": total, "settle_s": 0.0, "screenshot_s": 0.0, "total_s": total}
-        if tool is not None and tool is computer_tool:
-            last = getattr(tool, "last_timings", None) or {}
-            for key in ("action_s", "settle_s", "screenshot_s"):
-                if isinstance(last.get(key), int | float):
-                    out[key] = float(last[key])
-        return {k: round(v, 6) for k, v in out.items()}
+    def _outcome_record(call: ToolCall, o: CallOutcome) -> ActionRecord:
+        timings = o.timings if o.executed else None
+        return action_record(call, o.result, approved=o.approved, timings=timings)
 
     async def _call_on_step(self, record: StepRecord) -> None:
         if self.on_step is None:
             return
         try:
-            await _maybe_await(self.on_step(record))
+            await maybe_await(self.on_step(record))
         except Exception:
             log.exception("The on_step callback raised; the run continues.")
 
@@ -873,9 +661,9 @@ class Agent:
             )
 
     async def _add_initial_screenshot(
-        self, conv: Conversation, computer_tool: Any, writer: TrajectoryWriter | None
+        self, conv: Conversation, computer_tool: ComputerExecutor, writer: TrajectoryWriter | None
     ) -> str | None:
-        result = await computer_tool.execute(_screenshot_call(computer_tool, "initial_screenshot"))
+        result = await computer_tool.execute(computer_tool.screenshot_call("initial_screenshot"))
         if result.is_error or not result.images:
             log.warning("The initial screenshot failed: %s", result.text)
             return None
@@ -889,10 +677,10 @@ class Agent:
     def _run_start(
         self,
         task: str,
-        spec: Any,
+        spec: ModelSpec,
         platform: str,
-        tools: list[Any],
-        computer_tool: Any,
+        tools: Toolbox,
+        computer_tool: ComputerExecutor | None,
         system: str,
         initial_screenshot: str | None,
     ) -> RunStart:
@@ -900,21 +688,19 @@ class Agent:
 
         return run_start_record(
             task=task,
-            model=getattr(spec, "name", None) or self.model,
-            model_id=getattr(spec, "model_id", None),
+            model=spec.name or self.model,
+            model_id=spec.model_id,
             provider=platform,
             native_size=self.computer.size if self.computer is not None else None,
             model_size=computer_tool.model_size if computer_tool is not None else None,
-            image_tier=getattr(computer_tool, "image_tier", None),
-            tool_types=[_tool_type(t) or "" for t in tools if _is_executor(t)],
-            custom_tools=[
-                str(getattr(t, "name", None) or "?") for t in tools if not _is_executor(t)
-            ],
+            image_tier=computer_tool.image_tier if computer_tool is not None else None,
+            tool_types=tools.group.types,
+            custom_tools=[t.name for t in tools.custom],
             system_prompt=system,
             max_turns=self.max_turns,
             keep_screenshots=self.keep_screenshots,
             prune_interval=self.prune_interval,
-            apps=getattr(self.computer, "apps", ()) or (),
+            apps=self.computer.apps if isinstance(self.computer, DesktopExtras) else (),
             started_at=utc_now_iso(),
             deskpilot_version=__version__,
             initial_screenshot=initial_screenshot,

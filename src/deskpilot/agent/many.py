@@ -31,7 +31,7 @@ async def _entered(factory: Callable[[], Any]) -> AsyncIterator[Any]:
     obj = factory()
     if inspect.isawaitable(obj):
         obj = await obj
-    if hasattr(obj, "__aenter__"):
+    if isinstance(obj, contextlib.AbstractAsyncContextManager):
         async with obj as desktop:
             yield desktop if desktop is not None else obj
     else:

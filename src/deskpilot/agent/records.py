@@ -38,6 +38,7 @@ from pydantic import (
 )
 
 if TYPE_CHECKING:
+    from ..computer_use.specs import ToolGroup
     from ..prompt import ToolCall, ToolResult
     from ..response import APIResponse, Usage
 
@@ -55,6 +56,7 @@ __all__ = [
     "StepRecord",
     "StepTimings",
     "TokenUsage",
+    "ToolStepDown",
     "ToolVersions",
     "action_record",
     "describe_errors",
@@ -65,6 +67,7 @@ __all__ = [
     "safe_relative_path",
     "step_record",
     "token_usage",
+    "tool_step_down_record",
 ]
 
 FORMAT_VERSION = 1
@@ -262,6 +265,19 @@ class DesktopRestart(_Model):
     tools_moved: list[str] = Field(default_factory=list)
 
 
+class ToolStepDown(_Model):
+    """The API rejected tool types during step ``step`` (a 400 naming them); the agent moved
+    its executors from the ``before`` group to ``after`` (the next group of the one step-down
+    function, :func:`deskpilot.computer_use.specs.step_down`) and sent the turn again."""
+
+    type: Literal["tool_step_down"] = "tool_step_down"
+    t: Seconds | None = None
+    step: int = Field(default=0, ge=0, le=10_000_000)
+    rejected: list[str] = Field(default_factory=list)
+    before: ToolVersions = Field(default_factory=ToolVersions)
+    after: ToolVersions = Field(default_factory=ToolVersions)
+
+
 class RunEnd(_Model):
     """The last line, written however the run stopped (a run killed outright has none)."""
 
@@ -284,14 +300,16 @@ class Check(_Model):
     detail: str = ""
 
 
-Record = Annotated[RunStart | StepRecord | RunEnd | DesktopRestart, Field(discriminator="type")]
+Record = Annotated[
+    RunStart | StepRecord | RunEnd | DesktopRestart | ToolStepDown, Field(discriminator="type")
+]
 """Any line of ``trajectory.jsonl``, told apart by its ``type``."""
 
 _RECORD = TypeAdapter(Record)
-_TAGS = frozenset({"run_start", "step", "run_end", "desktop_restart"})
+_TAGS = frozenset({"run_start", "step", "run_end", "desktop_restart", "tool_step_down"})
 
 
-def parse_record(obj: Any) -> RunStart | StepRecord | RunEnd | DesktopRestart:
+def parse_record(obj: Any) -> RunStart | StepRecord | RunEnd | DesktopRestart | ToolStepDown:
     """Validate one decoded JSON line.
 
     Raises:
@@ -503,4 +521,16 @@ def run_start_record(
             "deskpilot_version": deskpilot_version,
             "initial_screenshot": initial_screenshot,
         }
+    )
+
+
+def tool_step_down_record(
+    *, step: int, rejected: Iterable[str], before: ToolGroup, after: ToolGroup
+) -> ToolStepDown:
+    """The record of a step-down of the agent's tools during step ``step``."""
+    return ToolStepDown(
+        step=step,
+        rejected=sorted(rejected),
+        before=ToolVersions(**before.as_dict()),
+        after=ToolVersions(**after.as_dict()),
     )

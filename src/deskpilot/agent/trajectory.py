@@ -43,6 +43,7 @@ from .records import (
     RunEnd,
     RunStart,
     StepRecord,
+    ToolStepDown,
     describe_errors,
     parse_record,
     safe_relative_path,
@@ -67,8 +68,8 @@ _SECRET_ENV = (
 )
 _MIN_SECRET_LEN = 8  # shorter values would corrupt ordinary text when scrubbed
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
-_WRITABLE = (RunStart, StepRecord, RunEnd, DesktopRestart)
-TrajectoryRecord = RunStart | StepRecord | RunEnd | DesktopRestart
+_WRITABLE = (RunStart, StepRecord, RunEnd, DesktopRestart, ToolStepDown)
+TrajectoryRecord = RunStart | StepRecord | RunEnd | DesktopRestart | ToolStepDown
 
 
 def utc_now_iso() -> str:
@@ -182,7 +183,8 @@ class TrajectoryWriter:
         if not isinstance(record, _WRITABLE):
             raise TypeError(
                 "TrajectoryWriter writes the typed records of deskpilot.agent.records "
-                f"(RunStart, StepRecord, RunEnd, DesktopRestart), not {type(record).__name__}."
+                "(RunStart, StepRecord, RunEnd, DesktopRestart, ToolStepDown), not "
+                f"{type(record).__name__}."
             )
         if record.t is None:
             record.t = round(max(0.0, self.elapsed()), 6)
@@ -287,6 +289,7 @@ class Run:
             reason it could not be read.
         end: the ``run_end`` record, or None when the run died (or is still running).
         restarts: ``desktop_restart`` records in order.
+        step_downs: ``tool_step_down`` records in order.
         unreadable: every line that could not be read (also those in ``steps``).
         notes: other findings worth telling a reader (a newer format version, unknown line
             types, duplicate lines, fields of ``run_start``/``run_end`` that were dropped).
@@ -299,6 +302,7 @@ class Run:
     steps: list[StepRecord | Unreadable] = field(default_factory=list)
     end: RunEnd | None = None
     restarts: list[DesktopRestart] = field(default_factory=list)
+    step_downs: list[ToolStepDown] = field(default_factory=list)
     unreadable: list[Unreadable] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
@@ -376,7 +380,7 @@ _CLAIMS_STEP = re.compile(rb'^\s*\{\s*"type"\s*:\s*"step"')
 
 
 def _salvage(
-    model: type[RunStart] | type[RunEnd] | type[DesktopRestart],
+    model: type[RunStart] | type[RunEnd] | type[DesktopRestart] | type[ToolStepDown],
     obj: dict[str, Any],
     exc: ValidationError,
 ) -> tuple[Any, str] | None:
@@ -420,7 +424,7 @@ def _read_line(run: Run, lineno: int, raw: bytes | None, last: bool) -> None:
         run.unreadable.append(Unreadable(lineno, f"a JSON {type(obj).__name__}, not an object"))
         return
     kind = obj.get("type")
-    if kind not in ("run_start", "step", "run_end", "desktop_restart"):
+    if kind not in ("run_start", "step", "run_end", "desktop_restart", "tool_step_down"):
         if isinstance(kind, str):
             run.notes.append(
                 f"Line {lineno} of {TRAJECTORY_FILE} has the unknown type {kind[:40]!r} "
@@ -448,9 +452,15 @@ def _read_line(run: Run, lineno: int, raw: bytes | None, last: bool) -> None:
             run.unreadable.append(u)
             run.steps.append(u)
             return
-        model: type[RunStart] | type[RunEnd] | type[DesktopRestart] = (
-            RunStart if kind == "run_start" else RunEnd if kind == "run_end" else DesktopRestart
-        )
+        model: type[RunStart] | type[RunEnd] | type[DesktopRestart] | type[ToolStepDown]
+        if kind == "run_start":
+            model = RunStart
+        elif kind == "run_end":
+            model = RunEnd
+        elif kind == "desktop_restart":
+            model = DesktopRestart
+        else:
+            model = ToolStepDown
         saved = _salvage(model, obj, exc) if isinstance(exc, ValidationError) else None
         if saved is None:
             run.unreadable.append(Unreadable(lineno, reason, kind=kind))
@@ -483,6 +493,8 @@ def _place(run: Run, lineno: int, record: Any) -> None:
         run.end = record
     elif isinstance(record, DesktopRestart):
         run.restarts.append(record)
+    elif isinstance(record, ToolStepDown):
+        run.step_downs.append(record)
 
 
 def _read_checks(run: Run) -> None:

@@ -35,7 +35,7 @@ from ..errors import ClosedError, ConfigError
 from ..models import REGISTRY, ModelRegistry, ModelSpec
 from ..prompt import Conversation, Message, as_conversation
 from ..providers.base import Provider, RequestOptions, ToolSet
-from ..providers.tools import build_toolset
+from ..providers.tools import build_toolset, stepped_toolset
 from ..response import APIResponse, ErrorKind, Usage
 from ..transport import Transport
 from .aiohttp_transport import AiohttpTransport
@@ -291,13 +291,15 @@ class LLMClient:
     def _step_down(
         self, spec: ModelSpec, opts: RequestOptions, toolset: ToolSet, rejected: tuple[str, ...]
     ) -> ToolSet | None:
-        """The step-down decision, in one call: remember ``rejected`` for the model and
-        rebuild the tool set; None when nothing the client may change changed (the
-        response then reports ``rejected_tool_types`` and the caller steps down)."""
+        """The step-down decision, in one call: remember ``rejected`` for the model and, for
+        the client's own group (``computer_use=True``), the tool set of the next group
+        (:func:`~deskpilot.providers.tools.stepped_toolset`, i.e.
+        :func:`~deskpilot.computer_use.specs.step_down`); None otherwise (the caller's
+        ``tools=`` are never rewritten: the response reports ``rejected_tool_types`` and the
+        caller steps down with the same function)."""
         memory = self._rejected.setdefault((spec.model_id, spec.provider), set())
         memory.update(rejected)
-        new = build_toolset(spec, spec.provider, opts, memory)
-        return new if new.tools != toolset.tools else None
+        return stepped_toolset(spec, spec.provider, opts, toolset, memory)
 
     async def _run(self, prompt: Any, opts: RequestOptions, spec: ModelSpec) -> APIResponse:
         """One prompt to one response; never raises for API or network errors."""
@@ -400,6 +402,7 @@ class LLMClient:
             request_id=parsed.request_id,
             raw=answer.data if self.config.keep_raw else None,
             computer_tool_type=toolset.computer_tool_type,
+            tool_types=toolset.group.types,
         )
 
     def _failure(
@@ -453,6 +456,7 @@ class LLMClient:
             request_id=request_id,
             raw=redact.data(raw) if raw is not None else None,
             computer_tool_type=toolset.computer_tool_type if toolset is not None else None,
+            tool_types=toolset.group.types if toolset is not None else (),
             rejected_tool_types=rejected,
         )
 

@@ -59,6 +59,34 @@ class ToolExecutor(Protocol):
         ...
 
 
+@runtime_checkable
+class ComputerExecutor(ToolExecutor, Protocol):
+    """What a caller needs from the computer tool's executor, beyond :class:`ToolExecutor`."""
+
+    @property
+    def model_size(self) -> tuple[int, int]:
+        """(width, height) in pixels of the screenshots the model sees."""
+        ...
+
+    @property
+    def image_tier(self) -> str:
+        """The API image rule the screenshots follow (``"legacy"`` or ``"2576"``)."""
+        ...
+
+    @property
+    def last_timings(self) -> dict[str, float]:
+        """Seconds of the last action: ``action_s``, ``settle_s``, ``screenshot_s``."""
+        ...
+
+    async def execute_quiet(self, call: ToolCall) -> ToolResult:
+        """Like :meth:`execute` but without the post-action screenshot."""
+        ...
+
+    def screenshot_call(self, call_id: str) -> ToolCall:
+        """A ``screenshot`` call in the wire shape of this executor's version."""
+        ...
+
+
 class Executor(ABC):
     """Base class of the tool executors (see the module docstring).
 
@@ -148,4 +176,4 @@ class Executor(ABC):
         await self.aclose()
 
 
-__all__ = ["Executor", "ToolExecutor"]
+__all__ = ["ComputerExecutor", "Executor", "ToolExecutor"]

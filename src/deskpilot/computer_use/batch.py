@@ -67,6 +67,7 @@ async def run_turn(
     run: RunCall,
     *,
     screenshot: TakeScreenshot | None = None,
+    preempt: Callable[[ToolCall], CallOutcome | None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> list[CallOutcome]:
     """Run one turn's calls in order under the halt rule; one outcome per call, in order.
@@ -76,6 +77,8 @@ async def run_turn(
         run: runs one call (see :data:`RunCall`); it must not raise (executors answer
             failures with ``is_error`` results).
         screenshot: captures the screen for the end of the batch; None attaches nothing.
+        preempt: asked first for every call; an outcome it returns is used as is, without
+            running the call or applying the halt rule (e.g. the agent's "interrupted").
         clock: seconds clock for the end-of-batch screenshot's timing.
 
     Returns:
@@ -89,6 +92,10 @@ async def run_turn(
     failed = False
     for k, call in enumerate(calls):
         member = bool(call.toolset_name)
+        early = preempt(call) if preempt is not None else None
+        if early is not None:
+            outcomes.append(early)
+            continue
         if member and failed:
             outcomes.append(halted(call))
             continue

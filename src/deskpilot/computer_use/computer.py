@@ -210,6 +210,18 @@ class ComputerTool(Executor):
         return self.scaler.model
 
     @property
+    def toolset(self) -> bool:
+        """True for ``computer_toolset_20260801`` (one tool_use per member)."""
+        return computer_spec(self._version).toolset
+
+    def screenshot_call(self, call_id: str) -> ToolCall:
+        """A ``screenshot`` call in the wire shape of this version (for callers that want a
+        screenshot through :meth:`execute`, e.g. the agent's first turn)."""
+        if self.toolset:
+            return ToolCall(call_id, "screenshot", {}, toolset_name="computer")
+        return ToolCall(call_id, "computer", {"action": "screenshot"})
+
+    @property
     def actions(self) -> tuple[str, ...]:
         """The actions the model may use with this version and zoom setting."""
         return allowed_actions(computer_spec(self._version), enable_zoom=self.enable_zoom)

@@ -358,6 +358,10 @@ class ToolGroup:
             members[row.kind] = t
         return cls(**members)
 
+    def __bool__(self) -> bool:
+        """False for the empty group (no Anthropic-defined tool)."""
+        return bool(self.types)
+
     def member(self, kind: ToolKind) -> str | None:
         """The version of ``kind`` in this group, or None."""
         value: str | None = getattr(self, kind)

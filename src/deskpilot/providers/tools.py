@@ -79,26 +79,6 @@ def _overhead(tool_type: str) -> int:
     return TOOL_TOKEN_OVERHEAD[row.kind]
 
 
-def _stepped_computer_dict(
-    d: dict[str, Any], rejected: Collection[str], opts: RequestOptions
-) -> dict[str, Any]:
-    """Transitional (removed when the agent steps down itself): a caller's computer dict
-    whose type was rejected, rebuilt at the version :func:`step_down` picks."""
-    t = d.get("type")
-    if not isinstance(t, str) or t not in TOOL_VERSIONS or TOOL_VERSIONS[t].kind != "computer":
-        return d
-    new = step_down(ToolGroup(computer=t), rejected)
-    if new is None or new.computer is None:
-        return d
-    return computer_definition(
-        new.computer,
-        d.get("display_width_px", opts.display_width),
-        d.get("display_height_px", opts.display_height),
-        display_number=d.get("display_number", opts.display_number),
-        enable_zoom=bool(d.get("enable_zoom", True)),
-    )
-
-
 def build_toolset(
     spec: ModelSpec,
     platform: str,
@@ -138,7 +118,7 @@ def build_toolset(
             out.custom.append(item)
             out.tools.append(item.to_anthropic())
         elif isinstance(item, dict):
-            out.tools.append(_stepped_computer_dict(item, rejected, opts))
+            out.tools.append(item)
         else:
             raise ConfigError(
                 "tools= items must be deskpilot.Tool objects (e.g. Tool.from_function(fn)) or "
@@ -182,6 +162,32 @@ def build_toolset(
     return out
 
 
+def stepped_toolset(
+    spec: ModelSpec,
+    platform: str,
+    opts: RequestOptions,
+    sent: ToolSet,
+    rejected: Collection[str],
+) -> ToolSet | None:
+    """The toolset to send after the API rejected ``rejected`` types of ``sent``, or None.
+
+    Only the client's own group steps down (``computer_use=True``): to the group
+    :func:`~deskpilot.computer_use.specs.step_down` gives for ``sent.group``. With the
+    caller's ``tools=`` (or when no older version is left) this is None and the caller gets
+    the error with ``rejected_tool_types``.
+
+    Raises:
+        ConfigError: as :func:`build_toolset`.
+    """
+    if not opts.computer_use:
+        return None
+    target = step_down(sent.group, rejected)
+    if target is None:
+        return None
+    new = build_toolset(spec, platform, opts, rejected)
+    return new if new.group == target else None
+
+
 def is_anthropic_defined(tool: dict[str, Any]) -> bool:
     """True for the Anthropic-defined tool types (computer, editor, bash)."""
     t = tool.get("type")
@@ -194,5 +200,6 @@ __all__ = [
     "build_toolset",
     "group_for",
     "is_anthropic_defined",
+    "stepped_toolset",
     "unsupported_tool_types",
 ]

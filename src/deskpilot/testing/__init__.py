@@ -29,6 +29,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .bodies import (
+    MAX_CACHE_BREAKPOINTS,
+    count_body_images,
+    count_cache_breakpoints,
+    text_precedes_images,
+)
 from .caching import CachePlan, PromptCache
 from .fake_model import FakeModel
 from .mock_transport import MockTransport, json_response
@@ -63,6 +69,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "MAX_CACHE_BREAKPOINTS",
     "PROMPT_TOO_LONG",
     "CachePlan",
     "FakeModel",
@@ -71,6 +78,8 @@ __all__ = [
     "MockTransport",
     "PromptCache",
     "RecordedRequest",
+    "count_body_images",
+    "count_cache_breakpoints",
     "count_request_tokens",
     "error_reply",
     "fault",
@@ -78,6 +87,7 @@ __all__ = [
     "json_response",
     "load_script",
     "message_response",
+    "text_precedes_images",
     "text_response",
     "text_tokens",
     "to_chat_completion",
