@@ -53,7 +53,7 @@ from .context import (
     text_before_images,
     validate_policy,
 )
-from .desktop_recovery import DESKTOP_DEAD, DesktopRecovery
+from .desktop_recovery import DesktopRecovery
 from .prompts import default_system_prompt
 from .protocols import AgentClient, DesktopExtras
 from .records import (
@@ -68,9 +68,19 @@ from .records import (
     step_record,
     tool_step_down_record,
 )
+from .result import AgentResult
 from .toolbox import Toolbox
 from .trajectory import TrajectoryWriter, new_run_dir, utc_now_iso
-from .turn import INTERRUPTED_TEXT, ApproveFn, TurnRunner, maybe_await, not_run
+from .turn import (
+    INTERRUPTED_TEXT,
+    ApproveFn,
+    TurnRunner,
+    close_pending,
+    first_conversation,
+    maybe_await,
+    not_run,
+    unless_woken,
+)
 
 if TYPE_CHECKING:
     from ..desktop.base import Computer
@@ -85,67 +95,6 @@ by ``benchmarks/agent_bench.py --sweep``: over a 40-step run the cost-weighted i
 for intervals 8-10 (0.68x the reference policy; 1 -> 1.31x, 25 -> 0.79x)."""
 
 StepFn = Callable[[StepRecord], Any]
-
-
-@dataclass(slots=True, kw_only=True, repr=False)
-class AgentResult:
-    """The outcome of :meth:`Agent.run`.
-
-    Attributes:
-        final_text: the text of the last model response that had text (None if none had).
-        steps: model turns taken.
-        usage: summed token usage over all turns; ``cost`` in US dollars.
-        stop_reason: the last response's stop reason when the model ended the run
-            (``"end_turn"``, ``"max_tokens"``, ...), else ``"max_turns"``, ``"budget_tokens"``,
-            ``"budget_usd"``, ``"interrupted"``, ``"api_error"``, ``"error"`` or
-            ``"desktop_dead"`` (the desktop died again after the agent restarted it once).
-        trajectory_dir: the run directory, or None when recording was off (``out_dir=None``).
-        conversation: the agent's conversation as last sent to the model (valid: every
-            tool_use answered; with pruning on, older screenshots are the placeholder text
-            so a long run holds at most ``keep_screenshots + prune_interval`` images in
-            memory; every screenshot is in the trajectory directory). The caller's own
-            objects are never modified.
-        error: the API error message or exception text when ``stop_reason`` is
-            ``"api_error"``/``"error"``.
-        duration_s: wall-clock seconds of the run.
-        step_records: the step records (:class:`~deskpilot.agent.records.StepRecord`) as
-            written to ``trajectory.jsonl`` (``t`` set when recording was on);
-            ``record.model_dump(mode="json")`` is the line's JSON object.
-    """
-
-    final_text: str | None
-    steps: int
-    usage: Usage
-    cost: float
-    stop_reason: str
-    trajectory_dir: Path | None
-    conversation: Conversation
-    error: str | None = None
-    duration_s: float = 0.0
-    step_records: list[StepRecord] = field(default_factory=list)
-
-    def __repr__(self) -> str:
-        text = (self.final_text or "")[:60]
-        return (
-            f"AgentResult(stop_reason={self.stop_reason!r}, steps={self.steps}, "
-            f"final_text={text!r}, cost={self.cost:.6f}, tokens={self.usage.total_tokens}, "
-            f"trajectory_dir={str(self.trajectory_dir) if self.trajectory_dir else None!r}"
-            + (f", error={self.error!r}" if self.error else "")
-            + ")"
-        )
-
-    @property
-    def ok(self) -> bool:
-        """True when the model ended the run itself (no limit, interrupt or error)."""
-        return self.stop_reason not in (
-            "max_turns",
-            "budget_tokens",
-            "budget_usd",
-            "interrupted",
-            "api_error",
-            "error",
-            DESKTOP_DEAD,
-        )
 
 
 @dataclass(slots=True)
@@ -315,9 +264,6 @@ class Agent:
         return self._interrupt.is_set()
 
     # --- set-up -------------------------------------------------------------------------------
-    def _model_spec(self) -> ModelSpec:
-        return self.client.model_spec(self.model)
-
     def _toolbox(self, spec: ModelSpec) -> Toolbox:
         """The run's tools (the client's remembered rejections already applied)."""
         extras = self.computer if isinstance(self.computer, DesktopExtras) else None
@@ -331,20 +277,6 @@ class Agent:
             image_tier=self.image_tier,
             bash_env=dict(extras.env) if extras is not None else None,
         )
-
-    @staticmethod
-    def _first_conversation(task: str | Conversation) -> Conversation:
-        if isinstance(task, Conversation):
-            conv = task.copy()
-            if not conv.messages or conv.messages[-1].role != "user":
-                raise ConfigError(
-                    "Agent.run(conversation) needs a conversation whose last turn is the "
-                    "user's (the task)."
-                )
-            return conv
-        if not isinstance(task, str) or not task.strip():
-            raise ConfigError("Agent.run(task) needs a non-empty task string or a Conversation.")
-        return Conversation().user(task)
 
     # --- the loop -----------------------------------------------------------------------------
     async def run(self, task: str | Conversation) -> AgentResult:
@@ -368,7 +300,7 @@ class Agent:
                 "This Agent is already running a task; create one Agent per concurrent run "
                 "(run_many does)."
             )
-        conv = self._first_conversation(task)
+        conv = first_conversation(task)
         task_text = conv.messages[-1].completion or "" if isinstance(task, Conversation) else task
         self._running = True
         self._interrupt.clear()
@@ -381,7 +313,7 @@ class Agent:
 
     async def _run(self, task_text: str, conv: Conversation) -> AgentResult:
         t_run = self._clock()
-        spec = self._model_spec()
+        spec = self.client.model_spec(self.model)
         platform = spec.provider
         st = _RunState(conv=conv, tools=self._toolbox(spec))
         try:
@@ -410,7 +342,7 @@ class Agent:
                     st.stop_reason = await self._step(st)
         except asyncio.CancelledError:
             st.stop_reason, st.error = "interrupted", "The run was cancelled."
-            self._close_pending(st.conv, INTERRUPTED_TEXT)
+            close_pending(st.conv, INTERRUPTED_TEXT)
             if st.writer is not None:  # no awaiting while cancelled: write synchronously
                 with contextlib.suppress(Exception):
                     st.writer.write_line_sync(st.end_record())
@@ -418,7 +350,7 @@ class Agent:
         except Exception as exc:
             st.stop_reason, st.error = "error", f"{type(exc).__name__}: {exc}"
             log.exception("The agent loop failed at step %d", st.step)
-            self._close_pending(st.conv, f"Not executed: the run failed ({st.error}).")
+            close_pending(st.conv, f"Not executed: the run failed ({st.error}).")
             if st.writer is not None:
                 with contextlib.suppress(Exception):
                     await st.writer.write_line(st.end_record())
@@ -523,21 +455,13 @@ class Agent:
 
     async def _call_model(self, request: Conversation, st: _RunState) -> APIResponse | None:
         """``client.start`` raced against :meth:`interrupt`; None when interrupted first."""
-        call = asyncio.ensure_future(self.client.start(request, **self._request_kwargs(st)))
-        wake = asyncio.ensure_future(self._wake.wait()) if self._wake is not None else None
-        try:
-            await asyncio.wait(
-                [f for f in (call, wake) if f is not None], return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            if wake is not None:
-                wake.cancel()
-            if not call.done():
-                call.cancel()
-        if call.cancelled() or not call.done():
-            await asyncio.gather(call, return_exceptions=True)
-            return None
-        return call.result()
+        kw: dict[str, Any] = {"system": st.system, "max_tokens": self.max_tokens}
+        kw.update(cache=self.cache, **st.tools.request_options())
+        if self.model is not None:
+            kw["model"] = self.model
+        if self.thinking is not None:
+            kw["thinking"] = self.thinking
+        return await unless_woken(self.client.start(request, **kw), self._wake)
 
     async def _stepped_down(self, response: APIResponse, st: _RunState) -> bool:
         """After a 400 naming unsupported tool types: move the executors to the next group
@@ -559,36 +483,17 @@ class Agent:
         return True
 
     # --- pieces of a step ---------------------------------------------------------------------
-    def _request_kwargs(self, st: _RunState) -> dict[str, Any]:
-        kw: dict[str, Any] = {
-            "tools": st.tools.definitions(),
-            "system": st.system,
-            "max_tokens": self.max_tokens,
-            "cache": self.cache,
-        }
-        if self.model is not None:
-            kw["model"] = self.model
-        computer_tool = st.tools.computer
-        if computer_tool is not None:
-            w, h = computer_tool.model_size
-            kw["display_width"], kw["display_height"] = int(w), int(h)
-        if self.thinking is not None:
-            kw["thinking"] = self.thinking
-        return kw
+    def _apps(self) -> tuple[str, ...]:
+        return tuple(self.computer.apps) if isinstance(self.computer, DesktopExtras) else ()
 
     def _default_prompt(self, tools: Toolbox) -> str:
-        names = {e.name for e in tools.executors}
-        computer_tool = tools.computer
-        w, h = computer_tool.model_size if computer_tool is not None else (0, 0)
-        editor = next(
-            (n for n in names if n in ("str_replace_editor", "str_replace_based_edit_tool")), None
-        )
+        w, h = tools.computer.model_size if tools.computer is not None else (0, 0)
         return default_system_prompt(
-            int(w),
-            int(h),
-            apps=self.computer.apps if isinstance(self.computer, DesktopExtras) else (),
-            bash_tool="bash" if "bash" in names else None,
-            editor_tool=editor,
+            w,
+            h,
+            apps=self._apps(),
+            bash_tool=tools.name_of("bash"),
+            editor_tool=tools.name_of("editor"),
         )
 
     def _budget_hit(self, usage: Usage, cost: float) -> str | None:
@@ -610,24 +515,17 @@ class Agent:
         results = [o.result for o in outcomes]
         actions = [self._outcome_record(c, o) for c, o in zip(calls, outcomes, strict=True)]
         actions_s = sum(o.timings.get("total_s", 0.0) for o in outcomes if o.executed)
-        writer = st.writer
-        if writer is not None:
-            saves = [
-                (
-                    rec,
-                    writer.save_screenshot(
-                        writer.screenshot_name(st.step, k),
-                        r.images[0].data,
-                        r.images[0].media_type,
-                    ),
+        w = st.writer
+        if w is not None:  # each result's screenshot into screenshots/, saved concurrently
+            saves = {
+                k: w.save_screenshot(
+                    w.screenshot_name(st.step, k), r.images[0].data, r.images[0].media_type
                 )
-                for k, (rec, r) in enumerate(zip(actions, results, strict=True))
+                for k, r in enumerate(results)
                 if r.images
-            ]
-            if saves:
-                paths = await asyncio.gather(*(s for _, s in saves))
-                for (rec, _), rel in zip(saves, paths, strict=True):
-                    rec.screenshot = rel
+            }
+            for k, rel in zip(saves, await asyncio.gather(*saves.values()), strict=True):
+                actions[k].screenshot = rel
         return results, actions, actions_s
 
     @staticmethod
@@ -642,23 +540,6 @@ class Agent:
             await maybe_await(self.on_step(record))
         except Exception:
             log.exception("The on_step callback raised; the run continues.")
-
-    @staticmethod
-    def _close_pending(conv: Conversation, text: str) -> None:
-        """Answer every unanswered tool_use of the last assistant turn (keeps ``conv`` valid)."""
-        if not conv.messages or conv.messages[-1].role != "assistant":
-            return
-        calls = conv.messages[-1].tool_calls
-        if calls:
-            conv.messages.append(
-                Message(
-                    "user",
-                    [
-                        ToolResult(c.id, text, is_error=True, toolset_name=c.toolset_name)
-                        for c in calls
-                    ],
-                )
-            )
 
     async def _add_initial_screenshot(
         self, conv: Conversation, computer_tool: ComputerExecutor, writer: TrajectoryWriter | None
@@ -700,7 +581,7 @@ class Agent:
             max_turns=self.max_turns,
             keep_screenshots=self.keep_screenshots,
             prune_interval=self.prune_interval,
-            apps=self.computer.apps if isinstance(self.computer, DesktopExtras) else (),
+            apps=self._apps(),
             started_at=utc_now_iso(),
             deskpilot_version=__version__,
             initial_screenshot=initial_screenshot,

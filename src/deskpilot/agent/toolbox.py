@@ -142,9 +142,23 @@ class Toolbox:
         """The tool group the executors run (the versions sent)."""
         return ToolGroup.of_types(e.version for e in self.executors)
 
+    def name_of(self, kind: str) -> str | None:
+        """The name the model calls the ``kind`` tool by (``"bash"``,
+        ``"str_replace_based_edit_tool"``, ...), or None without one."""
+        found = self._of_kind(kind)
+        return found.name if found is not None else None
+
     def definitions(self) -> list[dict[str, Any] | Tool]:
         """The request's ``tools=``: executor definitions and custom Tools, in order."""
         return [i if isinstance(i, Tool) else i.definition for i in self.items]
+
+    def request_options(self) -> dict[str, Any]:
+        """The client keywords these tools need: ``tools`` and, with a computer, the
+        ``display_width``/``display_height`` of its screenshots (model-space pixels)."""
+        options: dict[str, Any] = {"tools": self.definitions()}
+        if self.computer is not None:
+            options["display_width"], options["display_height"] = self.computer.model_size
+        return options
 
     def names(self) -> list[str]:
         """The tool names the model may call."""

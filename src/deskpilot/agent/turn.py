@@ -12,14 +12,16 @@ https://platform.claude.com/docs/en/agents-and-tools/tool-use/computer-use-tool)
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from ..computer_use.batch import CallOutcome, run_turn
-from ..prompt import Image, Text, ToolCall, ToolResult
+from ..errors import ConfigError
+from ..prompt import Conversation, Image, Message, Text, ToolCall, ToolResult
 from ..tool import Tool
 from .context import text_before_images
 from .toolbox import Toolbox
@@ -30,6 +32,7 @@ INTERRUPTED_TEXT = "Not executed: the run was interrupted by the user."
 DECLINED_PREFIX = "The user declined this action: "
 
 ApproveFn = Callable[[ToolCall], bool | Awaitable[bool]]
+T = TypeVar("T")
 
 
 async def maybe_await(value: Any) -> Any:
@@ -42,6 +45,56 @@ async def maybe_await(value: Any) -> Any:
 def not_run(call: ToolCall, text: str) -> ToolResult:
     """An ``is_error`` result for a call that did not run (echoing its ``toolset_name``)."""
     return ToolResult(call.id, text, is_error=True, toolset_name=call.toolset_name)
+
+
+def first_conversation(task: str | Conversation) -> Conversation:
+    """The conversation a run starts from: a copy of ``task`` (its last turn must be the
+    user's) or a new one with the task text as the user's turn.
+
+    Raises:
+        ConfigError: an empty task, or a conversation not ending with the user's turn.
+    """
+    if isinstance(task, Conversation):
+        conv = task.copy()
+        if not conv.messages or conv.messages[-1].role != "user":
+            raise ConfigError(
+                "Agent.run(conversation) needs a conversation whose last turn is the "
+                "user's (the task)."
+            )
+        return conv
+    if not isinstance(task, str) or not task.strip():
+        raise ConfigError("Agent.run(task) needs a non-empty task string or a Conversation.")
+    return Conversation().user(task)
+
+
+async def unless_woken(work: Awaitable[T], wake: asyncio.Event | None) -> T | None:
+    """``await work`` unless ``wake`` is set first; then ``work`` is cancelled (and awaited)
+    and the answer is None (the agent's model call raced against an interrupt)."""
+    call = asyncio.ensure_future(work)
+    woken = asyncio.ensure_future(wake.wait()) if wake is not None else None
+    try:
+        await asyncio.wait(
+            [f for f in (call, woken) if f is not None], return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        if woken is not None:
+            woken.cancel()
+        if not call.done():
+            call.cancel()
+    if call.cancelled() or not call.done():
+        await asyncio.gather(call, return_exceptions=True)
+        return None
+    return call.result()
+
+
+def close_pending(conv: Conversation, text: str) -> None:
+    """Answer every unanswered tool_use of ``conv``'s last assistant turn with an ``is_error``
+    result ``text`` (keeps the conversation valid for the API when a run stops mid-turn)."""
+    if not conv.messages or conv.messages[-1].role != "assistant":
+        return
+    calls = conv.messages[-1].tool_calls
+    if calls:
+        conv.messages.append(Message("user", [not_run(c, text) for c in calls]))
 
 
 def describe(call: ToolCall, limit: int = 200) -> str:
@@ -184,7 +237,10 @@ __all__ = [
     "ApproveFn",
     "TurnRunner",
     "as_result",
+    "close_pending",
     "describe",
+    "first_conversation",
     "maybe_await",
     "not_run",
+    "unless_woken",
 ]
