@@ -169,8 +169,8 @@ _ACTION: TypeAdapter[Action] = TypeAdapter(Action)
 
 def _params_for(action: str, spec: ComputerSpec) -> tuple[set[str], set[str]]:
     """(required, optional) parameter names of ``action`` in ``spec`` (besides ``action``)."""
-    legacy = spec.type == "computer_20241022"
-    beta_2025 = spec.type in ("computer_20250124", "computer_20251124")
+    legacy = spec.pointer_actions
+    key = ("key",) if spec.key_modifiers else ()
     if action in ("screenshot", "cursor_position", "left_mouse_down", "left_mouse_up"):
         return set(), set()
     if action == "mouse_move":
@@ -178,23 +178,19 @@ def _params_for(action: str, spec: ComputerSpec) -> tuple[set[str], set[str]]:
     if action in CLICKS:
         if legacy:
             return set(), {"text"}
-        return set(), {"coordinate", "text", *(("key",) if beta_2025 else ())}
+        return set(), {"coordinate", "text", *key}
     if action == "left_click_drag":
         if legacy:
             return {"coordinate"}, {"text"}
         return {"start_coordinate", "coordinate"}, {"text"}
     if action == "scroll":
-        return {"scroll_direction", "scroll_amount"}, {
-            "coordinate",
-            "text",
-            *(("key",) if beta_2025 else ()),
-        }
+        return {"scroll_direction", "scroll_amount"}, {"coordinate", "text", *key}
     if action == "hold_key":
         return {"text", "duration"}, set()
     if action == "wait":
         return {"duration"}, set()
     if action == "key":
-        return {"text"}, ({"repeat"} if spec.toolset else set())
+        return {"text"}, ({"repeat"} if spec.key_repeat else set())
     if action == "type":
         return {"text"}, set()
     if action == "zoom":
@@ -304,8 +300,10 @@ def parse_action(
     for name in sorted(set(given) - required - optional):
         takes = ", ".join(sorted(required | optional)) or "no parameters"
         hint = ""
-        if name == "coordinate" and action in CLICKS and spec.type == "computer_20241022":
-            hint = " in computer_20241022 (it clicks where the pointer is; move it first with mouse_move)"
+        if name == "coordinate" and action in CLICKS and spec.pointer_actions:
+            hint = (
+                f" in {spec.type} (it clicks where the pointer is; move it first with mouse_move)"
+            )
         elif name == "coordinate" and action in ("left_mouse_down", "left_mouse_up"):
             hint = " (move the pointer first with mouse_move)"
         raise ToolInputError(f"{name} is not accepted for {action}{hint}; it takes: {takes}.")

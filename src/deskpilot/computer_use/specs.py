@@ -131,6 +131,11 @@ class ComputerSpec(ToolSpec):
         toolset: True for ``computer_toolset_20260801`` (one tool_use per member).
         zoom: whether ``zoom`` exists (``computer_20251124`` only with ``enable_zoom``).
         hold_cap_s: the largest ``duration`` of ``hold_key``/``wait``, in seconds.
+        pointer_actions: clicks take no ``coordinate`` and ``left_click_drag`` no
+            ``start_coordinate``: they act from where the pointer is (``computer_20241022``).
+        key_modifiers: clicks and ``scroll`` also take modifier keys in ``key`` (besides
+            ``text``), as the 2025 beta schemas had it.
+        key_repeat: ``key`` takes ``repeat`` (1-100; the toolset).
     """
 
     kind: ToolKind = "computer"
@@ -140,6 +145,9 @@ class ComputerSpec(ToolSpec):
     toolset: bool = False
     zoom: bool = False
     hold_cap_s: float = 100.0
+    pointer_actions: bool = False
+    key_modifiers: bool = False
+    key_repeat: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -175,12 +183,14 @@ _ROWS: tuple[ToolSpec, ...] = (
         type="computer_20241022",
         beta=_BETA_2024,
         actions=ACTIONS_20241022,
+        pointer_actions=True,
         groups=("20241022",),
     ),
     ComputerSpec(
         type="computer_20250124",
         beta="computer-use-2025-01-24",
         actions=ACTIONS_20250124,
+        key_modifiers=True,
         groups=("20250124", "20250429", "20250728"),
     ),
     ComputerSpec(
@@ -188,6 +198,7 @@ _ROWS: tuple[ToolSpec, ...] = (
         beta="computer-use-2025-11-24",
         actions=ACTIONS_20251124,
         zoom=True,
+        key_modifiers=True,
         groups=("20251124",),
     ),
     ComputerSpec(
@@ -197,6 +208,7 @@ _ROWS: tuple[ToolSpec, ...] = (
         toolset=True,
         zoom=True,
         hold_cap_s=300.0,
+        key_repeat=True,
         groups=("20260801",),
     ),
     # text editor, oldest first

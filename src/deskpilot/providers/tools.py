@@ -21,6 +21,7 @@ from typing import Any
 
 from ..computer_use.specs import (
     TOOL_VERSIONS,
+    ComputerSpec,
     ToolGroup,
     bash_definition,
     beta_for_tool_type,
@@ -74,7 +75,7 @@ def _overhead(tool_type: str) -> int:
     row = TOOL_VERSIONS.get(tool_type)
     if row is None:
         return 0
-    if tool_type.startswith("computer_toolset"):
+    if isinstance(row, ComputerSpec) and row.toolset:
         return TOOL_TOKEN_OVERHEAD["computer_toolset"]
     return TOOL_TOKEN_OVERHEAD[row.kind]
 
