@@ -48,6 +48,7 @@ from .records import (
     parse_record,
     safe_relative_path,
 )
+from .runfiles import DIR_MODE, append_line, make_private_dir, replace_file
 
 log = logging.getLogger("deskpilot.agent")
 
@@ -85,7 +86,8 @@ def slugify(text: str, max_len: int = 40) -> str:
 
 def new_run_dir(out_dir: str | os.PathLike[str], task: str, run_name: str | None = None) -> Path:
     """Create and return a fresh run directory ``out_dir/<UTC timestamp>-<slug>`` (or
-    ``out_dir/run_name``); a numeric suffix is added if the name is taken."""
+    ``out_dir/run_name``), mode ``0700``; a numeric suffix is added if the name is taken
+    (an existing name, a symlink included, is never reused)."""
     base = Path(out_dir)
     name = run_name or f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{slugify(task)}"
     base.mkdir(parents=True, exist_ok=True)
@@ -93,7 +95,7 @@ def new_run_dir(out_dir: str | os.PathLike[str], task: str, run_name: str | None
     n = 2
     while True:
         try:
-            candidate.mkdir()
+            candidate.mkdir(mode=DIR_MODE)  # owner only: screens can hold secrets
             return candidate
         except FileExistsError:
             candidate = base / f"{name}-{n}"
@@ -132,18 +134,6 @@ def redact(obj: Any, secrets: list[str] | None = None) -> Any:
     return obj
 
 
-def _append_line(path: Path, line: str) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _write_file(path: Path, data: bytes) -> None:
-    with path.open("wb") as f:
-        f.write(data)
-
-
 class TrajectoryWriter:
     """Writes one run's ``trajectory.jsonl`` and screenshots (``docs/trajectory-format.md``).
 
@@ -157,6 +147,12 @@ class TrajectoryWriter:
             than 8 characters are ignored.
 
     Every ``write_*`` coroutine returns after the line is on disk (flushed and fsync'd).
+    Nothing is written through a symlink (:mod:`deskpilot.agent.runfiles`): a screenshot
+    replaces whatever has its name, ``trajectory.jsonl`` is appended to only when it is a
+    regular file with one link; directories are created ``0700`` and files ``0600``.
+
+    Raises:
+        DeskpilotError: ``run_dir`` or its ``screenshots/`` is a symlink or not a directory.
     """
 
     def __init__(
@@ -167,8 +163,14 @@ class TrajectoryWriter:
         secrets: Iterable[str] | Callable[[], Iterable[str]] = (),
     ) -> None:
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / SCREENSHOT_DIR).mkdir(exist_ok=True)
+        try:
+            make_private_dir(self.run_dir, exist_ok=True)
+            make_private_dir(self.run_dir / SCREENSHOT_DIR, exist_ok=True)
+        except FileExistsError as exc:
+            raise DeskpilotError(
+                f"{exc.filename} is a symlink or not a directory; refused (deskpilot never "
+                "writes a run through a symlink)."
+            ) from exc
         self.path = self.run_dir / TRAJECTORY_FILE
         self._clock = clock
         self._t0 = clock()
@@ -202,20 +204,23 @@ class TrajectoryWriter:
             TypeError: ``record`` is not one of the typed records.
             OSError: the disk write failed.
         """
-        await asyncio.to_thread(_append_line, self.path, self._format(record))
+        await asyncio.to_thread(self._append, self._format(record))
 
     def write_line_sync(self, record: TrajectoryRecord) -> None:
         """:meth:`write_line` without leaving the calling thread (for cancellation paths,
         where awaiting is not possible)."""
-        _append_line(self.path, self._format(record))
+        self._append(self._format(record))
+
+    def _append(self, line: str) -> None:
+        append_line(self.run_dir, TRAJECTORY_FILE, line.encode("utf-8"))
 
     async def save_screenshot(self, name: str, data: bytes, media_type: str = "image/png") -> str:
         """Write image bytes as ``screenshots/<name>.<ext>``; returns the relative path
         (``"screenshots/0003-0.png"``) to store in the step record."""
         ext = _EXT.get(media_type, "png")
-        rel = f"{SCREENSHOT_DIR}/{name}.{ext}"
-        await asyncio.to_thread(_write_file, self.run_dir / rel, data)
-        return rel
+        file_name = f"{name}.{ext}"
+        await asyncio.to_thread(replace_file, self.run_dir, file_name, data, subdir=SCREENSHOT_DIR)
+        return f"{SCREENSHOT_DIR}/{file_name}"
 
     @staticmethod
     def screenshot_name(step: int, index: int) -> str:
@@ -234,7 +239,7 @@ def write_checks(
             "detail": str}`` mappings, e.g. the demo's "the saved file prints Hello, World!".
 
     Returns:
-        The path written.
+        The path written (mode ``0600``; a symlink of that name is replaced, never followed).
 
     Raises:
         pydantic.ValidationError: a check lacks ``name`` or ``ok``.
@@ -244,8 +249,8 @@ def write_checks(
     target = Path(run_dir) / CHECKS_FILE
     text = json.dumps([c.model_dump(mode="json") for c in items], indent=1, ensure_ascii=False)
     try:
-        target.write_text(text + "\n", "utf-8")
-    except OSError as exc:
+        replace_file(Path(run_dir), CHECKS_FILE, (text + "\n").encode("utf-8"))
+    except (OSError, ValueError) as exc:
         raise DeskpilotError(f"Could not write {target}: {exc}.") from exc
     return target
 

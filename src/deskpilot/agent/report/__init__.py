@@ -14,7 +14,9 @@ format: ``docs/trajectory-format.md``) and writes, next to it:
   same marks drawn, one caption line per frame (:mod:`~deskpilot.agent.report.animation`).
 
 :func:`write_outputs` writes the HTML FIRST and the animation after it, so a failing
-animation never costs the page. Modules: ``marks`` (geometry and descriptions), ``scenes``
+animation never costs the page. Every file is written as a new file (mode ``0600``) renamed
+over its name (:mod:`deskpilot.agent.runfiles`), so a symlink planted in the run directory
+(``report.html``, ``run.gif``, ``run.mp4``) is replaced, never written through. Modules: ``marks`` (geometry and descriptions), ``scenes``
 (walking a run), ``previews`` (embedded images), ``page`` (HTML), ``animation``.
 """
 
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ...errors import DeskpilotError
+from ..runfiles import replace_file
 from ..trajectory import Run, read_run, write_checks
 from .animation import draw_marks, write_animation_of
 from .marks import Mark, action_marks, action_name, action_summary
@@ -75,14 +78,12 @@ def _as_run(run_dir: str | os.PathLike[str] | Run) -> Run:
 
 def _write_page(page: Page, run: Run, target: Path) -> int:
     page.animations = [n for n in ANIMATION_FILES if run.path(n) is not None]
-    text = render_page(page)
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
-    except OSError as exc:
+    data = render_page(page).encode("utf-8")
+    try:  # a new file renamed over the target: a planted symlink is replaced, not followed
+        replace_file(target.parent, target.name, data)
+    except (OSError, ValueError) as exc:
         raise DeskpilotError(f"Could not write the report to {target}: {exc}.") from exc
-    return len(text.encode("utf-8"))
+    return len(data)
 
 
 def write_report(

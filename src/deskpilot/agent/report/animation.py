@@ -19,11 +19,13 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image, ImageDraw, ImageFont
 
 from ...errors import DeskpilotError
 from ..imagefiles import UnreadableImage, open_image
+from ..runfiles import replace_file
 from ..trajectory import Run
 from .marks import COLOURS, Mark, action_summary, short
 from .scenes import scenes
@@ -232,15 +234,20 @@ def write_animation_of(run: Run, *, max_width: int = 800, mp4: bool = True) -> l
         if not palette:
             return []
         gif = run.run_dir / "run.gif"
-        try:
+
+        def save_gif(fh: BinaryIO) -> None:
             palette[0].save(
-                gif,
+                fh,
+                format="GIF",
                 save_all=True,
                 append_images=palette[1:],
                 duration=durations,
                 loop=0,
                 disposal=1,
             )
+
+        try:
+            replace_file(run.run_dir, gif.name, save_gif)
         except (OSError, ValueError) as exc:
             raise DeskpilotError(f"Could not write the animation {gif}: {exc}.") from exc
         written = [gif]
@@ -257,11 +264,14 @@ _FFMPEG_ENV = {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8"}
 
 
 def _write_mp4(tmp: Path, listing: list[str], target: Path) -> Path | None:
+    """ffmpeg writes into the private frame directory ``tmp``; the result is copied into the
+    run directory as a new file renamed over ``target`` (never through a symlink)."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         log.info("ffmpeg is not on PATH; skipping %s (the GIF has the same frames).", target)
         return None
     concat = tmp / "frames.ffconcat"
+    made = tmp / "run.mp4"
     concat.write_text("\n".join(listing) + "\n", encoding="utf-8")
     for codec in (["-c:v", "libx264", "-preset", "veryfast", "-crf", "26"], ["-c:v", "mpeg4"]):
         cmd = [
@@ -280,7 +290,7 @@ def _write_mp4(tmp: Path, listing: list[str], target: Path) -> Path | None:
             *codec,
             "-movflags",
             "+faststart",
-            str(target),
+            str(made),
         ]
         try:
             proc = subprocess.run(
@@ -289,7 +299,15 @@ def _write_mp4(tmp: Path, listing: list[str], target: Path) -> Path | None:
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.warning("ffmpeg failed for %s: %s", target, exc)
             return None
-        if proc.returncode == 0 and target.is_file():
+        if proc.returncode == 0 and made.is_file():
+            try:
+                with made.open("rb") as src:
+                    replace_file(
+                        target.parent, target.name, lambda dst: shutil.copyfileobj(src, dst)
+                    )
+            except OSError as exc:
+                log.warning("Could not write %s: %s", target, exc)
+                return None
             return target
         log.info("ffmpeg %s failed: %s", codec[1], proc.stderr.decode(errors="replace")[-300:])
     log.warning("ffmpeg could not write %s; only the GIF was written.", target)
