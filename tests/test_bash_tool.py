@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 
 import psutil
@@ -271,3 +272,102 @@ async def test_no_limits_by_default_and_bad_limits_are_refused():
         ShellLimits(max_processes=0)
     with pytest.raises(ConfigError, match="ShellLimits"):
         BashTool(limits={"max_processes": 5})  # type: ignore[arg-type]
+
+
+# -- probe #1: fixes in the protocol (N, fd 99, RETURN trap) -------------------------------
+async def test_removing_the_tools_own_directory_does_not_break_later_commands(bash):
+    """Probe finding N: ``rm -rf /tmp/deskpilot-bash-*`` made every later command and
+    ``restart`` fail with FileNotFoundError for the rest of the run."""
+    await bash.execute(cmd("cd /; export KEEP=1"))
+    own = bash._tmpdir
+    r = await bash.execute(cmd(f"rm -rf {own}; echo removed"))
+    assert (r.text, r.is_error) == ("removed", False)
+    r = await bash.execute(cmd('echo "$KEEP $PWD"'))  # the same shell goes on
+    assert (r.text, r.is_error) == ("1 /", False)
+    r = await bash.execute(cmd(restart=True, command="echo fresh"))
+    assert (r.text, r.is_error) == ("tool has been restarted.\nfresh", False)
+    # the name taken by a file: a new directory, the shell restarted, the model told
+    r = await bash.execute(cmd(f"rm -rf {own} && touch {own}; echo planted"))
+    assert r.text == "planted"
+    r = await bash.execute(cmd("echo ${KEEP:-unset}"))
+    assert not r.is_error and r.text.startswith("unset\n[Note: this tool's private directory")
+    assert bash._tmpdir != own and os.path.isfile(own)
+    os.unlink(own)
+    assert (await bash.execute(cmd("echo ok"))).text == "ok"
+
+
+async def test_a_return_trap_does_not_print_into_later_results(bash):
+    """Probe: ``trap 'echo TRAPPED' RETURN`` fired as the tool's sourced files returned and
+    printed into every later result; the exit status is still the command's own."""
+    r = await bash.execute(cmd("trap 'echo TRAPPED' RETURN; echo set"))
+    assert r.text == "set"
+    assert (await bash.execute(cmd("echo a"))).text == "a"
+    assert (await bash.execute(cmd("printf b"))).text == "b"
+    assert (await bash.execute(cmd("false"))).text == "[exit code: 1]"
+    r = await bash.execute(cmd("f() { echo in-f; }; f"))  # the user's own function: as bash does
+    assert r.text == "in-f"
+    r = await bash.execute(cmd("trap 'echo ERR-TRAP' ERR; false"))  # the user's ERR trap shows
+    assert r.text == "ERR-TRAP\n[exit code: 1]"
+    r = await bash.execute(cmd("echo 'unterminated"))  # no end marker: the sentinel decides
+    assert "unexpected EOF" in r.text and r.text.endswith("[exit code: 2]")
+    r = await bash.execute(cmd("echo cont \\"))  # a trailing backslash continues nothing
+    assert r.text == "cont"
+    r = await bash.execute(cmd("cat <<EOF\nopen here-doc"))
+    assert r.text.endswith("\nopen here-doc") and "_dp" not in r.text and "__DP" not in r.text
+
+
+async def test_redirecting_fd_99_is_explained_not_a_plain_timeout(tmp_path):
+    """Probe: ``exec 99>/dev/null`` made the command look like a timeout."""
+    async with BashTool(timeout_s=1.5, cwd=tmp_path) as b:
+        r = await b.execute(cmd("exec 99>/dev/null; echo after-99"))
+        assert r.is_error
+        assert "file descriptor 99" in r.text and "/dev/null" in r.text, r.text
+        assert r.text.startswith("after-99\n")
+        assert (await b.execute(cmd("echo next"))).text == "next"
+
+
+def pids_running(argument: str) -> list[int]:
+    """Pids (as this process sees them) of processes with ``argument`` in their argv."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")
+            except OSError:
+                continue
+            if argument.encode() in argv:
+                found.append(int(entry))
+    return found
+
+
+def test_no_event_loop_is_closed_traceback_at_exit():
+    """Probe ("other low"): a job that escaped the shell's process group (``setsid``) kept
+    the shell's transport open; its ``__del__`` ran after ``asyncio.run`` and printed
+    "Event loop is closed" on stderr."""
+    import random
+    import subprocess
+    import sys
+    import textwrap
+
+    seconds = f"30.{random.randrange(10**6):06d}"  # a unique argv to find the job by
+    child = textwrap.dedent(
+        f"""
+        import asyncio
+        from deskpilot import BashTool, ToolCall
+        async def main():
+            async with BashTool(timeout_s=5) as b:
+                await b.execute(ToolCall("x", "bash", {{"command":
+                    "setsid sleep {seconds} >/dev/null 2>&1 </dev/null & echo started"}}))
+        asyncio.run(main())
+        """
+    )
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", child], capture_output=True, text=True, timeout=30
+        )
+        assert out.returncode == 0, out.stderr
+        assert "Event loop is closed" not in out.stderr and "Traceback" not in out.stderr
+    finally:
+        for pid in pids_running(seconds):
+            with contextlib.suppress(OSError):
+                os.kill(pid, 9)

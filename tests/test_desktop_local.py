@@ -240,3 +240,19 @@ def test_doctor_gives_exact_install_commands_for_missing_things(tmp_path):
     assert not checks["ANTHROPIC_API_KEY"].ok
     report = format_report(list(checks.values()))
     assert "MISSING" in report and "required item(s) missing" in report
+
+
+def test_chromium_turns_its_sandbox_off_only_as_root(tmp_path):
+    """Probe ("other low"): the browser app always passed --no-sandbox; only root needs it."""
+    from deskpilot.desktop.apps import app_spec, menu_xml
+
+    browser = app_spec("browser")
+    as_user = browser.argv(tmp_path, as_root=False)
+    as_root = browser.argv(tmp_path, as_root=True)
+    assert "--no-sandbox" not in as_user and "--test-type" not in as_user
+    assert as_root[:3] == ["chromium", "--no-sandbox", "--test-type"]
+    assert as_user == [as_root[0], *as_root[3:]]
+    assert f"--user-data-dir={tmp_path}/.chromium-profile" in as_user
+    assert browser.argv(tmp_path) == (as_root if os.geteuid() == 0 else as_user)
+    assert ("--no-sandbox" in menu_xml(tmp_path)) == (os.geteuid() == 0)
+    assert app_spec("terminal").argv(tmp_path, as_root=True)[0] == "xterm"

@@ -10,8 +10,10 @@ directories.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -123,3 +125,25 @@ async def test_when_the_watcher_dies_too_the_next_start_removes_the_stale_direct
     finally:
         kill_all([proc.pid, *pids, info["job"]])
         await asyncio.sleep(0)
+
+
+def test_a_stopped_x_server_goes_with_its_parent_even_without_the_watcher():
+    """Probe (issue 7 leftovers): the parent-death signal was SIGTERM, which a SIGSTOPped
+    Xvfb never acts on; with the watcher gone too, the stopped Xvfb outlived deskpilot."""
+    proc, info = start_child()
+    xvfb = info["desktop"][0]
+    pids = [*info["desktop"], info["shell"]]
+    try:
+        os.kill(info["watcher"], signal.SIGKILL)
+        assert wait_gone([info["watcher"]]) == []
+        os.kill(xvfb, signal.SIGSTOP)
+        proc.kill()
+        proc.wait()
+        assert wait_gone([xvfb], 5.0) == []
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        kill_all([proc.pid, *pids])
+        for d in info["dirs"]:
+            shutil.rmtree(d, ignore_errors=True)

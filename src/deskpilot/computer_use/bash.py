@@ -48,6 +48,7 @@ import resource
 import shlex
 import shutil
 import signal
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,20 @@ logger = logging.getLogger(__name__)
 RESTARTED_TEXT = "tool has been restarted."
 
 _HANDSHAKE_TIMEOUT_S = 10.0
+
+
+def _digits_generalised(text: bytes) -> bytes:
+    """A regex source matching ``text`` with every run of digits standing for any number."""
+    return rb"\d+".join(re.escape(part) for part in re.split(rb"\d+", text))
+
+
+def _private_dir(path: str) -> bool:
+    """True when ``path`` is a real directory of this user that only this user can use."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
 class BashTool(Executor):
@@ -188,7 +203,7 @@ class BashTool(Executor):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 raise
-        session = Session(proc, protocol)
+        session = Session(proc, protocol, transport)
         self._session = session
         try:
             await self._handshake(session)
@@ -216,9 +231,9 @@ class BashTool(Executor):
             )
         before = found[0]
         prefix = before.rsplit(b"\n", 1)[-1]
-        session.prefix = re.compile(
-            rb"\d+".join(re.escape(part) for part in re.split(rb"\d+", prefix)) + rb"$"
-        )
+        session.prefix = re.compile(_digits_generalised(prefix) + rb"$")
+        rest = prefix.partition(b": ")[2]  # "line 1: " after the shell's name
+        session.prefix_rest = re.compile(_digits_generalised(rest)) if rest else None
         session.take()  # nothing of the handshake reaches a result
         session.fds = session.fd_targets()
         session.pipe = session.fds[0] if session.fds else ""
@@ -295,9 +310,30 @@ class BashTool(Executor):
             return ToolResult(call.id, text, is_error=is_error)
 
     def _ensure_tmpdir(self) -> str:
-        if self._tmpdir is None:
-            self._tmpdir = str(make_scratch_dir("bash"))
-        return self._tmpdir
+        """The private directory of the command files, recreated when a command removed it
+        (``rm -rf /tmp/deskpilot-bash-*``): same path when it is free, else a new one."""
+        path = self._tmpdir
+        if path is None:
+            self._tmpdir = path = str(make_scratch_dir("bash"))
+            return path
+        if _private_dir(path):
+            return path
+        try:
+            os.mkdir(path, 0o700)
+        except OSError:  # taken by something else (a file, a link, another user's directory)
+            reaper().unwatch_path(Path(path))
+            self._tmpdir = path = str(make_scratch_dir("bash"))
+        logger.info("The bash tool's directory was removed; using %s", path)
+        return path
+
+    def _ensure_driver(self, session: Session) -> None:
+        """Rewrite the session's driver file if a command removed it (with its directory)."""
+        tmpdir = self._ensure_tmpdir()
+        if Path(session.driver).parent != Path(tmpdir):
+            session.driver = ""  # a new directory: the shell must be restarted
+            return
+        if not os.path.isfile(session.driver):
+            self._write_driver(tmpdir, session.tag)
 
     @staticmethod
     def _write_driver(tmpdir: str, tag: str) -> str:
@@ -321,14 +357,25 @@ class BashTool(Executor):
             f'<"/__DP_{tag}_{n}:$?:${{{OK_VAR}{tag}-}}:" || {X_VAR}{tag}=\n'
         )
 
-    def _write_command(self, command: str) -> str:
-        self._counter += 1
+    def _write_command(self, session: Session, command: str) -> str:
+        """Write command ``self._counter`` into its file, followed by its end marker: a
+        comment line (it absorbs a trailing backslash) and a failing redirection whose error
+        message carries the command's status, ``/__DPe_<tag>_<n>:$?::``. What the shell
+        prints between the end marker and the sentinel (a ``RETURN`` trap firing as the
+        sourced files return) is not part of the command's output. A command that returns
+        early, exits or leaves a quote or here-document open never reaches the marker; its
+        result is then read from the sentinel alone."""
         path = Path(self._ensure_tmpdir(), f"cmd{self._counter}.sh")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        tag, n = session.tag, self._counter
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
             f.write(command)
             if not command.endswith("\n"):
                 f.write("\n")
+            f.write(
+                f"# {X_VAR}{tag}\n{{ {X_VAR}{tag}=; }} 2>&{SENTINEL_FD} "
+                f'<"/__DPe_{tag}_{n}:$?::" || {X_VAR}{tag}=\n'
+            )
         return str(path)
 
     async def _run(self, command: str) -> tuple[str, bool]:
@@ -338,10 +385,21 @@ class BashTool(Executor):
             if session is not None:
                 await self._stop()
             session = await self._start()
+        self._ensure_driver(session)
+        moved_dir = None
+        if not session.driver:  # the private directory had to move: a new shell uses it
+            await self._stop()
+            session = await self._start()
+            moved_dir = (
+                "[Note: this tool's private directory was removed and its name taken, so the "
+                "shell was restarted in a new one; the working directory and variables were "
+                "reset. Do not remove /tmp/deskpilot-bash-* directories.]"
+            )
         leftover = session.take()  # background output that arrived between commands
-        path = self._write_command(command)
+        self._counter += 1
         tag = session.tag
         n = self._counter
+        path = self._write_command(session, command)
         marker = sentinel(tag, n)
         line = self._line(session, n)
         try:
@@ -351,16 +409,28 @@ class BashTool(Executor):
             found = await asyncio.wait_for(self._wait(session, marker), self.timeout_s)
         except TimeoutError:
             partial, dropped = session.output.text()
+            fd99 = session.fd_target(SENTINEL_FD)
             await self._stop()
             shown = truncate_middle(
                 self._clean(leftover.text()[0] + partial, session).rstrip("\n"),
                 dropped_before=dropped,
             )
-            note = (
-                f"Command timed out after {self.timeout_s:g} seconds; the shell was restarted, "
-                "so the working directory, variables and background jobs were reset. Run long "
-                "jobs in the background (e.g. `cmd > /tmp/out.log 2>&1 &`) and check on them."
-            )
+            if fd99 is not None and fd99 != session.pipe:
+                note = (
+                    f"The command pointed file descriptor {SENTINEL_FD} elsewhere (it now goes "
+                    f"to {fd99}); this tool learns that a command has finished through fd "
+                    f"{SENTINEL_FD}, so it could not tell and waited its whole timeout "
+                    f"({self.timeout_s:g} seconds). The shell was restarted, so the working "
+                    "directory, variables and background jobs were reset. Leave fd "
+                    f"{SENTINEL_FD} alone (use another number, e.g. 3 to 9)."
+                )
+            else:
+                note = (
+                    f"Command timed out after {self.timeout_s:g} seconds; the shell was "
+                    "restarted, so the working directory, variables and background jobs were "
+                    "reset. Run long jobs in the background (e.g. `cmd > /tmp/out.log 2>&1 &`) "
+                    "and check on them."
+                )
             return (f"{shown}\n{note}" if shown else note), True
         except (BrokenPipeError, ConnectionResetError):
             found = None
@@ -370,20 +440,27 @@ class BashTool(Executor):
         if found is None:  # the shell exited (``exit N``, ``exec`` of something that quit)
             return await self._shell_gone(session, leftover)
         before, match, after = found
-        # ``before`` ends with bash's error prefix ("bash: line 7: "); cut it off.
-        cut = max(0, len(before) - PREFIX_SCAN)
-        prefix = session.prefix.search(before, cut) if session.prefix is not None else None
-        if prefix is not None:
-            before = before[: prefix.start()]
-        else:  # the prefix changed (e.g. another locale): cut the sentinel's own line
-            before = before[: before.rfind(b"\n") + 1]
+        code = int(match.group(1))
+        end = sentinel(tag, n, "e").search(before)
+        if end is not None:
+            # The command ran to its end marker: its status is the marker's; what the shell
+            # printed after it (a RETURN trap as the files return) is protocol, not output.
+            code = int(end[1].group(1))
+            before = self._cut_prefix(before[: end[0]], session, path)
+        else:
+            # ``before`` ends with bash's error prefix ("bash: line 7: "); cut it off.
+            cut = max(0, len(before) - PREFIX_SCAN)
+            prefix = session.prefix.search(before, cut) if session.prefix is not None else None
+            if prefix is not None:
+                before = before[: prefix.start()]
+            else:  # the prefix changed (e.g. another locale): cut the sentinel's own line
+                before = before[: before.rfind(b"\n") + 1]
         rest = after.split(b"\n", 1)[1] if b"\n" in after else b""
         taken = session.take()
         session.output.feed(rest)  # anything a background job printed after the sentinel
         raw = leftover.text()[0] + before.decode("utf-8", "replace")
         text = self._clean(raw, session).removesuffix("\n")
         text = truncate_middle(text, dropped_before=taken.dropped + leftover.dropped)
-        code = int(match.group(1))
         if match.group(2) != b"1":
             await self._stop()
             note = (
@@ -395,10 +472,22 @@ class BashTool(Executor):
             return (f"{text}\n{note}" if text else note), True
         if code:
             text = f"{text}\n[exit code: {code}]" if text else f"[exit code: {code}]"
-        moved = self._moved_output(session)
-        if moved:
-            text = f"{text}\n{moved}" if text else moved
+        for extra in (self._moved_output(session), moved_dir):
+            if extra:
+                text = f"{text}\n{extra}" if text else extra
         return text, False
+
+    @staticmethod
+    def _cut_prefix(before: bytes, session: Session, path: str) -> bytes:
+        """``before`` without bash's error prefix of the end marker (``<file>: line 9: ``)."""
+        name = path.encode() + b": "
+        i = before.rfind(name, max(0, len(before) - PREFIX_SCAN - len(name)))
+        if i >= 0 and (
+            session.prefix_rest is None
+            or session.prefix_rest.fullmatch(before, i + len(name)) is not None
+        ):
+            return before[:i]
+        return before[: before.rfind(b"\n") + 1]
 
     @staticmethod
     def _clean(text: str, session: Session) -> str:

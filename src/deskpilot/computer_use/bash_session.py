@@ -52,12 +52,13 @@ class Sentinel:
     """The sentinel of one command: ``/__DP_<tag>_<n>:`` in bash's error message, followed
     by the expanded status and flag (digits: the unexpanded ``$?`` of a ``set -v`` echo of
     the protocol line never matches). A plain ``bytes.find`` plus one precompiled pattern,
-    so nothing is compiled per command."""
+    so nothing is compiled per command. ``kind="e"`` is the command's end marker
+    (``/__DPe_<tag>_<n>:<status>::``, written at the end of its file)."""
 
     __slots__ = ("prefix",)
 
-    def __init__(self, tag: str, n: int) -> None:
-        self.prefix = b"/__DP_%s_%d:" % (tag.encode(), n)
+    def __init__(self, tag: str, n: int, kind: str = "") -> None:
+        self.prefix = b"/__DP%s_%s_%d:" % (kind.encode(), tag.encode(), n)
 
     def search(self, buf: bytes) -> tuple[int, re.Match[bytes]] | None:
         """(start of the sentinel, match of ``status:flag:``) or None."""
@@ -70,9 +71,10 @@ class Sentinel:
         return None
 
 
-def sentinel(tag: str, n: int) -> Sentinel:
-    """The :class:`Sentinel` of command ``n`` of the session tagged ``tag``."""
-    return Sentinel(tag, n)
+def sentinel(tag: str, n: int, kind: str = "") -> Sentinel:
+    """The :class:`Sentinel` of command ``n`` of the session tagged ``tag`` (``kind="e"``:
+    its end marker)."""
+    return Sentinel(tag, n, kind)
 
 
 def truncate_middle(text: str, limit: int = MAX_OUTPUT_CHARS, *, dropped_before: int = 0) -> str:
@@ -150,10 +152,22 @@ class ShellProtocol(asyncio.subprocess.SubprocessStreamProtocol):
 
 
 class Session:
-    """One bash process plus its reader task."""
+    """One bash process plus its reader task.
 
-    def __init__(self, proc: asyncio.subprocess.Process, protocol: ShellProtocol) -> None:
+    ``proc`` is the process deskpilot started (bash itself, or the ``nsenter`` that runs
+    it in a process namespace: the process group is the same); ``shell_pid`` is bash's own
+    pid as deskpilot sees it (for ``/proc/PID/fd`` and limits).
+    """
+
+    def __init__(
+        self,
+        proc: asyncio.subprocess.Process,
+        protocol: ShellProtocol,
+        transport: asyncio.SubprocessTransport | None = None,
+    ) -> None:
         self.proc = proc
+        self.shell_pid = proc.pid
+        self.transport = transport
         self.output = Output()
         self.changed = asyncio.Event()
         self.eof = False
@@ -165,21 +179,28 @@ class Session:
         self.echo: re.Pattern[str] = re.compile(r"(?!)")
         self.pipe = ""
         self.fds: tuple[str, str] | None = None
+        #: bash's error prefix after the shell's name ("line 7: "), digits generalised: the
+        #: prefix of an error inside a sourced file is "<file>: " followed by it.
+        self.prefix_rest: re.Pattern[bytes] | None = None
+
+    def fd_target(self, fd: int) -> str | None:
+        """Where the shell's ``fd`` points (``/proc/PID/fd``; ``"nowhere (closed)"``), or
+        None where /proc cannot tell (not Linux, the shell is gone)."""
+        if not os.path.isdir(f"/proc/{self.shell_pid}/fd"):
+            return None
+        try:
+            return os.readlink(f"/proc/{self.shell_pid}/fd/{fd}")
+        except FileNotFoundError:
+            return "nowhere (closed)"
+        except OSError:
+            return None
 
     def fd_targets(self) -> tuple[str, str] | None:
-        """Where the shell's fds 1 and 2 point (``/proc/PID/fd``; ``"nowhere (closed)"``),
-        or None where /proc cannot tell (not Linux, the shell is gone)."""
-        if not os.path.isdir(f"/proc/{self.proc.pid}/fd"):
+        """Where the shell's fds 1 and 2 point (see :meth:`fd_target`), or None."""
+        out, err = self.fd_target(1), self.fd_target(2)
+        if out is None or err is None:
             return None
-        out = []
-        for fd in (1, 2):
-            try:
-                out.append(os.readlink(f"/proc/{self.proc.pid}/fd/{fd}"))
-            except FileNotFoundError:
-                out.append("nowhere (closed)")
-            except OSError:
-                return None
-        return out[0], out[1]
+        return out, err
 
     @property
     def exited(self) -> bool:
@@ -219,3 +240,5 @@ class Session:
             await self.reader
         if self.proc.stdin is not None:
             self.proc.stdin.close()
+        if self.transport is not None:  # no "Event loop is closed" from its __del__ later
+            self.transport.close()

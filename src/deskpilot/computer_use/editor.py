@@ -11,35 +11,48 @@ from the table :data:`deskpilot.computer_use.specs.TOOL_VERSIONS` (``undo_edit``
 Fixed on purpose (the reference's bugs): tabs are never rewritten (no ``expandtabs``);
 binary files are refused with a clear sentence; non-UTF-8 text is read as Latin-1 and written
 back in the same encoding (bytes preserved); directories are listed in Python (no shell
-``find`` with an unquoted path); ``allowed_roots`` confines every path (symlinks resolved);
-the "multiple occurrences" error names lines for multi-line ``old_str`` too; ``insert`` at
-the end of a file with a final newline does not add a blank line; only regular files are
-read (a device such as ``/dev/zero`` or a FIFO is refused before it is opened, and the file is
-opened non-blocking), and never more than :data:`MAX_FILE_BYTES`; a path with a NUL byte is
-refused with a sentence saying so. Chosen behaviour: ``create`` makes missing parent
+``find`` with an unquoted path); the "multiple occurrences" error names lines for multi-line
+``old_str`` too; ``insert`` at the end of a file with a final newline does not add a blank
+line; a path with a NUL byte is refused with a sentence saying so.
+
+Files are opened on descriptors (:mod:`deskpilot.computer_use.editor_files`): with
+``allowed_roots``, every path is opened beneath its root by the kernel (``openat2`` with
+``RESOLVE_BENEATH``), so a symlink swapped in by a concurrent process cannot lead out; a file
+is opened ``O_PATH`` first and read or written only if it is a regular file (a device such as
+``/dev/zero``, a FIFO or a socket is never really opened); files on ``/proc``, ``/sys`` and
+other kernel-interface filesystems are refused (reading ``/proc/kmsg`` consumes it); edits
+write back into the inode that was read; ``create`` never overwrites (``O_EXCL``). At most
+:data:`MAX_FILE_BYTES` are read from a file. Chosen behaviour: ``create`` makes missing parent
 directories (the reference fails); it says so in its answer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, ToolInputError
 from ..prompt import ToolCall, ToolResult
 from .base import Executor
+from .editor_files import (
+    MAX_FILE_BYTES,
+    FileOpener,
+    FileText,
+    OutsideRoots,
+    encode_text,
+    file_kind,
+    pseudo_filesystem,
+    read_text,
+    write_all,
+)
 from .specs import editor_definition, editor_spec, versions
 
 SNIPPET_LINES = 4
-MAX_FILE_BYTES = 10 * 1024 * 1024
-"""Most bytes the editor reads from one file (10 MiB). ``view`` of a longer file shows the
-lines within the first 10 MiB with a note; ``str_replace``/``insert`` refuse it (they must
-write the whole file back). Bounds memory and time whatever the path points at."""
 MAX_VIEW_CHARS = 16_000
 """Default cap of ``view`` output characters (the reference's ``MAX_RESPONSE_LEN``)."""
 MAX_DIR_ENTRIES = 1_000
@@ -52,15 +65,6 @@ TRUNCATED_NOTE = (
 )
 
 _PARAMS = {"command", "path", "file_text", "view_range", "old_str", "new_str", "insert_line"}
-
-
-@dataclass
-class _Text:
-    """A file's text and how to write it back."""
-
-    text: str
-    encoding: str = "utf-8"
-    notes: list[str] = field(default_factory=list)
 
 
 def numbered(text: str, descriptor: str, start_line: int = 1) -> str:
@@ -78,20 +82,6 @@ def _split_lines(text: str) -> tuple[list[str], bool]:
     return (text[:-1] if final else text).split("\n"), final
 
 
-def _kind(mode: int) -> str:
-    """What a non-regular file is, in words (for the refusal)."""
-    for test, name in (
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISFIFO, "a named pipe (FIFO)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISDIR, "a directory"),
-    ):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
 class EditorTool(Executor):
     """Executor of the Anthropic text-editor tool on the local file system.
 
@@ -100,8 +90,9 @@ class EditorTool(Executor):
             ``undo_edit``; name ``str_replace_editor``), ``text_editor_20250429`` or
             ``text_editor_20250728`` (name ``str_replace_based_edit_tool``; the latter takes
             ``insert_text`` and ``max_characters``).
-        allowed_roots: directories every path must resolve into (symlinks followed); None
-            allows any absolute path.
+        allowed_roots: directories every path must stay inside, checked by the kernel as
+            the file is opened (``..`` and symlinks may not lead out; an absolute symlink is
+            refused even when it points inside); None allows any absolute path.
         max_characters: cap on the characters of a ``view`` answer's numbered lines (sent in
             the 20250728 definition); default 16,000 like the reference. The answer is cut at
             the last whole line within the cap and ends with a note.
@@ -142,6 +133,7 @@ class EditorTool(Executor):
             if not roots:
                 raise ConfigError("allowed_roots is empty; pass None to allow every path.")
             self.allowed_roots = roots
+        self._files = FileOpener(self.allowed_roots)
         self._history: dict[Path, list[tuple[str | None, str]]] = {}
 
     def _use_version(self, version: str) -> None:
@@ -187,7 +179,7 @@ class EditorTool(Executor):
         raw_path = args.get("path")
         if not isinstance(raw_path, str) or not raw_path:
             raise ToolInputError(f"Parameter `path` is required for command: {command}")
-        path = self._validate_path(command, raw_path)
+        path = self._validate_path(raw_path)
         if command == "view":
             return self._view(path, args.get("view_range"))
         if command == "create":
@@ -207,7 +199,7 @@ class EditorTool(Executor):
 
     # --- paths ----------------------------------------------------------------------------
 
-    def _validate_path(self, command: str, raw: str) -> Path:
+    def _validate_path(self, raw: str) -> Path:
         if "\x00" in raw:
             raise ToolInputError(
                 f"The path {raw!r} contains a NUL byte (\\x00), which no file name can hold; "
@@ -220,108 +212,85 @@ class EditorTool(Executor):
                 f"The path {raw} is not an absolute path, it should start with `/`. Maybe you "
                 f"meant {base / raw}?"
             )
-        if self.allowed_roots is not None:
-            resolved = path.resolve()
-            if not any(resolved == r or resolved.is_relative_to(r) for r in self.allowed_roots):
-                roots = ", ".join(str(r) for r in self.allowed_roots)
-                raise ToolInputError(
-                    f"The path {raw} is outside the directories this editor may use ({roots}); "
-                    "use a path inside one of them."
-                )
-        if command == "create":
-            if path.exists():
-                raise ToolInputError(
-                    f"File already exists at: {raw}. Cannot overwrite files using command `create`."
-                )
-            return path
-        if not path.exists():
-            raise ToolInputError(f"The path {raw} does not exist. Please provide a valid path.")
-        if path.is_dir() and command != "view":
-            raise ToolInputError(
-                f"The path {raw} is a directory and only the `view` command can be used on "
-                "directories"
-            )
+        try:
+            self._files.locate(path)
+        except OutsideRoots:
+            raise ToolInputError(self._outside(path)) from None
         return path
+
+    def _outside(self, path: Path) -> str:
+        roots = ", ".join(str(r) for r in self.allowed_roots or ())
+        return (
+            f"The path {path} is outside the directories this editor may use ({roots}), or "
+            "leads out of them through `..` or a symlink; use a path inside one of them."
+        )
+
+    @contextlib.contextmanager
+    def _opened(self, path: Path, command: str) -> Iterator[tuple[int, os.stat_result]]:
+        """An ``O_PATH`` fd of an existing ``path`` and its ``fstat`` (see
+        :mod:`deskpilot.computer_use.editor_files`); kernel interfaces are refused."""
+        try:
+            fd = self._files.open_path(path)
+        except OutsideRoots:
+            raise ToolInputError(self._outside(path)) from None
+        except (FileNotFoundError, NotADirectoryError):
+            raise ToolInputError(
+                f"The path {path} does not exist. Please provide a valid path."
+            ) from None
+        except OSError as exc:
+            raise ToolInputError(
+                f"Ran into {exc.strerror or exc} while trying to open {path}."
+            ) from exc
+        try:
+            info = os.fstat(fd)
+            kind = pseudo_filesystem(fd)
+            if kind is not None:
+                raise ToolInputError(
+                    f"The path {path} is on {kind}, whose files are live kernel interfaces "
+                    "(reading one can consume it, e.g. /proc/kmsg), not text files; the editor "
+                    "does not open them. Use the bash tool instead (e.g. `head -c 2000 PATH`)."
+                )
+            if stat.S_ISDIR(info.st_mode) and command != "view":
+                raise ToolInputError(
+                    f"The path {path} is a directory and only the `view` command can be used "
+                    "on directories"
+                )
+            if not stat.S_ISDIR(info.st_mode) and not stat.S_ISREG(info.st_mode):
+                raise ToolInputError(
+                    f"The path {path} is not a regular file ({file_kind(info.st_mode)}); the "
+                    "editor only reads regular files. Use the bash tool for devices, pipes and "
+                    "sockets (e.g. `head -c 1000 PATH`)."
+                )
+            yield fd, info
+        finally:
+            os.close(fd)
 
     # --- file I/O -------------------------------------------------------------------------
 
     @staticmethod
-    def _read(path: Path, *, whole: bool = True) -> _Text:
-        """Read a regular file, at most :data:`MAX_FILE_BYTES` (``whole``: refuse a longer
-        one; else keep the whole lines within the cap and add a note)."""
-        notes: list[str] = []
+    def _reopen(pathfd: int, path: Path, flags: int) -> int:
         try:
-            # O_NONBLOCK: a FIFO swapped in after a check must not block the open.
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            return FileOpener.reopen(pathfd, flags)
         except OSError as exc:
             raise ToolInputError(
-                f"Ran into {exc.strerror or exc} while trying to read {path}."
+                f"Ran into {exc.strerror or exc} while trying to open {path}."
             ) from exc
-        with os.fdopen(fd, "rb") as f:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise ToolInputError(
-                    f"The path {path} is not a regular file ({_kind(info.st_mode)}); the editor "
-                    "only reads regular files. Use the bash tool for devices, pipes and sockets "
-                    "(e.g. `head -c 1000 PATH`)."
-                )
-            if whole and info.st_size > MAX_FILE_BYTES:
-                raise ToolInputError(
-                    f"The file {path} is {info.st_size:,} bytes, more than the editor's limit of "
-                    f"{MAX_FILE_BYTES:,} bytes for an edit; edit it with the bash tool (e.g. "
-                    "`sed -i`)."
-                )
-            try:
-                data = f.read(MAX_FILE_BYTES + 1)
-            except OSError as exc:
-                raise ToolInputError(
-                    f"Ran into {exc.strerror or exc} while trying to read {path}."
-                ) from exc
-        if len(data) > MAX_FILE_BYTES:
-            if whole:
-                raise ToolInputError(
-                    f"The file {path} is longer than the editor's limit of {MAX_FILE_BYTES:,} "
-                    "bytes for an edit; edit it with the bash tool (e.g. `sed -i`)."
-                )
-            data = data[: data.rfind(b"\n", 0, MAX_FILE_BYTES) + 1]
-            notes.append(
-                f"(Only the first {MAX_FILE_BYTES:,} bytes of this file were read; view the rest "
-                "with the bash tool, e.g. `tail -n 50` or `sed -n 'START,ENDp'`.)"
-            )
-        if b"\x00" in data[:8192]:
-            raise ToolInputError(
-                f"The file {path} appears to be a binary file ({len(data)} bytes); the editor "
-                "only views and edits text. Inspect it with the bash tool (e.g. `file`, "
-                "`xxd | head`) instead."
-            )
-        try:
-            return _Text(data.decode("utf-8"), notes=notes)
-        except UnicodeDecodeError:
-            return _Text(
-                data.decode("latin-1"),
-                "latin-1",
-                [
-                    *notes,
-                    "(The file is not valid UTF-8; it was read as Latin-1 and is written back as Latin-1.)",
-                ],
-            )
 
-    @staticmethod
-    def _write(path: Path, text: str, encoding: str = "utf-8") -> None:
+    def _write_back(self, pathfd: int, path: Path, text: str, encoding: str) -> None:
+        """Write ``text`` into the inode of ``pathfd`` (reopened for writing)."""
+        data = encode_text(text, encoding)
+        fd = self._reopen(pathfd, path, os.O_WRONLY)
         try:
-            data = text.encode(encoding)
-        except UnicodeEncodeError as exc:
-            raise ToolInputError(
-                f"The new text cannot be written in the file's encoding ({encoding}); keep to "
-                "characters that encoding can hold."
-            ) from exc
+            write_all(fd, path, data)
+        finally:
+            os.close(fd)
+
+    def _read_path(self, pathfd: int, path: Path, size: int, *, whole: bool = True) -> FileText:
+        fd = self._reopen(pathfd, path, os.O_RDONLY | os.O_NONBLOCK)
         try:
-            with open(path, "wb") as f:  # in place: keeps the file's mode, owner and links
-                f.write(data)
-        except OSError as exc:
-            raise ToolInputError(
-                f"Ran into {exc.strerror or exc} while trying to write {path}."
-            ) from exc
+            return read_text(fd, path, size, whole=whole)
+        finally:
+            os.close(fd)
 
     def _push(self, path: Path, old: str | None, encoding: str = "utf-8") -> None:
         self._history.setdefault(path, []).append((old, encoding))
@@ -329,13 +298,15 @@ class EditorTool(Executor):
     # --- commands -------------------------------------------------------------------------
 
     def _view(self, path: Path, view_range: Any) -> str:
-        if path.is_dir():
-            if view_range:
-                raise ToolInputError(
-                    "The `view_range` parameter is not allowed when `path` points to a directory."
-                )
-            return self._view_dir(path)
-        content = self._read(path, whole=False)
+        with self._opened(path, "view") as (pathfd, info):
+            if stat.S_ISDIR(info.st_mode):
+                if view_range:
+                    raise ToolInputError(
+                        "The `view_range` parameter is not allowed when `path` points to a "
+                        "directory."
+                    )
+                return self._view_dir(path, pathfd)
+            content = self._read_path(pathfd, path, info.st_size, whole=False)
         text = content.text
         start = 1
         if view_range:
@@ -370,37 +341,74 @@ class EditorTool(Executor):
         if len(out) > self.view_limit:  # cut at the last whole line within the cap
             cut = out.rfind("\n", 0, self.view_limit)
             header_end = out.find("\n") + 1
-            out = out[: max(cut + 1, header_end)] + TRUNCATED_NOTE
+            if cut + 1 > header_end:
+                out = out[: cut + 1] + TRUNCATED_NOTE
+            else:  # the first line shown is longer than the cap: show its start
+                out = (
+                    out[: self.view_limit]
+                    + f"\n[line {start} is longer than {self.view_limit:,} characters and was cut]\n"
+                    + TRUNCATED_NOTE
+                )
         if content.notes:
             out += "\n" + "\n".join(content.notes)
         return out
 
-    def _view_dir(self, root: Path) -> str:
+    def _view_dir(self, root: Path, pathfd: int) -> str:
+        """Two levels of ``root`` (opened as ``pathfd``), hidden entries left out; the second
+        level is listed through the first level's fds, never through a symlink."""
         entries: list[str] = [str(root)]
         truncated = False
 
-        def visible(p: Path) -> bool:
-            return not p.name.startswith(".")
+        def listing(fd: int) -> list[os.DirEntry[str]]:
+            with os.scandir(fd) as it:
+                return sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+
+        def is_dir(entry: os.DirEntry[str]) -> bool:
+            try:
+                return entry.is_dir()
+            except OSError:
+                return False
 
         try:
-            level1 = sorted((p for p in root.iterdir() if visible(p)), key=lambda p: p.name)
-        except OSError as exc:
-            raise ToolInputError(f"Ran into {exc.strerror or exc} while listing {root}.") from exc
-        for p in level1:
-            if len(entries) >= MAX_DIR_ENTRIES:
-                truncated = True
-                break
-            entries.append(str(p) + ("/" if p.is_dir() else ""))
-            if p.is_dir() and not p.is_symlink():
+            dirfd = self._reopen(pathfd, root, os.O_RDONLY | os.O_DIRECTORY)
+        except ToolInputError as exc:
+            raise ToolInputError(str(exc).replace("open", "list", 1)) from None
+        try:
+            try:
+                level1 = listing(dirfd)
+            except OSError as exc:
+                raise ToolInputError(
+                    f"Ran into {exc.strerror or exc} while listing {root}."
+                ) from exc
+            for entry in level1:
+                if len(entries) >= MAX_DIR_ENTRIES:
+                    truncated = True
+                    break
+                sub = root / entry.name
+                entries.append(str(sub) + ("/" if is_dir(entry) else ""))
+                if not entry.is_dir(follow_symlinks=False):
+                    continue
                 try:
-                    children = sorted((c for c in p.iterdir() if visible(c)), key=lambda c: c.name)
+                    subfd = os.open(
+                        entry.name,
+                        os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        dir_fd=dirfd,
+                    )
                 except OSError:
                     continue
-                for c in children:
+                try:
+                    children = listing(subfd)
+                except OSError:
+                    children = []
+                finally:
+                    os.close(subfd)
+                for child in children:
                     if len(entries) >= MAX_DIR_ENTRIES:
                         truncated = True
                         break
-                    entries.append(str(c) + ("/" if c.is_dir() else ""))
+                    entries.append(str(sub / child.name) + ("/" if is_dir(child) else ""))
+        finally:
+            os.close(dirfd)
         out = (
             f"Here's the files and directories up to 2 levels deep in {root}, excluding hidden "
             "items:\n" + "\n".join(entries) + "\n"
@@ -409,20 +417,43 @@ class EditorTool(Executor):
             out += f"[Listing cut at {MAX_DIR_ENTRIES} entries; view a subdirectory for more.]\n"
         return out
 
+    def _edit(self, path: Path, command: str, change: Callable[[str], str]) -> tuple[str, str]:
+        """Read ``path``, apply ``change`` to its text and write the result into the same
+        inode; returns (old text, new text). The edit is pushed on the undo history."""
+        with self._opened(path, command) as (pathfd, info):
+            content = self._read_path(pathfd, path, info.st_size)
+            new_text = change(content.text)
+            self._write_back(pathfd, path, new_text, content.encoding)
+        self._push(path, content.text, content.encoding)
+        return content.text, new_text
+
     def _create(self, path: Path, file_text: Any) -> str:
         if file_text is None:
             raise ToolInputError("Parameter `file_text` is required for command: create")
         if not isinstance(file_text, str):
             raise ToolInputError("Parameter `file_text` must be a string.")
-        made = not path.parent.exists()
-        if made:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ToolInputError(
-                    f"Could not create the directory {path.parent}: {exc.strerror or exc}."
-                ) from exc
-        self._write(path, file_text)
+        data = encode_text(file_text, "utf-8")
+        try:
+            fd, made = self._files.create(path)
+        except OutsideRoots:
+            raise ToolInputError(self._outside(path)) from None
+        except FileExistsError:
+            raise ToolInputError(
+                f"File already exists at: {path}. Cannot overwrite files using command `create`."
+            ) from None
+        except PermissionError as exc:
+            raise ToolInputError(
+                f"Could not create {path}: {exc.strerror or exc}"
+                + (" (a kernel interface, not a text file)." if "on " in str(exc.strerror) else ".")
+            ) from exc
+        except OSError as exc:
+            raise ToolInputError(
+                f"Could not create {path} (or its parent directories): {exc.strerror or exc}."
+            ) from exc
+        try:
+            write_all(fd, path, data)
+        finally:
+            os.close(fd)
         self._push(path, None)
         extra = " (missing parent directories were created)" if made else ""
         return f"File created successfully at: {path}{extra}"
@@ -437,29 +468,29 @@ class EditorTool(Executor):
                 "Parameter `old_str` must not be empty; give the exact text to replace "
                 "(use `insert` to add text)."
             )
-        new_str = new_str or ""
-        content = self._read(path)
-        text = content.text
-        count = text.count(old_str)
-        if count == 0:
-            raise ToolInputError(
-                f"No replacement was performed, old_str `{old_str}` did not appear verbatim in {path}."
-            )
-        if count > 1:
-            lines, pos = [], text.find(old_str)
-            while pos >= 0:
-                lines.append(text.count("\n", 0, pos) + 1)
-                pos = text.find(old_str, pos + 1)
-            raise ToolInputError(
-                f"No replacement was performed. Multiple occurrences of old_str `{old_str}` in "
-                f"lines {sorted(set(lines))}. Please ensure it is unique"
-            )
-        new_text = text.replace(old_str, new_str, 1)
-        self._write(path, new_text, content.encoding)
-        self._push(path, text, content.encoding)
+        replacement = new_str or ""
+
+        def change(text: str) -> str:
+            count = text.count(old_str)
+            if count == 0:
+                raise ToolInputError(
+                    f"No replacement was performed, old_str `{old_str}` did not appear verbatim in {path}."
+                )
+            if count > 1:
+                lines, pos = [], text.find(old_str)
+                while pos >= 0:
+                    lines.append(text.count("\n", 0, pos) + 1)
+                    pos = text.find(old_str, pos + 1)
+                raise ToolInputError(
+                    f"No replacement was performed. Multiple occurrences of old_str `{old_str}` "
+                    f"in lines {sorted(set(lines))}. Please ensure it is unique"
+                )
+            return text.replace(old_str, replacement, 1)
+
+        text, new_text = self._edit(path, "str_replace", change)
         replaced_at = text.split(old_str)[0].count("\n")
         start = max(0, replaced_at - SNIPPET_LINES)
-        end = replaced_at + SNIPPET_LINES + new_str.count("\n")
+        end = replaced_at + SNIPPET_LINES + replacement.count("\n")
         snippet = "\n".join(new_text.split("\n")[start : end + 1])
         return (
             f"The file {path} has been edited. "
@@ -473,26 +504,27 @@ class EditorTool(Executor):
             raise ToolInputError("Parameter `insert_line` is required for command: insert")
         if not isinstance(new_text_in, str):
             raise ToolInputError(f"Parameter `{name}` must be a string.")
-        content = self._read(path)
-        text = content.text
-        lines, final_newline = _split_lines(text)
-        n = len(lines)
-        if (
-            isinstance(insert_line, bool)
-            or not isinstance(insert_line, int)
-            or not 0 <= insert_line <= n
-        ):
-            raise ToolInputError(
-                f"Invalid `insert_line` parameter: {insert_line}. It should be within the range "
-                f"of lines of the file: [0, {n}]"
-            )
         new_lines = new_text_in.removesuffix("\n").split("\n")
-        result_lines = lines[:insert_line] + new_lines + lines[insert_line:]
-        new_text = "\n".join(result_lines)
-        if final_newline or (n == 0 and new_text_in.endswith("\n")):
-            new_text += "\n"
-        self._write(path, new_text, content.encoding)
-        self._push(path, text, content.encoding)
+
+        def change(text: str) -> str:
+            lines, final_newline = _split_lines(text)
+            n = len(lines)
+            if (
+                isinstance(insert_line, bool)
+                or not isinstance(insert_line, int)
+                or not 0 <= insert_line <= n
+            ):
+                raise ToolInputError(
+                    f"Invalid `insert_line` parameter: {insert_line}. It should be within the "
+                    f"range of lines of the file: [0, {n}]"
+                )
+            new_text = "\n".join(lines[:insert_line] + new_lines + lines[insert_line:])
+            if final_newline or (n == 0 and new_text_in.endswith("\n")):
+                new_text += "\n"
+            return new_text
+
+        _, new_text = self._edit(path, "insert", change)
+        result_lines, _ = _split_lines(new_text)
         start = max(0, insert_line - SNIPPET_LINES)
         snippet = "\n".join(result_lines[start : insert_line + len(new_lines) + SNIPPET_LINES])
         return (
@@ -506,17 +538,31 @@ class EditorTool(Executor):
         history = self._history.get(path)
         if not history:
             raise ToolInputError(f"No edit history found for {path}.")
-        old, encoding = history.pop()
+        old, encoding = history[-1]
         if old is None:  # the last edit created the file
+            with self._opened(path, "undo_edit"):
+                pass  # it is still a regular file inside the roots
             try:
-                path.unlink()
+                self._files.unlink(path)
+            except OutsideRoots:
+                raise ToolInputError(self._outside(path)) from None
             except OSError as exc:
                 raise ToolInputError(f"Could not remove {path}: {exc.strerror or exc}.") from exc
+            history.pop()
             return f"Last edit to {path} undone successfully. The file was removed (it had been created by the editor)."
-        self._write(path, old, encoding)
+        with self._opened(path, "undo_edit") as (pathfd, _):
+            self._write_back(pathfd, path, old, encoding)
+        history.pop()
         return f"Last edit to {path} undone successfully. " + numbered(
             old.removesuffix("\n"), str(path)
         )
 
 
-__all__ = ["MAX_VIEW_CHARS", "SNIPPET_LINES", "TRUNCATED_NOTE", "EditorTool", "numbered"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_VIEW_CHARS",
+    "SNIPPET_LINES",
+    "TRUNCATED_NOTE",
+    "EditorTool",
+    "numbered",
+]

@@ -2,12 +2,15 @@
 
 Command lines follow ``docs/desktop-backend.md`` ("Starting a desktop"): xterm with a DejaVu
 font in a UTF-8 locale, mousepad with ``GSETTINGS_BACKEND=memory`` (set in the desktop's
-environment), chromium with the flags that work as root without a GPU and without network.
-Profiles live under the desktop's scratch ``HOME``.
+environment), chromium with the flags that work without a GPU and without network. Chromium's
+own sandbox stays on unless deskpilot runs as root, where chromium refuses to start without
+``--no-sandbox`` (plus ``--test-type`` to hide the warning bar that flag shows). Profiles live
+under the desktop's scratch ``HOME``.
 """
 
 from __future__ import annotations
 
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +18,16 @@ from xml.sax.saxutils import quoteattr
 
 from deskpilot.errors import ConfigError
 
-__all__ = ["APPS", "MENU_ENTRY_OFFSETS", "MENU_SIZE", "AppSpec", "app_spec", "menu_xml"]
+__all__ = [
+    "APPS",
+    "CHROMIUM_FLAGS",
+    "CHROMIUM_ROOT_FLAGS",
+    "MENU_ENTRY_OFFSETS",
+    "MENU_SIZE",
+    "AppSpec",
+    "app_spec",
+    "menu_xml",
+]
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,7 @@ class AppSpec:
         package: the Debian package that provides it.
         args: extra arguments; ``{home}`` is replaced by the desktop's scratch HOME.
         wm_class: substring of WM_CLASS used to recognise its window.
+        root_args: arguments added only when the app runs as root.
     """
 
     name: str
@@ -37,15 +50,20 @@ class AppSpec:
     package: str
     args: tuple[str, ...] = ()
     wm_class: str = ""
+    root_args: tuple[str, ...] = ()
 
-    def argv(self, home: str | Path) -> list[str]:
-        """The full argument list for a desktop whose HOME is ``home``."""
-        return [self.program, *(a.replace("{home}", str(home)) for a in self.args)]
+    def argv(self, home: str | Path, *, as_root: bool | None = None) -> list[str]:
+        """The full argument list for a desktop whose HOME is ``home``; ``as_root``
+        (default: whether this process's effective uid is 0) adds :attr:`root_args`."""
+        if as_root is None:
+            as_root = os.geteuid() == 0
+        extra = self.root_args if as_root else ()
+        return [self.program, *extra, *(a.replace("{home}", str(home)) for a in self.args)]
 
 
+#: Chromium's flags when it runs as root (it refuses to start as root with its sandbox on).
+CHROMIUM_ROOT_FLAGS: tuple[str, ...] = ("--no-sandbox", "--test-type")
 CHROMIUM_FLAGS: tuple[str, ...] = (
-    "--no-sandbox",
-    "--test-type",
     "--disable-gpu",
     "--no-first-run",
     "--no-default-browser-check",
@@ -69,7 +87,13 @@ APPS: dict[str, AppSpec] = {
     ),
     "text_editor": AppSpec("text_editor", "Text Editor", "mousepad", "mousepad", (), "mousepad"),
     "browser": AppSpec(
-        "browser", "Web Browser", "chromium", "chromium", CHROMIUM_FLAGS, "chromium"
+        "browser",
+        "Web Browser",
+        "chromium",
+        "chromium",
+        CHROMIUM_FLAGS,
+        "chromium",
+        CHROMIUM_ROOT_FLAGS,
     ),
 }
 

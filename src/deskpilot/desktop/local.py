@@ -273,7 +273,9 @@ class LocalDesktop(X11Display):
             argv += [f"{self.width}x{self.height}x{self.depth}", "-nolisten", "tcp"]
             argv += ["-noreset", "-dpi", "96"]
             self._xvfb = await asyncio.create_subprocess_exec(
-                *with_pdeathsig(argv, signal.SIGTERM),  # SIGTERM: Xvfb removes its lock
+                # SIGKILL: a stopped (SIGSTOP) Xvfb never acts on a SIGTERM; the lock file
+                # it leaves is stale (its pid is gone) and the next Xvfb takes it over.
+                *with_pdeathsig(argv, signal.SIGKILL),
                 pass_fds=(write_fd,),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
