@@ -183,3 +183,22 @@ async def test_an_x_error_is_translated_off_the_event_loop(desktop):
     assert ticker.max_lag_s <= MAX_LAG_S
     assert not desktop.dead
     assert (await desktop.cursor_position()) is not None
+
+
+async def test_a_cancel_that_meets_a_finished_x_call_is_not_lost(terminal):
+    """Full-suite flake of test_typing_is_cancellable...: in Python 3.11 ``asyncio.wait_for``
+    returns the result instead of raising when the cancellation arrives in the same loop
+    pass as the inner future's result (the result wins, the cancel is lost), so a cancelled
+    ``type`` went on typing. Reproduced deterministically: the X call finishes, then the
+    task is cancelled before it runs again."""
+    import threading
+
+    backend = terminal.backend
+    release = threading.Event()
+    task = asyncio.create_task(backend._call("test", release.wait, 5.0))
+    await asyncio.sleep(0.05)  # the call waits in the X thread
+    release.set()
+    time.sleep(0.1)  # the X thread posts the result to the loop (queued before the cancel)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

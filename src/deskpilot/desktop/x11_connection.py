@@ -305,7 +305,10 @@ class X11Connection:
         assert self._thread is not None
         fut = self._thread.submit(self._in_thread, what, fn, args)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(fut), self.response_timeout_s)
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for drops a cancellation
+            # that arrives together with the result, and a cancelled action would go on.
+            async with asyncio.timeout(self.response_timeout_s):
+                return await asyncio.wrap_future(fut)
         except TimeoutError:
             self._dead = self._hung = True
             log.warning(
