@@ -1,4 +1,4 @@
-"""Structure: imports only point down the layers.
+"""Structure: imports only point down the layers, and no module outgrows one job.
 
 The layers of ``src/deskpilot`` (README, "Layout"), lowest first; a module may import its
 own layer and the layers listed as below it, never one above or beside it:
@@ -24,6 +24,9 @@ and the model side (providers, client) and the desktop side (desktop, executors)
 in the agent. Imports are read from the source (every ``import`` statement, including
 function-level and ``TYPE_CHECKING`` ones); ``from deskpilot import Name`` counts as an
 import of the module that defines ``Name``.
+
+Size: a module over MAX_LINES lines does more than one job and is split; the declared data
+tables (rows of data, not logic) may grow to MAX_TABLE_LINES.
 """
 
 from __future__ import annotations
@@ -36,6 +39,12 @@ import pytest
 import deskpilot
 
 PACKAGE = Path(deskpilot.__file__).resolve().parent
+MAX_LINES = 600
+MAX_TABLE_LINES = 1000
+DATA_TABLES = {
+    "models.py": "the model registry: one row per model",
+    "computer_use/specs.py": "the tool-version table: one row per tool version",
+}
 
 ROOT_LAYER = "base"  # the package root itself: __version__ (its names resolve to their modules)
 
@@ -170,6 +179,22 @@ def test_no_module_imports_upward() -> None:
         for found in upward_imports(source, name, is_package=path.name == "__init__.py"):
             violations.append(f"{rel}:{found}, but it is in layer {layer_of(name)}")
     assert not violations, "imports against the layer order:\n" + "\n".join(violations)
+
+
+def test_no_module_over_the_size_limit() -> None:
+    too_long = []
+    for path in modules():
+        rel = path.relative_to(PACKAGE).as_posix()
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        limit = MAX_TABLE_LINES if rel in DATA_TABLES else MAX_LINES
+        if lines > limit:
+            too_long.append(f"{rel}: {lines} lines (limit {limit})")
+    assert not too_long, "modules to split:\n" + "\n".join(too_long)
+
+
+def test_declared_data_tables_exist() -> None:
+    for rel in DATA_TABLES:
+        assert (PACKAGE / rel).is_file(), rel
 
 
 def test_the_checker_sees_every_form_of_an_upward_import() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deskpilot.agent import trajectory
+from deskpilot.agent import run_reader
 from deskpilot.agent.records import (
     FORMAT_VERSION,
     ActionRecord,
@@ -152,7 +152,7 @@ def test_field_rules_of_the_lenient_reader(tmp_path):
 
 
 def test_an_overlong_line_is_unreadable(tmp_path, monkeypatch):
-    monkeypatch.setattr(trajectory, "MAX_LINE_BYTES", 100)
+    monkeypatch.setattr(run_reader, "MAX_LINE_BYTES", 100)
     (tmp_path / "trajectory.jsonl").write_text(
         _lines(
             {"type": "run_start", "task": "x" * 200},

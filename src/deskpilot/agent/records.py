@@ -76,6 +76,15 @@ FORMAT_VERSION = 1
 Readers accept lines of any version: fields they do not know are ignored; a run written by a
 newer version is read with a note (see ``docs/trajectory-format.md``, "Versioning")."""
 
+# The run directory's file names (docs/trajectory-format.md).
+TRAJECTORY_FILE = "trajectory.jsonl"
+SCREENSHOT_DIR = "screenshots"
+CHECKS_FILE = "checks.json"
+INITIAL_SCREENSHOT = f"{SCREENSHOT_DIR}/0000-initial.png"
+MAX_LINE_BYTES = 64 * 1024 * 1024
+"""Longest ``trajectory.jsonl`` line the reader decodes (bytes); longer lines are unreadable."""
+MAX_CHECKS_BYTES = 1024 * 1024
+
 MAX_TOKENS = 10**12
 MAX_SECONDS = 1e9  # ~31 years: anything larger is not a duration deskpilot wrote
 MAX_PIXELS_SIDE = 100_000
