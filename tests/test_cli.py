@@ -167,13 +167,15 @@ def test_run_replay_offline_with_interactive_approval(tmp_path: Path) -> None:
     on a real desktop without a key; the y/n answers decide which actions run."""
     recorded = make_run(tmp_path / "recorded")
     out = tmp_path / "runs"
+    # first the replay's own question (the recorded turns make a bash call); then
     # step 1: the click (allow); step 2: the drag (allow) and the bash call (decline)
     result = CliRunner().invoke(
         main,
         ["run", "--replay", str(recorded), "--approve", "--out", str(out), "--apps", ""],
-        input="y\ny\nn\n",
+        input="y\ny\ny\nn\n",
         env=NO_KEYS,
     )
+    assert "1 bash/editor action(s) run on this machine" in result.output, result.output
     assert "Replaying 2 recorded model turns" in result.output, result.output
     assert "allow left_click (412, 300)? [y/N]" in result.output
     assert "      | cat /nonexistent\n  allow bash? [y/N]" in result.output

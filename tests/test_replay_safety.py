@@ -172,7 +172,7 @@ def test_replay_command_shows_the_plan_and_asks_first(tmp_path: Path) -> None:
     # every host action is flagged and shown in full, whatever its length
     assert "[runs on THIS machine]" in out and f"      | touch {marker}; pwd\n" in out
     assert f"      | path: {tmp_path / 'pwned.txt'}\n" in out
-    assert "2 of them are bash/editor actions that run on this machine" in out
+    assert "2 bash/editor action(s) run on this machine (inside a scratch directory)" in out
     assert "Nothing was replayed" in out
     assert not marker.exists()
     # the plan comes before the question

@@ -258,7 +258,17 @@ def _write_outputs(run_dir: Path) -> Path:
     allow_from_autoenv=False,
     type=click.Path(),
     default=None,
-    help="Serve a recorded run's model turns from a local fake server (offline, no key).",
+    help="Serve a recorded run's model turns from a local fake server (offline, no key); "
+    "their calls are shown first, and bash, editor and keyboard calls asked about.",
+)
+@click.option(
+    "--yes",
+    "-y",
+    "assume_yes",
+    is_flag=True,
+    allow_from_autoenv=False,  # consent is given on the command line, never by the environment
+    help="With --replay: run the recorded bash/editor calls (inside the desktop's scratch "
+    "directory) and keyboard input without asking.",
 )
 @_option(
     "--budget-usd",
@@ -293,6 +303,7 @@ def run(
     out: str,
     approve: bool,
     replay_dir: str | None,
+    assume_yes: bool,
     budget_usd: float | None,
     budget_tokens: int | None,
     apps: str,
@@ -305,24 +316,50 @@ def run(
       deskpilot run "Open a text editor and write a haiku about X11" --max-turns 30
       deskpilot run --replay deskpilot-runs/<run>    # the recorded model turns, offline
 
-    With --replay, TASK and --model default to the recorded ones. Press Ctrl-C once to
-    stop after the current action (the report is still written); twice to abort at once.
+    With --replay, TASK and --model default to the recorded ones; the recorded turns' tool
+    calls are shown first, and bash/editor calls (confined to the desktop's scratch
+    directory) and keyboard input are asked about (or --yes). Press Ctrl-C once to stop
+    after the current action (the report is still written); twice to abort at once.
     """
     from .models import resolve_model
 
     app_list = _parse_apps(apps)
+    replay_run = None
     if replay_dir is not None:
         from .agent.trajectory import read_run
 
-        recorded = read_run(replay_dir).start  # ConfigError: not a run directory
+        replay_run = read_run(replay_dir)  # ConfigError: not a run directory; read ONCE
+        recorded = replay_run.start
+        if recorded is None or not any(recorded.tool_versions.model_dump().values()):
+            raise ConfigError(
+                f"{replay_dir} records no tool versions (no readable run_start with "
+                "tool_versions), so its calls cannot be routed to confined tools; only runs "
+                "recorded by deskpilot's Agent can be replayed."
+            )
         if ctx.get_parameter_source("model") is click.core.ParameterSource.DEFAULT:
-            model = str((recorded.model if recorded else None) or model)
-        task = task or (recorded.task if recorded else None)
+            model = str(recorded.model or model)
+        task = task or recorded.task
+    elif assume_yes:
+        raise click.UsageError("--yes only goes with --replay.")
     if not task:
         raise click.UsageError("Missing argument 'TASK' (the instruction for Claude).")
     spec = resolve_model(model, provider)  # ModelNotFoundError with close matches
-    if replay_dir is None:
+    if replay_run is None:
         _require_key(spec.provider)
+    else:
+        from .agent.replay import plan_calls, recorded_calls
+
+        assert replay_run.start is not None
+        plan = plan_calls(recorded_calls(replay_run), replay_run.start.tool_versions)
+        from .cli_show import confirm_plan
+
+        confirm_plan(
+            f"The recorded model turns of {visible(str(replay_run.run_dir))} make "
+            f"{len(plan)} tool call(s):",
+            plan,
+            replay_run.problems,
+            assume_yes,
+        )
     _require_xvfb()
     from .cli_run import run_task
 
@@ -335,7 +372,7 @@ def run(
             max_turns=max_turns,
             out=out,
             approve=approve,
-            replay_dir=replay_dir,
+            replay=replay_run,
             budget_usd=budget_usd,
             budget_tokens=budget_tokens,
             apps=app_list,
@@ -406,7 +443,8 @@ def desktop(width: int, height: int, apps: str) -> None:
     "assume_yes",
     is_flag=True,
     allow_from_autoenv=False,  # consent is given on the command line, never by the environment
-    help="Run the recorded bash/editor actions without asking (inside a scratch directory).",
+    help="Run the recorded bash/editor actions (inside a scratch directory) and keyboard input "
+    "without asking.",
 )
 def replay(
     run_dir: str, max_changed_share: float, no_text: bool, stop_at_first: bool, assume_yes: bool
@@ -415,55 +453,29 @@ def replay(
 
     First shows every action that will run. Recorded bash and text-editor actions run on
     THIS machine (confined to the fresh desktop's scratch directory: bash starts there, the
-    editor may not leave it), so they only run after you confirm, or with --yes.
+    editor may not leave it), and keyboard input goes to the desktop, where a terminal runs
+    it on THIS machine: both only run after you confirm, or with --yes. Calls of unknown
+    tools are shown and never run.
     Prints where results or screens diverge from the recording; exits 1 if any do.
     To replay the MODEL instead (the whole loop offline), use `deskpilot run --replay DIR`.
     """
-    from .agent.replay import format_plan, replay_plan
+    from .agent.replay import replay_plan
     from .agent.trajectory import read_run
+    from .cli_run import replay_command
+    from .cli_show import confirm_plan
 
-    run = read_run(run_dir)  # ConfigError: not a run directory
+    run = read_run(run_dir)  # ConfigError: not a run directory; read ONCE (what is approved runs)
     plan = replay_plan(run)
-    host = [p for p in plan if p.host]
-    click.echo(f"The replay of {run.run_dir} will run {len(plan)} recorded action(s):")
-    click.echo(format_plan(plan) or "  (none)")
-    for problem in run.problems:
-        click.echo(f"Note: {problem}", err=True)
-    if host and not assume_yes:
-        question = (
-            f"{len(host)} of them are bash/editor actions that run on this machine (inside a "
-            "scratch directory). Run them?"
-        )
-        if not click.confirm(question, default=False):
-            click.echo("Nothing was replayed (pass --yes to skip this question).", err=True)
-            sys.exit(1)
+    consent = confirm_plan(
+        f"The replay of {visible(str(run.run_dir))} will run {len(plan)} recorded action(s):",
+        plan,
+        run.problems,
+        assume_yes,
+    )
     _require_xvfb()
     sys.exit(
-        asyncio.run(
-            _replay_async(run_dir, max_changed_share, not no_text, stop_at_first, bool(host))
-        )
+        asyncio.run(replay_command(run, max_changed_share, not no_text, stop_at_first, consent))
     )
-
-
-async def _replay_async(
-    run_dir: str,
-    max_changed_share: float,
-    compare_text: bool,
-    stop_at_first: bool,
-    host_actions: bool,
-) -> int:
-    from .agent.replay import replay_run
-
-    click.echo(f"Replaying {run_dir} on a fresh desktop...")
-    report = await replay_run(
-        run_dir,
-        max_changed_share=max_changed_share,
-        compare_text=compare_text,
-        stop_at_first=stop_at_first,
-        host_actions=host_actions,
-    )
-    click.echo(report.format())
-    return 0 if report.ok else 1
 
 
 @main.command(short_help="Write report.html and run.gif/run.mp4 of a run directory.")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -28,10 +29,12 @@ from .terminal import one_line
 
 if TYPE_CHECKING:
     from .agent.loop import Agent
+    from .agent.trajectory import Run
 
 __all__ = [
     "STOP_SIGNALS",
     "SignalBridge",
+    "replay_command",
     "run_demo_command",
     "run_task",
     "serve_desktop",
@@ -120,7 +123,7 @@ async def run_task(
     max_turns: int,
     out: str,
     approve: bool,
-    replay_dir: str | None,
+    replay: Run | None,
     budget_usd: float | None,
     budget_tokens: int | None,
     apps: tuple[str, ...],
@@ -130,7 +133,10 @@ async def run_task(
     """``deskpilot run``: a desktop, the client, the agent, progress lines, the report.
 
     ``step_printer`` makes the per-step progress callback; ``write_outputs(run_dir)``
-    writes the report (and animation) and returns the report's path.
+    writes the report (and animation) and returns the report's path. ``replay``: a run
+    read (and its calls approved) by the caller whose model turns are served offline; its
+    calls run on executors of the recorded versions, bash and the editor confined to the
+    desktop's scratch directory (:func:`deskpilot.agent.replay.replay_tools`).
 
     Returns:
         The exit status: 0 when the model ended the run, 1 when a limit or an error
@@ -147,7 +153,7 @@ async def run_task(
                 max_turns=max_turns,
                 out=out,
                 approve=approve,
-                replay_dir=replay_dir,
+                replay=replay,
                 budget_usd=budget_usd,
                 budget_tokens=budget_tokens,
                 apps=apps,
@@ -175,7 +181,7 @@ async def _run_task(
     max_turns: int,
     out: str,
     approve: bool,
-    replay_dir: str | None,
+    replay: Run | None,
     budget_usd: float | None,
     budget_tokens: int | None,
     apps: tuple[str, ...],
@@ -188,14 +194,17 @@ async def _run_task(
         client_kwargs: dict[str, Any] = {}
         if provider is not None:
             client_kwargs["provider"] = provider
-        if replay_dir is not None:
+        if replay is not None:
             from .agent.replay import recorded_responses
             from .testing import FakeModelServer
 
-            responses = recorded_responses(replay_dir)
+            responses = recorded_responses(replay)  # the Run approved: not read again
             server = await stack.enter_async_context(FakeModelServer(responses=responses))
             client_kwargs.update(base_url=server.url, api_key="replay-no-key", provider="anthropic")
-            click.echo(f"Replaying {len(responses)} recorded model turns from {replay_dir}.")
+            click.echo(
+                f"Replaying {len(responses)} recorded model turns from "
+                f"{one_line(str(replay.run_dir))}."
+            )
         client = LLMClient(model, **client_kwargs)
         watch(client)  # its credentials are cut from every log line from now on
         stack.push_async_callback(client.close)
@@ -208,10 +217,22 @@ async def _run_task(
             "Ctrl-C stops after the current action."
         )
 
+        tools = None
+        if replay is not None and replay.start is not None:
+            from .agent.replay import replay_sandbox, replay_tools
+
+            sandbox, owned = replay_sandbox(desktop)
+            if owned:
+                stack.callback(shutil.rmtree, sandbox, ignore_errors=True)
+            tools = list(replay_tools(desktop, replay.start, sandbox).values())
+            for tool in tools:
+                stack.push_async_callback(tool.aclose)
+            click.echo(f"Recorded bash and editor calls are confined to {sandbox}.")
         start = time.monotonic()
         agent = Agent(
             client,
             computer=desktop,
+            tools=tools,
             max_turns=max_turns,
             approve=ask_approval if approve else None,
             on_step=step_printer(start),
@@ -240,6 +261,32 @@ async def _run_task(
         click.echo(f"The run stopped early ({result.stop_reason}).", err=True)
         return 1
     return 0
+
+
+# --- replay ----------------------------------------------------------------------------------
+
+
+async def replay_command(
+    run: Any,
+    max_changed_share: float,
+    compare_text: bool,
+    stop_at_first: bool,
+    host_actions: bool,
+) -> int:
+    """``deskpilot replay``: replay the approved Run on a fresh desktop, print the report;
+    the exit status (0: no divergence, 1: some)."""
+    from .agent.replay import replay_run
+
+    click.echo(f"Replaying {run.run_dir} on a fresh desktop...")
+    report = await replay_run(
+        run,
+        max_changed_share=max_changed_share,
+        compare_text=compare_text,
+        stop_at_first=stop_at_first,
+        host_actions=host_actions,
+    )
+    click.echo(report.format())
+    return 0 if report.ok else 1
 
 
 # --- demo ------------------------------------------------------------------------------------

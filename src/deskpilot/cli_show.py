@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ __all__ = [
     "SHORT_COMPUTER_ACTIONS",
     "approval_question",
     "ask_approval",
+    "confirm_plan",
     "show",
     "step_printer",
 ]
@@ -177,3 +179,24 @@ def step_printer(start: float) -> Callable[[StepRecord], None]:
 def show(text: Any) -> str:
     """Untrusted multi-line text (a final answer, an error) ready for ``click.echo``."""
     return visible(str(text), keep_newlines=True)
+
+
+def confirm_plan(header: str, plan: list[Any], problems: list[str], assume_yes: bool) -> bool:
+    """Show a replay's plan (``deskpilot replay``, ``run --replay``): every call that needs
+    consent in full, with why; then ask (default No) unless ``assume_yes``; exit 1 when
+    declined.
+
+    Returns:
+        Whether anything in the plan needed consent (it was given).
+    """
+    from .agent.replay import consent_question, format_plan
+
+    click.echo(header)
+    click.echo(format_plan(plan) or "  (none)")
+    for problem in problems:
+        click.echo(f"Note: {visible(problem)}", err=True)
+    question = consent_question(plan)
+    if question is not None and not assume_yes and not click.confirm(question, default=False):
+        click.echo("Nothing was replayed (pass --yes to skip this question).", err=True)
+        sys.exit(1)
+    return question is not None

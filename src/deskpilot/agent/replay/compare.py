@@ -27,8 +27,9 @@ class Divergence:
             a whole step).
         action: the tool name and action, e.g. ``"computer left_click"``.
         kind: ``"is_error"``, ``"text"``, ``"screenshot"``, ``"screenshot_size"``,
-            ``"missing_screenshot"``, ``"setup"`` or ``"unreadable"`` (a line of the
-            trajectory could not be read; its actions were not replayed).
+            ``"missing_screenshot"``, ``"setup"``, ``"unsupported"`` (the call reaches no
+            executor: an unknown tool or toolset name; it was not run) or ``"unreadable"``
+            (a line of the trajectory could not be read; its actions were not replayed).
         detail: a sentence saying what differed.
         mean_abs_diff: mean absolute difference per channel, 0-255 (screenshots only).
         changed_share: share of pixels (0-1) changed by more than the threshold.
@@ -55,7 +56,8 @@ class ReplayReport:
         actions_replayed: actions re-executed.
         screenshots_compared: screenshots compared.
         divergences: every difference, in order.
-        skipped: host actions (bash, editor) not replayed because ``host_actions`` was False.
+        skipped: calls that need consent (bash, editor, keyboard input) not replayed
+            because ``host_actions`` was False.
         max_changed_share / max_mean_abs_diff: the largest screenshot differences seen
             (also below the thresholds).
         duration_s: wall-clock seconds of the replay.
@@ -84,10 +86,16 @@ class ReplayReport:
             f"{self.duration_s:.1f} s; compared {self.screenshots_compared} screenshots "
             f"(largest change {self.max_changed_share:.2%} of pixels)."
         )
-        if self.skipped:
+        machine = sum(p.reach == "machine" for p in self.skipped)
+        keyboard = len(self.skipped) - machine
+        if machine:
             head += (
-                f" {len(self.skipped)} bash/editor action(s) were not replayed "
-                "(host actions not allowed)."
+                f" {machine} bash/editor action(s) were not replayed (host actions not allowed)."
+            )
+        if keyboard:
+            head += (
+                f" {keyboard} keyboard input(s) were not replayed (host actions not allowed: a "
+                "terminal on the desktop would run them)."
             )
         if self.ok:
             return head + " No divergence."

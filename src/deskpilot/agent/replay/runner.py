@@ -6,20 +6,19 @@ import contextlib
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from ...errors import ConfigError
 from ...prompt import Image, ToolCall, ToolResult
-from ..records import ActionRecord, RunStart
-from ..report.marks import action_summary
+from ..records import ActionRecord, RunStart, ToolVersions
 from ..trajectory import Run, Unreadable, read_run
 from .compare import Divergence, ReplayReport, check_image, unreadable_divergence
-from .plan import PlannedAction, action_label, is_host, replay_plan
+from .plan import planned, replay_plan, route
+from .tools import replay_sandbox, replay_tools
 
 log = logging.getLogger("deskpilot.agent")
 
@@ -39,14 +38,6 @@ def _normal_text(text: str | None) -> str:
     return "\n".join(line.rstrip() for line in (text or "").strip().splitlines())
 
 
-@runtime_checkable
-class _HasHome(Protocol):
-    """A desktop with a scratch HOME of its own (``LocalDesktop``)."""
-
-    @property
-    def home(self) -> Path | None: ...
-
-
 @dataclass(slots=True)
 class _Options:
     max_changed_share: float
@@ -58,7 +49,7 @@ class _Options:
 
 
 async def replay_run(
-    run_dir: str | os.PathLike[str],
+    run_dir: Run | str | os.PathLike[str],
     desktop_factory: Callable[..., Any] | None = None,
     *,
     max_changed_share: float = 0.005,
@@ -71,7 +62,10 @@ async def replay_run(
     """Re-execute a recorded run's actions on a fresh desktop and report divergences.
 
     Args:
-        run_dir: a run directory written by :class:`~deskpilot.Agent`.
+        run_dir: a run directory written by :class:`~deskpilot.Agent`, or a :class:`Run`
+            already read (:func:`~deskpilot.agent.trajectory.read_run`): pass the Run whose
+            :func:`replay_plan` the user approved, so exactly that is replayed (the directory
+            is not read again; its screenshots are, through ``Run.path``).
         desktop_factory: ``factory(width=, height=[, apps=])`` returning a desktop (an async
             context manager implementing the Computer protocol, or a plain Computer such
             as ``FakeComputer``); default ``LocalDesktop``. Called with the recorded native
@@ -81,9 +75,11 @@ async def replay_run(
         pixel_threshold: per-channel difference below which a pixel counts as unchanged.
         compare_text: also compare result texts (whitespace at line ends ignored).
         stop_at_first: stop at the first divergence.
-        host_actions: also re-execute recorded bash and text-editor actions (they run on
-            THIS machine); default False: they are listed in ``report.skipped``. Show the
-            user :func:`replay_plan` and ask before passing True.
+        host_actions: also re-execute the calls that need consent (see
+            :mod:`~deskpilot.agent.replay.plan`): recorded bash and text-editor calls (they
+            run on THIS machine) and keyboard input (a terminal on the desktop runs what is
+            typed, on THIS machine); default False: they are listed in ``report.skipped``.
+            Show the user :func:`replay_plan` and ask before passing True.
         sandbox_dir: the directory bash starts in and the editor is confined to; default the
             fresh desktop's scratch HOME (``LocalDesktop.home``), else a new temporary
             directory removed afterwards.
@@ -97,7 +93,7 @@ async def replay_run(
         ConfigError: ``run_dir`` is not a run directory.
     """
     t0 = time.perf_counter()
-    run = read_run(run_dir)
+    run = run_dir if isinstance(run_dir, Run) else read_run(run_dir)
     report = ReplayReport(run_dir=run.run_dir)
     opts = _Options(
         max_changed_share,
@@ -157,43 +153,6 @@ async def _entered(desktop_cm: Any) -> AsyncIterator[Any]:
         yield desktop_cm
 
 
-def _sandbox(desktop: Any, opts: _Options) -> tuple[Path, bool]:
-    """(the sandbox directory, whether this replay created it and must remove it)."""
-    if opts.sandbox_dir is not None:
-        opts.sandbox_dir.mkdir(parents=True, exist_ok=True)
-        return opts.sandbox_dir.resolve(), False
-    if isinstance(desktop, _HasHome) and isinstance(desktop.home, Path):
-        return desktop.home.resolve(), False
-    return Path(tempfile.mkdtemp(prefix="deskpilot-replay-")).resolve(), True
-
-
-def _build_tools(desktop: Any, start: RunStart, sandbox: Path | None) -> tuple[Any, dict[str, Any]]:
-    from ...computer_use.computer import ComputerTool
-
-    versions = start.tool_versions
-    computer = None
-    tools: dict[str, Any] = {}
-    if versions.computer:
-        kw: dict[str, Any] = {}
-        if start.image_tier:
-            kw["image_tier"] = start.image_tier
-        if start.model_size:
-            kw["target_size"] = tuple(start.model_size)
-        computer = ComputerTool(desktop, versions.computer, **kw)
-        tools[computer.name] = computer
-    if sandbox is not None and versions.editor:
-        from ...computer_use.editor import EditorTool
-
-        editor = EditorTool(version=versions.editor, allowed_roots=[sandbox])
-        tools[editor.name] = editor
-    if sandbox is not None and versions.bash:
-        from ...computer_use.bash import BashTool
-
-        bash = BashTool(version=versions.bash, env=getattr(desktop, "env", None), cwd=sandbox)
-        tools[bash.name] = bash
-    return computer, tools
-
-
 async def _screenshot_of(computer: Any, toolset: bool) -> Image | None:
     call = (
         ToolCall("replay_screenshot", "screenshot", {}, toolset_name="computer")
@@ -208,11 +167,11 @@ async def _replay_on(
     desktop: Any, run: Run, start: RunStart, report: ReplayReport, opts: _Options
 ) -> None:
     plan = replay_plan(run)
-    needs_sandbox = opts.host_actions and any(p.host for p in plan)
-    sandbox, owned = _sandbox(desktop, opts) if needs_sandbox else (None, False)
+    needs_sandbox = opts.host_actions and any(p.reach == "machine" for p in plan)
+    sandbox, owned = replay_sandbox(desktop, opts.sandbox_dir) if needs_sandbox else (None, False)
     report.sandbox = sandbox
     try:
-        computer, tools = _build_tools(desktop, start, sandbox)
+        tools = replay_tools(desktop, start, sandbox)
     except (ConfigError, ValueError, TypeError) as exc:
         report.divergences.append(
             Divergence(0, -1, "setup", "setup", f"the recorded tools are refused: {exc}")
@@ -220,9 +179,8 @@ async def _replay_on(
         if owned and sandbox is not None:
             shutil.rmtree(sandbox, ignore_errors=True)
         return
-    toolset = bool(
-        computer is not None and computer.definition.get("type", "").startswith("computer_toolset")
-    )
+    computer = tools.get("computer")
+    toolset = bool(computer is not None and computer.toolset)
     try:
         if (
             computer is not None
@@ -262,7 +220,7 @@ async def _replay_on(
                 if not action.executed:
                     continue
                 await _replay_action(
-                    run, report, opts, computer, tools, toolset, entry.index, k, action
+                    run, report, opts, tools, start.tool_versions, toolset, entry.index, k, action
                 )
     finally:
         for t in tools.values():
@@ -278,30 +236,30 @@ async def _replay_action(
     run: Run,
     report: ReplayReport,
     opts: _Options,
-    computer: Any,
     tools: dict[str, Any],
+    versions: ToolVersions,
     toolset: bool,
     n: int,
     k: int,
     action: ActionRecord,
 ) -> None:
-    label = action_label(action)
-    if is_host(action) and not opts.host_actions:
-        report.skipped.append(PlannedAction(n, k, label, action_summary(action), True))
+    plan = planned(n, k, action, versions)
+    label = plan.label
+    if plan.needs_consent and not opts.host_actions:
+        report.skipped.append(plan)
         return
-    call = ToolCall(action.tool_use_id, action.name, dict(action.input), action.toolset_name)
-    tool = computer if call.toolset_name == "computer" else tools.get(call.name)
+    where = route(action.name, action.toolset_name, dict(action.input), versions)
+    tool = tools.get(where.kind) if where.kind is not None else None
     if tool is None:
-        report.divergences.append(
-            Divergence(
-                n,
-                k,
-                label,
-                "setup",
-                f"no executor for tool {call.name[:80]!r} (custom tools are not replayed).",
-            )
+        detail = (
+            f"not replayed: {where.reason}."
+            if where.reach == "unsupported"
+            else f"no executor for tool {action.name[:80]!r} (its version was not recorded)."
         )
+        report.divergences.append(Divergence(n, k, label, "unsupported", detail))
         return
+    computer = tools.get("computer")
+    call = ToolCall(action.tool_use_id, action.name, dict(action.input), action.toolset_name)
     result: ToolResult = await tool.execute(call)
     report.actions_replayed += 1
     if bool(result.is_error) != action.is_error:
