@@ -13,12 +13,19 @@ replay read goes through :func:`open_image` / :func:`decode_image`, which
 - decode fully at once (so a truncated file fails here, not later while drawing),
 
 and raise :class:`UnreadableImage` with a sentence saying why.
+
+One output (a report page, an animation) decodes within a :class:`PixelBudget`: the pixels
+of every image it decodes count against one total (:data:`MAX_DECODED_PIXELS`), so a crafted
+run that names one large screenshot many times (hard links, copies) costs bounded work; an
+image past the budget is "not rendered". Callers also decode each file once
+(:func:`file_key`: the same ``(st_dev, st_ino)`` is the same image).
 """
 
 from __future__ import annotations
 
 import io
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import IO
@@ -27,7 +34,16 @@ from PIL import Image
 
 from ..errors import DeskpilotError
 
-__all__ = ["MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS", "UnreadableImage", "decode_image", "open_image"]
+__all__ = [
+    "MAX_DECODED_PIXELS",
+    "MAX_IMAGE_BYTES",
+    "MAX_IMAGE_PIXELS",
+    "PixelBudget",
+    "UnreadableImage",
+    "decode_image",
+    "file_key",
+    "open_image",
+]
 
 MAX_IMAGE_PIXELS = 40_000_000
 """Largest image decoded, in pixels (width x height): 40 MP holds an 8K screen (33 MP); a
@@ -36,11 +52,54 @@ MAX_IMAGE_BYTES = 64 * 1024 * 1024
 """Largest image file read, in bytes."""
 
 
+MAX_DECODED_PIXELS = 1_000_000_000
+"""Pixels one report page (or one animation) decodes in total: ~800 screenshots of
+1280x800, or 25 images at the per-image limit (tens of seconds of work, not hours)."""
+
+
 class UnreadableImage(DeskpilotError, ValueError):
     """An image file that is missing, too large, or not a decodable image."""
 
 
-def _decode(source: IO[bytes], name: str) -> Image.Image:
+class PixelBudget:
+    """The pixels one output may still decode (thread-safe).
+
+    Args:
+        total: pixels (width x height, summed over every decode); default
+            :data:`MAX_DECODED_PIXELS` (read when the budget is made).
+    """
+
+    def __init__(self, total: int | None = None) -> None:
+        self.total = MAX_DECODED_PIXELS if total is None else total
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def charge(self, name: str, pixels: int) -> None:
+        """Count ``pixels`` about to be decoded for the image ``name``.
+
+        Raises:
+            UnreadableImage: the budget would be exceeded (the image is not decoded).
+        """
+        with self._lock:
+            if self.used + pixels > self.total:
+                raise UnreadableImage(
+                    f"{name} was not rendered: budget ({self.total:,} decoded pixels per "
+                    "output) used up."
+                )
+            self.used += pixels
+
+
+def file_key(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of the file at ``path`` (the same for hard links), or None when
+    it cannot be stat'ed."""
+    try:
+        st = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _decode(source: IO[bytes], name: str, budget: PixelBudget | None = None) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -52,6 +111,8 @@ def _decode(source: IO[bytes], name: str) -> Image.Image:
                         f"{name} is over the {MAX_IMAGE_PIXELS:,}-pixel limit ({w}x{h} "
                         "pixels); it was not decoded."
                     )
+                if budget is not None:
+                    budget.charge(name, w * h)
                 im.load()
                 return im.convert("RGB")
     except UnreadableImage:
@@ -66,14 +127,16 @@ def _decode(source: IO[bytes], name: str) -> Image.Image:
         ) from exc
 
 
-def open_image(path: str | os.PathLike[str]) -> Image.Image:
+def open_image(path: str | os.PathLike[str], budget: PixelBudget | None = None) -> Image.Image:
     """Decode the image file at ``path`` into an RGB image (fully loaded, file closed).
 
-    The caller confines ``path`` to its directory first (e.g. ``Run.path``).
+    The caller confines ``path`` to its directory first (e.g. ``Run.path``). With a
+    ``budget``, the image's pixels are charged to it before decoding.
 
     Raises:
         UnreadableImage: not a regular file, over :data:`MAX_IMAGE_BYTES` or
-            :data:`MAX_IMAGE_PIXELS`, or not a decodable image (e.g. truncated).
+            :data:`MAX_IMAGE_PIXELS`, past the ``budget``, or not a decodable image (e.g.
+            truncated).
     """
     p = Path(path)
     try:
@@ -90,7 +153,7 @@ def open_image(path: str | os.PathLike[str]) -> Image.Image:
             raise UnreadableImage(f"{p.name} is over the {MAX_IMAGE_BYTES:,}-byte limit.")
     except OSError as exc:
         raise UnreadableImage(f"{p.name} could not be read ({exc.strerror or exc}).") from exc
-    return _decode(io.BytesIO(data), p.name)
+    return _decode(io.BytesIO(data), p.name, budget)
 
 
 def decode_image(data: bytes, name: str = "the image") -> Image.Image:

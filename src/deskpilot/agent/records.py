@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMAT_VERSION",
+    "IMAGE_SUFFIXES",
     "ActionRecord",
     "ActionTimings",
     "Check",
@@ -64,6 +65,7 @@ __all__ = [
     "response_record",
     "run_end_record",
     "run_start_record",
+    "safe_image_path",
     "safe_relative_path",
     "step_record",
     "token_usage",
@@ -113,6 +115,27 @@ def safe_relative_path(value: str | None) -> str | None:
         raise ValueError(
             f"the path {value[:80]!r} is refused: record paths are relative to the run "
             "directory and may not contain '..', a backslash or a leading '/'"
+        )
+    return value
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+"""The file name endings a screenshot may have (the report links screenshots by name, and a
+browser opens a file by its ending: a PNG named ``.html`` would open as a page)."""
+
+
+def safe_image_path(value: str | None) -> str | None:
+    """``value`` when it is a safe relative path (:func:`safe_relative_path`) ending in one of
+    :data:`IMAGE_SUFFIXES` (any case), or None for None.
+
+    Raises:
+        ValueError: the path is refused (the message says why).
+    """
+    value = safe_relative_path(value)
+    if value is not None and not value.lower().endswith(IMAGE_SUFFIXES):
+        raise ValueError(
+            f"the screenshot name {value[:80]!r} is refused: a screenshot's name ends in "
+            f"{', '.join(IMAGE_SUFFIXES)} (a browser opens other names as other kinds of file)"
         )
     return value
 
@@ -175,7 +198,7 @@ class RunStart(_Model):
     deskpilot_version: str | None = None
     initial_screenshot: str | None = None
 
-    _check_path = field_validator("initial_screenshot")(safe_relative_path)
+    _check_path = field_validator("initial_screenshot")(safe_image_path)
 
 
 class ActionTimings(_Model):
@@ -206,7 +229,7 @@ class ActionRecord(_Model):
     screenshot: str | None = None
     timings: ActionTimings = Field(default_factory=ActionTimings)
 
-    _check_path = field_validator("screenshot")(safe_relative_path)
+    _check_path = field_validator("screenshot")(safe_image_path)
 
     @model_validator(mode="before")
     @classmethod

@@ -111,16 +111,18 @@ class Run:
 
     def path(self, rel: str | None) -> Path | None:
         """The absolute path of a file named in a record, or None unless it is a regular
-        file inside the run directory (``..``, absolute paths and symlinks leading out are
-        refused)."""
+        file inside the run directory reached without a symlink (``..``, absolute paths and
+        symlinks, inside the directory or leading out, are refused: deskpilot writes none,
+        and one file named through many links would be decoded once per link)."""
         if not isinstance(rel, str):
             return None
         try:
             safe_relative_path(rel)
-            path = (self.run_dir / rel).resolve()
+            lexical = Path(os.path.normpath(self.run_dir / rel))
+            path = lexical.resolve()
         except (ValueError, OSError, RuntimeError):
             return None
-        if not path.is_relative_to(self.run_dir):
+        if path != lexical or not path.is_relative_to(self.run_dir):
             return None
         try:
             return path if path.is_file() else None

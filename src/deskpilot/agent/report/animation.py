@@ -3,8 +3,9 @@
 Frames: the initial screen, then for each action the screen before it with the action drawn
 (model-space marks, the same geometry as the page) and the screen after it, each with a
 caption bar; a final frame with the answer. Screenshots are opened through
-:func:`deskpilot.agent.imagefiles.open_image` (bounded size, decoded at once); one that
-cannot be read is left out with a warning. At most :data:`MAX_FRAMES` frames are made.
+:func:`deskpilot.agent.imagefiles.open_image` (bounded size, decoded at once, within one
+:class:`~deskpilot.agent.imagefiles.PixelBudget` per animation; consecutive frames of the
+same file decode it once); one that cannot be read is left out with a warning. At most :data:`MAX_FRAMES` frames are made.
 Frames are rendered one at a time (only the palette images of the GIF are kept in memory).
 """
 
@@ -24,7 +25,7 @@ from typing import BinaryIO
 from PIL import Image, ImageDraw, ImageFont
 
 from ...errors import DeskpilotError
-from ..imagefiles import UnreadableImage, open_image
+from ..imagefiles import PixelBudget, UnreadableImage, file_key, open_image
 from ..runfiles import replace_file
 from ..trajectory import Run
 from .marks import COLOURS, Mark, action_summary, short
@@ -156,19 +157,24 @@ class _Renderer:
         self.run = run
         self.max_width = max(16, max_width)
         self.size: tuple[int, int] | None = None
-        self._cache: dict[str, Image.Image | None] = {}
+        self.pixels = PixelBudget()
+        self._cache: dict[tuple[int, int] | str, Image.Image | None] = {}
 
     def _image(self, rel: str) -> Image.Image | None:
-        if rel not in self._cache:
-            path = self.run.path(rel)
+        path = self.run.path(rel)
+        key = file_key(path) if path is not None else None
+        ident: tuple[int, int] | str = key if key is not None else rel
+        if ident not in self._cache:  # frames reuse the previous image (the same file) only
             try:
                 if path is None:
-                    raise UnreadableImage(f"{rel} is missing or outside the run directory.")
-                self._cache = {rel: open_image(path)}  # frames reuse the previous image only
+                    raise UnreadableImage(
+                        f"{rel} is missing, outside the run directory or reached through a symlink."
+                    )
+                self._cache = {ident: open_image(path, self.pixels)}
             except UnreadableImage as exc:
                 log.warning("Animation frame left out: %s", exc)
-                self._cache = {rel: None}
-        return self._cache[rel]
+                self._cache = {ident: None}
+        return self._cache[ident]
 
     def render(self, frame: _Frame) -> Image.Image | None:
         base = self._image(frame.image)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from PIL import Image, features
 
-from ..imagefiles import UnreadableImage, open_image
+from ..imagefiles import PixelBudget, UnreadableImage, file_key, open_image
 from ..trajectory import Run
 
 log = logging.getLogger("deskpilot.report")
@@ -136,13 +136,19 @@ class Previews:
     :data:`MAX_PREVIEW_SIDE`); when they exceed ``budget`` together, the largest are encoded
     again smaller so that the total fits (see :func:`_shrunk`).
 
+    Screenshots that are the same file (hard links: the same ``(st_dev, st_ino)``) are
+    decoded and encoded once; every decode is charged to ``pixels`` (a screenshot past it
+    is "not rendered", the reason in :attr:`errors`).
+
     Args:
         run: the run (paths are confined through ``run.path``).
         budget: encoded bytes for all previews together.
+        pixels: the decoded-pixel budget of the page.
     """
 
     run: Run
     budget: int = PAGE_IMAGE_BUDGET
+    pixels: PixelBudget = field(default_factory=PixelBudget)
     made: dict[str, Preview | None] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     _format: str = field(default_factory=lambda: "WEBP" if features.check("webp") else "JPEG")
@@ -161,8 +167,10 @@ class Previews:
     def _open(self, rel: str) -> Image.Image:
         path = self.run.path(rel)
         if path is None:
-            raise UnreadableImage(f"{rel} is missing or outside the run directory.")
-        return open_image(path)
+            raise UnreadableImage(
+                f"{rel} is missing, outside the run directory or reached through a symlink."
+            )
+        return open_image(path, self.pixels)
 
     def _first_pass(self, rel: str) -> _Encoded | str:
         try:
@@ -186,18 +194,42 @@ class Previews:
         """Encode the previews of ``rels`` within the budget (each screenshot decoded at most
         twice: once, and once more if its preview must shrink)."""
         todo = [r for r in dict.fromkeys(rels) if r not in self._encoded and r not in self.errors]
+        # one decode per file: hard links (and names already done) share the result
+        done = {file_key(p): r for r in self._encoded if (p := self.run.path(r)) is not None}
+        first: dict[tuple[int, int] | str, str] = {}
+        same: dict[str, str] = {}
+        for rel in todo:
+            path = self.run.path(rel)
+            key = file_key(path) if path is not None else None
+            ident: tuple[int, int] | str = key if key is not None else rel
+            if key is not None and key in done:
+                same[rel] = done[key]
+            elif ident in first:
+                same[rel] = first[ident]
+            else:
+                first[ident] = rel
+        unique = list(first.values())
         # decoding and encoding release the GIL: two workers nearly halve the time
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="deskpilot-preview") as pool:
-            for rel, outcome in zip(todo, pool.map(self._first_pass, todo), strict=True):
+            for rel, outcome in zip(unique, pool.map(self._first_pass, unique), strict=True):
                 if isinstance(outcome, str):
                     self.errors[rel] = outcome
                     log.warning("Screenshot %s: %s", rel, outcome)
                 else:
                     self._encoded[rel] = outcome
+            for rel, twin in same.items():
+                if twin in self._encoded:
+                    self._encoded[rel] = self._encoded[twin]  # shared: shrinks together
+                elif twin in self.errors:
+                    self.errors[rel] = self.errors[twin]
             cap = _cap([len(e.data) for e in self._encoded.values()], self.budget)
             if cap is None:
                 return
-            heavy = [(rel, cap) for rel, e in self._encoded.items() if len(e.data) > cap]
+            heavy_ids: dict[int, str] = {}  # one shrink per shared preview
+            for rel, e in self._encoded.items():
+                if len(e.data) > cap:
+                    heavy_ids.setdefault(id(e), rel)
+            heavy = [(rel, cap) for rel in heavy_ids.values()]
             for (rel, _), data in zip(heavy, pool.map(self._second_pass, heavy), strict=True):
                 if data is not None:
                     self._encoded[rel].data = data

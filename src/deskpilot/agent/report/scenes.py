@@ -11,7 +11,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..imagefiles import MAX_IMAGE_BYTES
+from ..imagefiles import MAX_IMAGE_BYTES, file_key
 from ..records import ActionRecord, StepRecord
 from ..trajectory import Run
 from .marks import Mark, action_marks, action_name, cursor_after
@@ -47,19 +47,21 @@ def scenes(run: Run) -> Iterator[Scene]:
     """Every action of the readable steps in order, with the screen before it and its marks."""
     last_shot = run.initial_screenshot
     cursor: tuple[float, float] | None = None
-    digests: dict[str, bytes] = {}
+    digests: dict[tuple[int, int] | str, bytes] = {}
 
     def digest(rel: str) -> bytes:
-        if rel not in digests:
-            path = run.path(rel)
+        path = run.path(rel)
+        key = file_key(path) if path is not None else None
+        ident: tuple[int, int] | str = key if key is not None else rel
+        if ident not in digests:  # one read per file (hard links share it)
             try:
                 if path is None:
                     raise OSError("outside the run directory")
                 with path.open("rb") as fh:
-                    digests[rel] = hashlib.sha256(fh.read(MAX_IMAGE_BYTES + 1)).digest()
+                    digests[ident] = hashlib.sha256(fh.read(MAX_IMAGE_BYTES + 1)).digest()
             except OSError:
-                digests[rel] = b"unreadable:" + rel.encode()
-        return digests[rel]
+                digests[ident] = b"unreadable:" + rel.encode()
+        return digests[ident]
 
     for step in run.readable_steps:
         for action in step.actions:
