@@ -58,14 +58,22 @@ def drawable(text: str) -> str:
     return "".join(c if c.isprintable() else "·" for c in text)
 
 
-def draw_marks(img: Image.Image, marks: list[Mark]) -> Image.Image:
-    """Draw marks (MODEL-space pixels = this image's pixels) on a copy of ``img`` (RGB)."""
+def draw_marks(
+    img: Image.Image, marks: list[Mark], scale: tuple[float, float] = (1.0, 1.0)
+) -> Image.Image:
+    """Draw marks on a copy of ``img`` (RGB). The marks are in MODEL-space pixels; ``scale``
+    is this image's pixels per model-space pixel (x, y): 1 for the screenshot itself, less
+    for a copy already shrunk to the animation's size (drawing there is far cheaper)."""
     out = img.convert("RGB").copy()
     draw = ImageDraw.Draw(out, "RGBA")
     unit = max(out.size) / 640.0
     width = max(2, round(2.4 * unit))
     font = _font(max(12, round(11 * unit)))
+    sx, sy = scale
     for mark in marks:
+        mark = Mark(
+            mark.kind, tuple((x * sx, y * sy) for x, y in mark.points), mark.label, mark.inferred
+        )
         colour = COLOURS.get(mark.kind, COLOURS["point"])
         rgb = tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
         if mark.kind == "point":
@@ -158,9 +166,14 @@ class _Renderer:
         self.max_width = max(16, max_width)
         self.size: tuple[int, int] | None = None
         self.pixels = PixelBudget()
-        self._cache: dict[tuple[int, int] | str, Image.Image | None] = {}
+        self._cache: dict[
+            tuple[int, int] | str, tuple[Image.Image, tuple[float, float]] | None
+        ] = {}
 
-    def _image(self, rel: str) -> Image.Image | None:
+    def _image(self, rel: str) -> tuple[Image.Image, tuple[float, float]] | None:
+        """The screenshot ``rel`` shrunk to the output size (set by the first readable one),
+        and the scale from its model-space pixels; each file is decoded and shrunk once for
+        a run of frames that show it."""
         path = self.run.path(rel)
         key = file_key(path) if path is not None else None
         ident: tuple[int, int] | str = key if key is not None else rel
@@ -170,23 +183,27 @@ class _Renderer:
                     raise UnreadableImage(
                         f"{rel} is missing, outside the run directory or reached through a symlink."
                     )
-                self._cache = {ident: open_image(path, self.pixels)}
+                img = open_image(path, self.pixels)
             except UnreadableImage as exc:
                 log.warning("Animation frame left out: %s", exc)
                 self._cache = {ident: None}
+                return None
+            w, h = img.size
+            if self.size is None:
+                scale = min(1.0, self.max_width / w)
+                self.size = (max(2, round(w * scale)) // 2 * 2, max(2, round(h * scale)) // 2 * 2)
+            if img.size != self.size:
+                img = img.resize(self.size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+            self._cache = {ident: (img, (self.size[0] / w, self.size[1] / h))}
         return self._cache[ident]
 
     def render(self, frame: _Frame) -> Image.Image | None:
-        base = self._image(frame.image)
-        if base is None:
+        shown = self._image(frame.image)
+        if shown is None or self.size is None:
             return None
-        img = draw_marks(base, frame.marks) if frame.marks else base
-        if self.size is None:
-            w, h = img.size
-            scale = min(1.0, self.max_width / w)
-            self.size = (max(2, round(w * scale)) // 2 * 2, max(2, round(h * scale)) // 2 * 2)
+        base, scale = shown
+        img = draw_marks(base, frame.marks, scale) if frame.marks else base
         size = self.size
-        img = img.resize(size, Image.Resampling.LANCZOS) if img.size != size else img
         bar_h = max(24, size[1] // 20) // 2 * 2
         canvas = Image.new("RGB", (size[0], size[1] + bar_h), (28, 28, 30))
         canvas.paste(img, (0, 0))
