@@ -163,12 +163,13 @@ class LLMClient:
             max_attempts=cfg.max_attempts, base_s=cfg.retry_base_s, cap_s=cfg.retry_cap_s
         )
         self._rejected: dict[tuple[str, str], set[str]] = {}
-        self._own_transport = (
-            AiohttpTransport(max_connections=max(100, cfg.max_concurrent_requests + 16))
-            if transport is None
-            else None
-        )
-        self._transport: Transport = transport or self._own_transport  # type: ignore[assignment]
+        # the client closes only a transport it made itself
+        self._own_transport: AiohttpTransport | None = None
+        if transport is None:
+            transport = self._own_transport = AiohttpTransport(
+                max_connections=max(100, cfg.max_concurrent_requests + 16)
+            )
+        self._transport: Transport = transport
         self._redactor = Redactor()
         self._rr = itertools.cycle(range(len(self._models)))
         self._closed = False
