@@ -138,6 +138,17 @@ def test_pointer_actions_keep_their_one_line_summary() -> None:
     assert approval_question(call) == "  allow left_click (412, 300)?"
 
 
+def test_a_click_that_holds_keys_is_keyboard_input_as_in_replay() -> None:
+    """The same rule as replay's plan (agent.replay.plan.pointer_only): a click holding keys
+    (``text``) presses them, so it is shown in full, not as a one-line summary."""
+    call = ToolCall(
+        "t", "computer", {"action": "left_click", "coordinate": [412, 300], "text": "ctrl+alt"}
+    )
+    lines = approval_question(call).splitlines()
+    assert lines[0].startswith("  keyboard input to the desktop (left_click)")
+    assert lines[1:] == ["      | ctrl+alt", "  allow computer left_click?"]
+
+
 @pytest.mark.parametrize(("answer", "approved"), [("\n", False), ("y\n", True), ("", False)])
 def test_the_default_answer_is_no_and_end_of_input_declines(
     answer: str, approved: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture

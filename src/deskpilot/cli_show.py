@@ -30,34 +30,12 @@ if TYPE_CHECKING:
     from .prompt import ToolCall
 
 __all__ = [
-    "SHORT_COMPUTER_ACTIONS",
     "approval_question",
     "ask_approval",
     "confirm_plan",
     "show",
     "step_printer",
 ]
-
-SHORT_COMPUTER_ACTIONS = frozenset(
-    {
-        "screenshot",
-        "cursor_position",
-        "wait",
-        "zoom",
-        "mouse_move",
-        "left_click",
-        "right_click",
-        "middle_click",
-        "double_click",
-        "triple_click",
-        "left_click_drag",
-        "left_mouse_down",
-        "left_mouse_up",
-        "scroll",
-    }
-)
-"""Computer actions shown as a one-line summary in the approval question (no keyboard input,
-nothing that leaves the desktop); every other action is shown in full."""
 
 EDITOR_TOOLS = frozenset({"str_replace_editor", "str_replace_based_edit_tool"})
 
@@ -118,8 +96,10 @@ def approval_question(call: ToolCall) -> str:
         (control characters visible), its length, then ``"  allow bash?"`` (or the tool
         and action).
     """
+    from .agent.replay.plan import pointer_only  # the one consent rule, shared with replay
+
     on_computer, action = _on_computer(call)
-    if on_computer and action in SHORT_COMPUTER_ACTIONS:
+    if on_computer and pointer_only(action, call.arguments):
         return f"  allow {one_line(_summary(call), 200)}?"
     what, detail = _detail(call, action, on_computer)
     shown = visible(detail, keep_newlines=True)

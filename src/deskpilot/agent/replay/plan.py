@@ -26,7 +26,7 @@ Each is shown in full, control characters made visible
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -49,6 +49,7 @@ __all__ = [
     "is_host",
     "plan_calls",
     "planned",
+    "pointer_only",
     "replay_plan",
     "route",
 ]
@@ -120,10 +121,17 @@ def _name_of(version: str | None) -> str | None:
         return None
 
 
+def pointer_only(action: str, inp: Mapping[str, Any]) -> bool:
+    """True when computer action ``action`` with input ``inp`` only looks, waits or uses the
+    pointer (:data:`POINTER_ACTIONS`, holding no key); every other action is keyboard input.
+    The one rule for replay's consent and ``run --approve``'s short question."""
+    holds_keys = any(isinstance(inp.get(k), str) and inp.get(k) for k in ("text", "key"))
+    return action in POINTER_ACTIONS and not holds_keys
+
+
 def _computer_route(action: Any, inp: dict[str, Any]) -> Route:
     name = action if isinstance(action, str) else repr(action)
-    holds_keys = any(isinstance(inp.get(k), str) and inp.get(k) for k in ("text", "key"))
-    if name in POINTER_ACTIONS and not holds_keys:
+    if pointer_only(name, inp):
         return Route("computer", name, "desktop")
     return Route("computer", name, "keyboard", CONSENT_REASONS["keyboard"])
 
