@@ -94,15 +94,23 @@ async def test_exit_with_background_job_holding_the_pipe_returns_promptly(bash):
 
 
 async def test_timeout_kills_the_process_group_and_restarts():
+    import random
+
+    seconds = f"30.{random.randrange(10**6):06d}"  # a unique argv to find the job by
     async with BashTool(timeout=0.5) as b:
         await b.execute(cmd("export KEEP=1"))
-        r = await b.execute(cmd("sleep 30 & echo $!; sleep 30"))
+        r = await b.execute(cmd(f"sleep {seconds} & echo started; sleep 30"))
         assert r.is_error
-        bg_pid_text, note = r.text.split("\n", 1)
+        started, note = r.text.split("\n", 1)
+        assert started == "started"
         assert note.startswith("Command timed out after 0.5 seconds; the shell was restarted")
-        bg = int(bg_pid_text)
-        await asyncio.sleep(0.05)
-        assert not psutil.pid_exists(bg) or psutil.Process(bg).status() == "zombie"
+        # ($! would be the job's pid inside the shell's own PID namespace, not ours)
+        for _ in range(100):
+            live = [p for p in pids_running(seconds) if psutil.Process(p).status() != "zombie"]
+            if not live:
+                break
+            await asyncio.sleep(0.02)
+        assert live == []
         r = await b.execute(cmd("echo ${KEEP:-unset}"))
         assert r.text == "unset"
 

@@ -202,3 +202,20 @@ async def test_a_cancel_that_meets_a_finished_x_call_is_not_lost(terminal):
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_capture_on_a_server_that_just_died_reports_display_died():
+    """Full-suite flake: mss's XCB backend checks its reply with ``assert``, so a screenshot
+    (or the settle detector's baseline grab of a click) racing the X server's death raised a
+    bare AssertionError, which the computer tool reported as an unexpected failure instead of
+    a dead desktop (a LocalDesktop then confirms the death: DisplayDiedError)."""
+    from deskpilot.desktop.display import X11Display
+
+    async with LocalDesktop(320, 240, window_manager=None) as desktop:
+        # an X11Display watches no process: the capture itself meets the dead server
+        async with X11Display(desktop.display, settle=False) as other:
+            await other.screenshot()
+            os.kill(desktop.pids[0], signal.SIGKILL)
+            await asyncio.sleep(0.3)
+            with pytest.raises(DesktopError, match="connection lost"):
+                await other.screenshot()

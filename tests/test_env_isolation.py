@@ -131,7 +131,9 @@ async def test_agent_run_never_shows_a_credential_to_the_model(secrets_in_env, t
     commands = [
         "env",
         "cat /proc/self/environ | tr '\\0' '\\n'",
-        "for p in $(pgrep -x Xvfb) $(pgrep -x openbox); do tr '\\0' '\\n' < /proc/$p/environ; done",
+        # the shell has its own PID namespace (deskpilot.desktop.isolation): it sees no
+        # desktop process (their environments are checked from outside above), only itself
+        "for p in $(pgrep -x Xvfb) $(pgrep -x openbox) $$; do tr '\\0' '\\n' < /proc/$p/environ; done",
     ]
     responses = [
         message_response([tool_use_block("bash", {"command": c}, id=f"e{i}")])

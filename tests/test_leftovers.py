@@ -31,6 +31,7 @@ pytestmark = pytest.mark.desktop
 CHILD = textwrap.dedent(
     """
     import asyncio, json, sys, time
+    import psutil
     from deskpilot import BashTool, ToolCall
     from deskpilot.desktop.local import LocalDesktop
     from deskpilot.desktop.processes import reaper
@@ -38,11 +39,20 @@ CHILD = textwrap.dedent(
     async def main():
         desktop = await LocalDesktop(640, 480, apps=("terminal",)).start()
         bash = BashTool(env=desktop.env)
-        job = await bash.execute(ToolCall("1", "bash", {"command": "sleep 600 & echo $!"}))
+        await bash.execute(ToolCall("1", "bash", {"command":
+            "sleep 600 & setsid sleep 601 >/dev/null 2>&1 </dev/null & echo started"}))
+        # the jobs' pids as this process sees them ($! is their pid in the shell's namespace)
+        shell = psutil.Process(bash._session.shell_pid)
+        for _ in range(200):  # until both have exec'd sleep
+            jobs = {tuple(p.cmdline()): p.pid for p in shell.children()}
+            if ("sleep", "600") in jobs and ("sleep", "601") in jobs:
+                break
+            time.sleep(0.01)
         info = {
             "desktop": desktop.pids,
             "shell": bash._session.proc.pid,
-            "job": int(job.text),
+            "job": jobs[("sleep", "600")],
+            "setsid_job": jobs[("sleep", "601")],
             "dirs": [str(desktop.home), bash._tmpdir],
             "watcher": reaper().pid,
         }
@@ -85,14 +95,17 @@ def kill_all(pids: list[int]) -> None:
 
 
 def test_sigkill_of_the_python_process_leaves_no_process_and_no_directory():
+    """A ``setsid`` job left the shell's process group, so the watcher's group kill missed
+    it and it outlived deskpilot (probe #1, f14); in the shell's own PID namespace it ends
+    with the shell."""
     proc, info = start_child()
-    pids = [*info["desktop"], info["shell"], info["job"]]
+    pids = [*info["desktop"], info["shell"], info["job"], info["setsid_job"]]
     try:
         assert all(process_alive(p) for p in pids)
         assert all(Path(d).is_dir() for d in info["dirs"])
         proc.kill()
         proc.wait()
-        assert wait_gone(pids) == []  # Xvfb, openbox, xterm, the shell and its job
+        assert wait_gone(pids) == []  # Xvfb, openbox, xterm, the shell and its jobs
         deadline = time.monotonic() + 10
         while any(Path(d).exists() for d in info["dirs"]) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -123,7 +136,7 @@ async def test_when_the_watcher_dies_too_the_next_start_removes_the_stale_direct
             mine = Path(bash._tmpdir)
             assert clean_stale_scratch_dirs(force=True) == [] and mine.is_dir()
     finally:
-        kill_all([proc.pid, *pids, info["job"]])
+        kill_all([proc.pid, *pids, info["job"], info["setsid_job"]])
         await asyncio.sleep(0)
 
 
@@ -147,3 +160,33 @@ def test_a_stopped_x_server_goes_with_its_parent_even_without_the_watcher():
         kill_all([proc.pid, *pids])
         for d in info["dirs"]:
             shutil.rmtree(d, ignore_errors=True)
+
+
+async def test_a_setsid_job_ends_when_the_bash_tool_closes():
+    """Probe #1 (f14): a job that left the shell's process group with ``setsid`` survived
+    BashTool.aclose(), which kills the group; the shell's PID namespace takes it along."""
+    import random
+
+    import psutil
+
+    seconds = f"600.{random.randrange(10**6):06d}"
+    async with BashTool(timeout_s=10) as bash:
+        r = await bash.execute(
+            ToolCall(
+                "1",
+                "bash",
+                {"command": f"setsid sleep {seconds} >/dev/null 2>&1 </dev/null & echo ok"},
+            )
+        )
+        assert r.text == "ok"
+        shell = psutil.Process(bash._session.shell_pid)
+        for _ in range(200):  # until the job has exec'd sleep
+            job = [p.pid for p in shell.children() if p.cmdline() == ["sleep", seconds]]
+            if job:
+                break
+            await asyncio.sleep(0.01)
+        assert len(job) == 1 and os.getsid(job[0]) == job[0]  # really its own session
+    try:
+        assert wait_gone(job, 5.0) == []
+    finally:
+        kill_all(job)

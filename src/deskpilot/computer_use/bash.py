@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from ..desktop.environment import child_env
+from ..desktop.isolation import namespace_argv, namespace_child
 from ..desktop.processes import make_scratch_dir, reaper, remove_scratch_dir, with_pdeathsig
 from ..errors import ConfigError, ToolError, ToolInputError
 from ..prompt import ToolCall, ToolResult
@@ -80,6 +81,8 @@ logger = logging.getLogger(__name__)
 RESTARTED_TEXT = "tool has been restarted."
 
 _HANDSHAKE_TIMEOUT_S = 10.0
+_CLOSED_CHECK_S = 0.25
+"""Seconds without output after which a namespaced shell's descriptors are looked at."""
 
 
 def _digits_generalised(text: bytes) -> bytes:
@@ -118,9 +121,12 @@ class BashTool(Executor):
     The shell is not a sandbox: it runs as your user with your file system and network.
     ``limits`` guard against runaway commands (a fork bomb, a memory hog, a disk filler), not
     against a determined attacker; isolate untrusted runs in a container or VM
-    (``docs/desktop-isolation.md``). The shell and its jobs never outlive the Python process:
-    the shell gets a parent-death signal and its process group is killed by deskpilot's
-    watcher process if Python dies (:mod:`deskpilot.desktop.processes`).
+    (``docs/desktop-isolation.md``). The shell runs in its own PID and mount namespace where
+    the system allows it (:mod:`deskpilot.desktop.isolation`): it cannot see deskpilot's
+    process (``/proc/$PPID``), and its jobs, ``setsid`` ones included, end with it. The shell
+    and its jobs never outlive the Python process: the shell gets a parent-death signal and
+    its process group is killed by deskpilot's watcher process if Python dies
+    (:mod:`deskpilot.desktop.processes`).
 
     Inputs (tool_use ``input``): ``command`` (str) and/or ``restart`` (bool). Results are
     described in the module docstring; ``restart`` answers ``"tool has been restarted."``;
@@ -184,9 +190,10 @@ class BashTool(Executor):
         env = child_env({"PAGER": "cat", "GIT_PAGER": "cat", **self.env})
         bash = shutil.which("bash") or "/bin/bash"
         loop = asyncio.get_running_loop()
+        argv, isolated = namespace_argv([bash, "--noprofile", "--norc"])
         transport, protocol = await loop.subprocess_exec(
             lambda: ShellProtocol(limit=2**16, loop=loop),
-            *with_pdeathsig([bash, "--noprofile", "--norc"], signal.SIGKILL),
+            *with_pdeathsig(argv, signal.SIGKILL),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
@@ -196,14 +203,17 @@ class BashTool(Executor):
         )
         proc = asyncio.subprocess.Process(transport, protocol, loop)
         reaper().watch_group(proc.pid)
-        if self.limits is not None:  # before the shell runs anything (setrlimit of the child)
-            try:
-                self.limits.apply(proc.pid)
-            except BaseException:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                raise
-        session = Session(proc, protocol, transport)
+        try:
+            shell_pid = proc.pid
+            if isolated:  # bash is unshare's child (pid 1 of its namespace)
+                shell_pid = await namespace_child(proc.pid) or proc.pid
+            if self.limits is not None:  # before the shell runs anything (setrlimit)
+                self.limits.apply(shell_pid)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            raise
+        session = Session(proc, protocol, transport, shell_pid=shell_pid, isolated=isolated)
         self._session = session
         try:
             await self._handshake(session)
@@ -560,7 +570,18 @@ class BashTool(Executor):
                     found = session.output.find(marker)
                 return found
             session.changed.clear()
-            await session.changed.wait()
+            if not session.isolated:
+                await session.changed.wait()
+                continue
+            # unshare, the shell's parent outside its namespace, holds the output pipe too:
+            # no end-of-file when the shell closes every copy of it (``exec >&- 2>&-
+            # 99>&-``), so look at the shell's descriptors when nothing arrives for a while.
+            try:
+                async with asyncio.timeout(_CLOSED_CHECK_S):
+                    await session.changed.wait()
+            except TimeoutError:
+                if session.output_closed():
+                    return None
 
 
 __all__ = ["MAX_OUTPUT_CHARS", "RESTARTED_TEXT", "BashTool", "ShellLimits", "truncate_middle"]

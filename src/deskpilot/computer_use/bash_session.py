@@ -154,9 +154,9 @@ class ShellProtocol(asyncio.subprocess.SubprocessStreamProtocol):
 class Session:
     """One bash process plus its reader task.
 
-    ``proc`` is the process deskpilot started (bash itself, or the ``nsenter`` that runs
-    it in a process namespace: the process group is the same); ``shell_pid`` is bash's own
-    pid as deskpilot sees it (for ``/proc/PID/fd`` and limits).
+    ``proc`` is the process deskpilot started (bash itself, or the ``unshare`` that runs
+    it in its own process namespace: the process group is the same); ``shell_pid`` is bash's
+    own pid as deskpilot sees it (for ``/proc/PID/fd`` and limits).
     """
 
     def __init__(
@@ -164,9 +164,14 @@ class Session:
         proc: asyncio.subprocess.Process,
         protocol: ShellProtocol,
         transport: asyncio.SubprocessTransport | None = None,
+        *,
+        shell_pid: int | None = None,
+        isolated: bool = False,
     ) -> None:
         self.proc = proc
-        self.shell_pid = proc.pid
+        self.shell_pid = proc.pid if shell_pid is None else shell_pid
+        #: bash runs in its own namespace, as the child of ``proc`` (``unshare``).
+        self.isolated = isolated and self.shell_pid != proc.pid
         self.transport = transport
         self.output = Output()
         self.changed = asyncio.Event()
@@ -201,6 +206,14 @@ class Session:
         if out is None or err is None:
             return None
         return out, err
+
+    def output_closed(self) -> bool:
+        """True when none of the shell's fds 1, 2 and 99 is the output pipe any more (it
+        closed or moved every copy; False where /proc cannot tell)."""
+        if not self.pipe:
+            return False
+        targets = [self.fd_target(fd) for fd in (1, 2, SENTINEL_FD)]
+        return None not in targets and self.pipe not in targets
 
     @property
     def exited(self) -> bool:

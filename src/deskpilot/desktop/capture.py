@@ -100,6 +100,15 @@ class ScreenCapture:
             if self._sct is None:
                 self._sct = self._open()
             return self._sct.grab(self._sct.monitors[1])
+        except AssertionError as exc:
+            # mss's XCB backends check a reply with ``assert``: no reply means the connection
+            # failed (the X server died). Reported as a DesktopError, which the X backend
+            # turns into DisplayDiedError once it has confirmed the server is gone.
+            self.close()
+            raise DesktopError(
+                f"Could not capture display {self.display}: the X server sent no reply "
+                "(connection lost)."
+            ) from exc
         except mss.exception.ScreenShotError as exc:
             if self._backend == "default":
                 log.info("mss default backend failed on %s (%s); trying 'xlib'", self.display, exc)

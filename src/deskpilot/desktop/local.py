@@ -9,8 +9,11 @@ process group; :meth:`LocalDesktop.close` ends every group and removes the scrat
 and :mod:`deskpilot.desktop.processes` makes sure they go even if the Python process is
 SIGKILLed (parent-death signal, a watcher process, stale-directory cleanup).
 
-The desktop is **not a security boundary**: its programs run as your user, on your file
-system and network. To isolate a run, use a container or VM (``docs/desktop-isolation.md``).
+Each program but the X server runs in its own PID and mount namespace where the system allows
+it, and deskpilot's process is non-dumpable (:mod:`deskpilot.desktop.isolation`), so a program
+on the desktop cannot read deskpilot's ``/proc/PID/environ`` or memory. The desktop is still
+**not a security boundary**: its programs run as your user, on your file system and network.
+To isolate a run, use a container or VM (``docs/desktop-isolation.md``).
 
 ``X11Display`` (:mod:`deskpilot.desktop.display`, re-exported here) drives an existing display.
 Both implement the :class:`deskpilot.desktop.base.Computer` protocol in native pixels.
@@ -34,6 +37,7 @@ from typing import Any, Self
 from deskpilot.desktop.apps import app_spec, menu_xml
 from deskpilot.desktop.display import X11Display
 from deskpilot.desktop.environment import child_env
+from deskpilot.desktop.isolation import namespace_argv, namespace_child, protect_process
 from deskpilot.desktop.processes import (
     make_scratch_dir,
     process_alive,
@@ -67,7 +71,9 @@ class LaunchedApp:
     """A program started on a desktop.
 
     Attributes:
-        pid: its process id (also its process-group id).
+        pid: the id of the process deskpilot started, also the program's process-group id:
+            the program itself, or the ``unshare`` whose only child it is when it runs in
+            its own namespace (:mod:`deskpilot.desktop.isolation`; it ends with the program).
         window: the X id of its first top-level window, or None if not waited for.
         argv: the argument list it was started with.
     """
@@ -174,6 +180,7 @@ class LocalDesktop(X11Display):
         self._home: Path | None = None
         self._xvfb: asyncio.subprocess.Process | None = None
         self._procs: list[tuple[str, asyncio.subprocess.Process]] = []
+        self._isolated: set[int] = set()  # pids of the unshare wrappers among _procs
         self._env: dict[str, str] = {}
         self._user_env = child_env(env, base={})  # validates: strings only
 
@@ -251,6 +258,7 @@ class LocalDesktop(X11Display):
 
     async def _start_all(self) -> None:
         xvfb = self._require("Xvfb", "xvfb")
+        protect_process()  # before any program starts (deskpilot.desktop.isolation)
         if self.window_manager == "openbox":
             self._require("openbox", "openbox")
         self._home = await asyncio.to_thread(self._prepare_home)
@@ -346,9 +354,13 @@ class LocalDesktop(X11Display):
         self, name: str, argv: list[str], env: Mapping[str, str] | None = None
     ) -> asyncio.subprocess.Process:
         assert self._home is not None
+        # Its own PID and mount namespace (deskpilot.desktop.isolation): the program cannot
+        # see deskpilot's process. unshare blocks SIGTERM, so its parent-death signal is
+        # SIGKILL; --kill-child then ends the program and the namespace with it.
+        wrapped, isolated = namespace_argv(argv)
         try:
             proc = await asyncio.create_subprocess_exec(
-                *with_pdeathsig(argv, signal.SIGTERM),
+                *with_pdeathsig(wrapped, signal.SIGKILL if isolated else signal.SIGTERM),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
@@ -362,6 +374,8 @@ class LocalDesktop(X11Display):
                 f"'{argv[0]}' is not installed; {INSTALL_HINT.format(pkg=argv[0])}."
             ) from exc
         self._procs.append((name, proc))
+        if isolated:
+            self._isolated.add(proc.pid)
         log.info("started %s (pid %d) on %s", name, proc.pid, self._display)
         return proc
 
@@ -461,6 +475,22 @@ class LocalDesktop(X11Display):
         return proc.returncode
 
     async def _stop_proc(self, proc: asyncio.subprocess.Process) -> None:
+        if proc.pid in self._isolated:
+            # The program is pid 1 of its namespace: it ignores SIGTERM unless it handles it,
+            # and its death ends every process of the namespace. Kill it, then reap unshare,
+            # which returns only once the namespace is empty.
+            self._isolated.discard(proc.pid)
+            if proc.returncode is None:
+                child = await namespace_child(proc.pid, 0.0)
+                if child is not None:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(child, signal.SIGKILL)
+                if await self._reap(proc, 2.0) is None and proc.returncode is None:
+                    signal_group(proc.pid, signal.SIGKILL)
+                    await self._reap(proc, 5.0)
+            signal_group(proc.pid, signal.SIGKILL)
+            reaper().unwatch_group(proc.pid)
+            return
         if proc.returncode is None:
             signal_group(proc.pid, signal.SIGTERM)
             signal_group(proc.pid, signal.SIGCONT)  # a stopped process handles it now
