@@ -55,7 +55,7 @@ async def event_window(desktop):
     async def make(
         x: int = 100, y: int = 100, width: int = 400, height: int = 300, colour: int = 0x20C040
     ) -> EventWindow:
-        win = EventWindow(desktop.display, x, y, width, height, colour)
+        win = EventWindow(desktop.display, x, y, width, height, colour, desktop.xauthority)
         opened.append(win)
         await win.start()
         return win

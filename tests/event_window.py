@@ -177,6 +177,7 @@ class EventWindow:
     width: int = 400
     height: int = 300
     colour: int = 0x20C040
+    xauthority: str | None = None  # the desktop's cookie file (LocalDesktop.xauthority)
     events: list[dict[str, Any]] = field(default_factory=list)
     window: int = 0
     _proc: Any = None
@@ -197,6 +198,7 @@ class EventWindow:
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             start_new_session=True,
+            env={**os.environ, "XAUTHORITY": self.xauthority} if self.xauthority else None,
         )
         line = await asyncio.wait_for(self._proc.stdout.readline(), timeout_s)
         if not line:

@@ -56,7 +56,7 @@ def test_capture_of_a_missing_display_is_a_desktop_error():
 @pytest.mark.desktop
 async def test_raw_grab_and_image_match_the_screen(desktop, event_window):
     await event_window(x=10, y=20, width=30, height=40, colour=0x112233)
-    cap = ScreenCapture(desktop.display)
+    cap = ScreenCapture(desktop.display, xauthority=desktop.xauthority)
     try:
         raw, size = cap.grab_raw()
         assert size == (1280, 800) and len(raw) == 1280 * 800 * 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -222,10 +223,15 @@ def test_desktop_command_prints_how_to_reach_it_and_stops_on_ctrl_c() -> None:
         m = re.search(r"DISPLAY=(:\d+) \(800x800", text)
         assert m, text
         display = m.group(1)
-        assert f"DISPLAY={display} xterm" in text
-        # the display really is up: a client can connect to it
+        auth = re.search(rf"DISPLAY={display} XAUTHORITY=(\S+) xterm", text)
+        assert auth, text
+        # the display really is up: a client with its cookie can connect to it
         probe = subprocess.run(
-            ["xdpyinfo", "-display", display], capture_output=True, text=True, timeout=20
+            ["xdpyinfo", "-display", display],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env={**os.environ, "XAUTHORITY": auth.group(1)},
         )
         assert probe.returncode == 0 and "800x800" in probe.stdout
         proc.send_signal(signal.SIGINT)

@@ -43,7 +43,7 @@ async def desk1080():
 
 @pytest.fixture
 async def screen_window(desk1080):
-    win = EventWindow(desk1080.display, 0, 0, W, H, 0x20C040)
+    win = EventWindow(desk1080.display, 0, 0, W, H, 0x20C040, desk1080.xauthority)
     await win.start()
     yield win
     await win.close()
@@ -254,7 +254,15 @@ async def s_wait(run: Runner) -> None:
 async def s_zoom(run: Runner) -> None:
     # Stripes of 2 native px: the downscaled screenshot blurs them, a native crop does not.
     stripes = [
-        EventWindow(run.desktop.display, 480 + 2 * i, 300, 2, 80, 0xFFFFFF if i % 2 else 0)
+        EventWindow(
+            run.desktop.display,
+            480 + 2 * i,
+            300,
+            2,
+            80,
+            0xFFFFFF if i % 2 else 0,
+            run.desktop.xauthority,
+        )
         for i in range(8)
     ]
     await asyncio.gather(*(win.start() for win in stripes))

@@ -213,7 +213,9 @@ async def test_a_capture_on_a_server_that_just_died_reports_display_died():
 
     async with LocalDesktop(320, 240, window_manager=None) as desktop:
         # an X11Display watches no process: the capture itself meets the dead server
-        async with X11Display(desktop.display, settle=False) as other:
+        async with X11Display(
+            desktop.display, settle=False, xauthority=desktop.xauthority
+        ) as other:
             await other.screenshot()
             os.kill(desktop.pids[0], signal.SIGKILL)
             await asyncio.sleep(0.3)

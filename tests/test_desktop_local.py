@@ -71,8 +71,8 @@ async def test_screenshot_is_native_size_and_shows_a_known_window(desktop, event
 async def test_two_desktops_side_by_side_show_their_own_content():
     async with LocalDesktop(800, 600) as a, LocalDesktop(800, 600) as b:
         assert a.display != b.display
-        wa = await EventWindow(a.display, 50, 50, 100, 100, 0xFF0000).start()
-        wb = await EventWindow(b.display, 300, 300, 100, 100, 0x00FF00).start()
+        wa = await EventWindow(a.display, 50, 50, 100, 100, 0xFF0000, a.xauthority).start()
+        wb = await EventWindow(b.display, 300, 300, 100, 100, 0x00FF00, b.xauthority).start()
         try:
             ia, ib = await a.screenshot(), await b.screenshot()
             assert ia.getpixel((60, 60)) == (255, 0, 0) and ia.getpixel((310, 310)) == BACKGROUND
@@ -101,7 +101,9 @@ async def test_dead_x_server_raises_display_died_and_restart_recovers():
         assert desktop.pids[0] != xvfb_pid
         img = await desktop.screenshot()
         assert img.size == (640, 480) and img.getpixel((5, 5)) == BACKGROUND
-        win = await EventWindow(desktop.display, 10, 10, 100, 100).start()
+        win = await EventWindow(
+            desktop.display, 10, 10, 100, 100, xauthority=desktop.xauthority
+        ).start()
         try:
             await desktop.click(20, 30)
             press = (await win.wait_count("ButtonPress", 1))[0]
@@ -191,9 +193,9 @@ def _wm_classes(d, windows):
 
 async def test_x11_display_drives_an_existing_display(desktop, event_window):
     win = await event_window(x=10, y=10, width=200, height=200)
-    async with X11Display(desktop.display) as other:
+    async with X11Display(desktop.display, xauthority=desktop.xauthority) as other:
         assert other.size == (1280, 800)
-        assert other.env == {"DISPLAY": desktop.display}
+        assert other.env == {"DISPLAY": desktop.display, "XAUTHORITY": desktop.xauthority}
         await other.click(60, 70)
         press = (await win.wait_count("ButtonPress", 1))[0]
         assert (press["x"], press["y"]) == (50, 60)

@@ -124,7 +124,10 @@ async def test_real_static_screen_settles_quickly(desktop):
 async def test_real_screen_change_is_waited_out(desktop):
     from Xlib import X, display
 
-    d = display.Display(desktop.display)
+    from deskpilot.desktop.xauth import authority
+
+    with authority(desktop.xauthority):
+        d = display.Display(desktop.display)
     screen = d.screen()
     win = screen.root.create_window(
         50,

@@ -156,14 +156,16 @@ async def test_assigned_keycodes_are_released_when_the_backend_closes(terminal):
     from Xlib import display
 
     from deskpilot.desktop.local import X11Display
+    from deskpilot.desktop.xauth import authority
 
-    async with X11Display(terminal.display) as other:
+    async with X11Display(terminal.display, xauthority=terminal.xauthority) as other:
         spares = other.backend._keymap.spares
         await other.type_text("日本語 ☺ é\n")
         assert (
             len(other.backend._keymap.state.assigned) == 5
         )  # 日 本 語 ☺ é (none is in Xvfb's US map)
-    d = display.Display(terminal.display)
+    with authority(terminal.xauthority):
+        d = display.Display(terminal.display)
     try:
         lo = min(spares)
         mapping = d.get_keyboard_mapping(lo, max(spares) - lo + 1)
@@ -216,7 +218,7 @@ async def test_two_backends_on_one_display_do_not_type_each_others_characters(te
 
     out = terminal.home / "two"
     out.mkdir()
-    async with X11Display(terminal.display) as other:
+    async with X11Display(terminal.display, xauthority=terminal.xauthority) as other:
         for i, (who, text) in enumerate(
             [(terminal, "é→日"), (other, "本語☺"), (terminal, "é→日本"), (other, "ж€é")]
         ):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import shutil
 import signal
 import time
@@ -344,11 +345,12 @@ async def serve_desktop(width: int, height: int, apps: tuple[str, ...]) -> None:
     from . import LocalDesktop
 
     async with LocalDesktop(width=width, height=height, apps=apps) as dt:
-        d = dt.display
+        d, auth = dt.display, dt.xauthority or ""
+        on = f"DISPLAY={d} XAUTHORITY={shlex.quote(auth)}"  # the X server wants its cookie
         click.echo(f"Desktop running: DISPLAY={d} ({width}x{height}, openbox).")
-        click.echo(f"  run a program on it     DISPLAY={d} xterm &")
-        click.echo(f"  take a screenshot       DISPLAY={d} import -window root shot.png")
-        click.echo(f"  drive it from Python    X11Display({d!r})")
+        click.echo(f"  run a program on it     {on} xterm &")
+        click.echo(f"  take a screenshot       {on} import -window root shot.png")
+        click.echo(f"  drive it from Python    X11Display({d!r}, xauthority={auth!r})")
         click.echo("  right-click the background for the menu (Terminal, Text Editor, Web Browser)")
         click.echo("Press Ctrl-C to stop it.")
         await _until_signalled()

@@ -14,6 +14,7 @@ from typing import Literal
 
 from PIL import Image
 
+from deskpilot.desktop.xauth import authority
 from deskpilot.errors import ConfigError, DesktopError, MissingDependencyError
 
 __all__ = ["ImageFormat", "ScreenCapture", "encode", "media_type"]
@@ -79,8 +80,9 @@ class ScreenCapture:
         display: the X display name (``":7"``).
     """
 
-    def __init__(self, display: str) -> None:
+    def __init__(self, display: str, *, xauthority: str | None = None) -> None:
         self.display = display
+        self.xauthority = xauthority
         self._sct = None
         self._backend = "default"
 
@@ -91,7 +93,8 @@ class ScreenCapture:
             raise MissingDependencyError(
                 "Screen capture needs the 'mss' package; run: pip install 'deskpilot[desktop]'."
             ) from exc
-        return mss.MSS(display=self.display, backend=self._backend)
+        with authority(self.xauthority):  # libxcb reads XAUTHORITY as it connects
+            return mss.MSS(display=self.display, backend=self._backend)
 
     def _grab(self):
         import mss.exception

@@ -46,6 +46,9 @@ class X11Display:
             on, :meth:`screenshot` after an input action waits until the screen settles.
         response_timeout_s: seconds one X round trip may take; a display that does not
             answer in time is reported dead ("not responding"; see :attr:`dead`).
+        xauthority: the Xauthority file holding the display's cookie (e.g. the one a
+            ``deskpilot desktop`` prints), or None for the environment's ``XAUTHORITY`` (or
+            ``~/.Xauthority``), as any X client.
 
     Every X request runs in the backend's X thread, never on the event loop.
 
@@ -59,6 +62,7 @@ class X11Display:
         *,
         settle: bool | SettleConfig = True,
         response_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S,
+        xauthority: str | None = None,
     ) -> None:
         self._check_display_name(display)
         if (
@@ -70,7 +74,10 @@ class X11Display:
                 f"response_timeout_s must be a number of seconds from 0 to 600, not "
                 f"{response_timeout_s!r}."
             )
+        if xauthority is not None and not isinstance(xauthority, str):
+            raise ConfigError(f"xauthority must be a file path or None, not {xauthority!r}.")
         self._display = display
+        self._xauthority = xauthority
         self._settle_config = parse_settle(settle)
         self.response_timeout_s = float(response_timeout_s)
         self._backend: X11Computer | None = None
@@ -106,6 +113,7 @@ class X11Display:
             settle=self._settle_config,
             is_alive=self._is_alive,
             response_timeout_s=self.response_timeout_s,
+            xauthority=self._xauthority,
         )
 
     def _is_alive(self) -> bool:
@@ -151,9 +159,16 @@ class X11Display:
     @property
     def env(self) -> dict[str, str]:
         """Environment variables for programs that should run on this desktop
-        (``DISPLAY``; pass them to :func:`merged_env` to get a whole, credential-free
-        environment)."""
-        return {"DISPLAY": self._display}
+        (``DISPLAY``, and ``XAUTHORITY`` when given; pass them to :func:`merged_env` to get a
+        whole, credential-free environment)."""
+        if self._xauthority is None:
+            return {"DISPLAY": self._display}
+        return {"DISPLAY": self._display, "XAUTHORITY": self._xauthority}
+
+    @property
+    def xauthority(self) -> str | None:
+        """The Xauthority file deskpilot connects with (None: the environment's)."""
+        return self._xauthority
 
     @property
     def size(self) -> tuple[int, int]:

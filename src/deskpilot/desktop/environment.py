@@ -31,8 +31,8 @@ __all__ = ["ALLOWED_NAMES", "ALLOWED_PREFIXES", "child_env", "is_allowed"]
 
 #: Variables copied from the parent's environment into every child (nothing else is).
 #: ``DISPLAY``/``XAUTHORITY`` only matter for programs not on a deskpilot desktop (a desktop
-#: sets its own ``DISPLAY`` and needs no ``XAUTHORITY``); ``HOME`` is replaced by a desktop's
-#: scratch directory for its processes.
+#: sets its own ``DISPLAY`` and ``XAUTHORITY``); ``HOME`` is replaced by a desktop's scratch
+#: directory for its processes.
 ALLOWED_NAMES: frozenset[str] = frozenset(
     {
         "PATH",

@@ -3,7 +3,8 @@
 ``LocalDesktop`` starts Xvfb on a free display picked by the server itself (``-displayfd``:
 no fixed numbers, no stale lock files), openbox with a configuration that grabs no keys and
 has a root menu, and optional apps; it waits for each (an app started before the window
-manager is ready may never get focus). Every process gets a scratch ``HOME``, an allow-listed
+manager is ready may never get focus). Xvfb accepts only clients holding the desktop's random
+cookie (``-auth``, :mod:`deskpilot.desktop.xauth`). Every process gets a scratch ``HOME``, an allow-listed
 environment (:mod:`deskpilot.desktop.environment`: no credential of deskpilot's) and its own
 process group; :meth:`LocalDesktop.close` ends every group and removes the scratch directory,
 and :mod:`deskpilot.desktop.processes` makes sure they go even if the Python process is
@@ -49,6 +50,7 @@ from deskpilot.desktop.processes import (
 from deskpilot.desktop.settle import SettleConfig
 from deskpilot.desktop.x11 import DEFAULT_RESPONSE_TIMEOUT_S
 from deskpilot.desktop.x11_windows import set_background, wm_ready
+from deskpilot.desktop.xauth import new_cookie, write_xauthority
 from deskpilot.errors import (
     ConfigError,
     DeskpilotTimeoutError,
@@ -62,8 +64,10 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "run: bash scripts/install-desktop-deps.sh (or sudo apt-get install -y --no-install-recommends {pkg})"
 #: Allow-listed parent variables that must not reach a process on a deskpilot desktop (the
-#: desktop sets its own DISPLAY; its Xvfb needs no XAUTHORITY).
+#: desktop sets its own DISPLAY and XAUTHORITY).
 _DESKTOP_DROP = ("DISPLAY", "XAUTHORITY")
+#: The desktop's Xauthority file, in its scratch HOME (deskpilot.desktop.xauth).
+XAUTHORITY_NAME = ".Xauthority"
 
 
 @dataclass(frozen=True)
@@ -131,7 +135,13 @@ class LocalDesktop(X11Display):
     Environment: the desktop's processes never inherit deskpilot's own environment. They
     get the allow-listed variables of :mod:`deskpilot.desktop.environment` (``PATH``,
     ``LANG``/``LC_*``, ...; never an API key or cloud credential), the desktop's own
-    (``DISPLAY``, a scratch ``HOME``, ``XDG_*`` dirs, ``C.UTF-8`` locale) and ``env``.
+    (``DISPLAY``, ``XAUTHORITY``, a scratch ``HOME``, ``XDG_*`` dirs, ``C.UTF-8`` locale)
+    and ``env``.
+
+    Access: Xvfb runs with ``-auth``; each start makes a new random cookie, kept in the
+    scratch HOME (:mod:`deskpilot.desktop.xauth`). Only clients holding it (the desktop's
+    programs, deskpilot's own connection, a program given :attr:`env`) can connect; other
+    users of the machine cannot screenshot the desktop or type into it.
 
     Example::
 
@@ -202,7 +212,8 @@ class LocalDesktop(X11Display):
 
     @property
     def env(self) -> dict[str, str]:
-        """The variables that put a program on this desktop: DISPLAY, HOME (scratch), LANG,
+        """The variables that put a program on this desktop: DISPLAY, XAUTHORITY (the file
+        with the desktop's cookie, without which the X server refuses a client), HOME (scratch), LANG,
         LC_ALL, GSETTINGS_BACKEND, XDG_* dirs, and what ``env=`` added. For a program of your
         own, spawn it with ``env=merged_env(desktop)`` (these over the allow-listed parent
         variables, no credentials)."""
@@ -263,8 +274,12 @@ class LocalDesktop(X11Display):
             self._require("openbox", "openbox")
         self._home = await asyncio.to_thread(self._prepare_home)
         home = str(self._home)
+        # A new random cookie: only clients holding it may connect (deskpilot.desktop.xauth).
+        auth = str(write_xauthority(self._home / XAUTHORITY_NAME, new_cookie()))
+        self._xauthority = auth
         self._env = {
             "HOME": home,
+            "XAUTHORITY": auth,
             "LANG": "C.UTF-8",
             "LC_ALL": "C.UTF-8",
             "GSETTINGS_BACKEND": "memory",
@@ -279,7 +294,7 @@ class LocalDesktop(X11Display):
         try:
             argv = [xvfb, "-displayfd", str(write_fd), "-screen", "0"]
             argv += [f"{self.width}x{self.height}x{self.depth}", "-nolisten", "tcp"]
-            argv += ["-noreset", "-dpi", "96"]
+            argv += ["-noreset", "-dpi", "96", "-auth", auth]
             self._xvfb = await asyncio.create_subprocess_exec(
                 # SIGKILL: a stopped (SIGSTOP) Xvfb never acts on a SIGTERM; the lock file
                 # it leaves is stale (its pid is gone) and the next Xvfb takes it over.
@@ -513,7 +528,8 @@ class LocalDesktop(X11Display):
             self._xvfb = None
         if self._home is not None:
             home, self._home = self._home, None
-            await asyncio.to_thread(remove_scratch_dir, home)
+            await asyncio.to_thread(remove_scratch_dir, home)  # the cookie file with it
+        self._xauthority = None
         self._started = False
 
     async def close(self) -> None:

@@ -36,6 +36,7 @@ from deskpilot.desktop.text_input import (
     Segment,
     plan_keysyms,
 )
+from deskpilot.desktop.xauth import authority
 from deskpilot.desktop.xtest_batch import send_fake_inputs
 from deskpilot.desktop.xthread import XThread
 from deskpilot.errors import (
@@ -93,6 +94,10 @@ class X11Connection:
         is_alive: returns False when the owner knows the X server has exited (used to turn
             connection errors into :class:`DisplayDiedError`).
         response_timeout_s: seconds one X round trip may take (see the module docstring).
+        xauthority: the Xauthority file holding the display's cookie (a
+            :class:`~deskpilot.desktop.local.LocalDesktop`'s), or None to use the
+            environment's ``XAUTHORITY`` as any X client does (see
+            :mod:`deskpilot.desktop.xauth`).
 
     Raises (from every action):
         DisplayDiedError: the X server is gone or did not answer within
@@ -109,8 +114,10 @@ class X11Connection:
         settle: SettleConfig | None = None,
         is_alive: Callable[[], bool] | None = None,
         response_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S,
+        xauthority: str | None = None,
     ) -> None:
         self.display_name = display
+        self.xauthority = xauthority
         self.response_timeout_s = float(response_timeout_s)
         self._settle_config = settle
         self._owner_is_alive = is_alive
@@ -160,7 +167,8 @@ class X11Connection:
         from deskpilot.desktop.keymap import Keymap
 
         try:
-            d = xdisplay.Display(self.display_name)
+            with authority(self.xauthority):
+                d = xdisplay.Display(self.display_name)
         except (xerror.DisplayError, OSError) as exc:
             raise DesktopError(
                 f"Could not open X display {self.display_name}: {exc}. Start a desktop with "
@@ -178,7 +186,7 @@ class X11Connection:
         self._root = screen.root
         self._size = (screen.width_in_pixels, screen.height_in_pixels)
         self._keymap = Keymap(d)
-        self._capture = ScreenCapture(self.display_name)
+        self._capture = ScreenCapture(self.display_name, xauthority=self.xauthority)
         if self._settle_config is not None:
             self._settler = Settler(
                 self._grab_raw, self._settle_config, grab_async=self._grab_raw_async
@@ -390,7 +398,9 @@ class X11Connection:
             from Xlib import error as xerror
 
             try:
-                xdisplay.Display(self.display_name).close()
+                with authority(self.xauthority):
+                    probe = xdisplay.Display(self.display_name)
+                probe.close()
             except (xerror.DisplayError, xerror.ConnectionClosedError, OSError):
                 return True
             return False

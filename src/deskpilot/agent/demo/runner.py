@@ -306,7 +306,8 @@ async def run_demo(
         if keep_open:
             say(
                 f"The desktop stays open on DISPLAY={desktop.display} (e.g. "
-                f"`DISPLAY={desktop.display} import -window root shot.png`); Ctrl-C closes it."
+                f"`DISPLAY={desktop.display} XAUTHORITY={desktop.xauthority} "
+                "import -window root shot.png`); Ctrl-C closes it."
             )
             await _until_signalled()
         waited = time.monotonic() - waited
