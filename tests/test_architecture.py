@@ -17,6 +17,8 @@ own layer and the layers listed as below it, never one above or beside it:
     testing     fake server, MockTransport, wire builders: anything below agent
     agent       the loop, context, trajectory, report, replay, demo
                                                          (everything below, testing too)
+    mcp         the MCP server (deskpilot mcp)           (executors, desktop, tables: never
+                                                          the agent, client or testing)
     cli         cli, cli_run, cli_show, cli_logging, doctor, __main__   (everything)
 
 So providers never import the client, the desktop never imports an executor or the agent,
@@ -69,6 +71,7 @@ LAYER_OF = {
     "deskpilot.computer_use": "executors",
     "deskpilot.testing": "testing",
     "deskpilot.agent": "agent",
+    "deskpilot.mcp": "mcp",
     "deskpilot.cli": "cli",
     "deskpilot.cli_run": "cli",
     "deskpilot.cli_show": "cli",
@@ -88,7 +91,8 @@ BELOW = {
     "executors": {"desktop", "tables"},
     "testing": {"client", "executors"},
     "agent": {"testing", "client", "executors"},
-    "cli": {"agent"},
+    "mcp": {"executors"},
+    "cli": {"agent", "mcp"},
 }
 
 

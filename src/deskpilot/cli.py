@@ -31,6 +31,7 @@ import click
 from . import __version__
 from .cli_show import step_printer
 from .errors import ConfigError, DeskpilotError, MissingDependencyError
+from .mcp.command import mcp as mcp_command
 from .terminal import visible
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -570,6 +571,11 @@ def demo(out: str, keep_open: bool) -> None:
     from .cli_run import run_demo_command
 
     sys.exit(asyncio.run(run_demo_command(out, keep_open, step_printer)))
+
+
+# --- mcp (deskpilot.mcp.command: the desktop as an MCP server) --------------------------------
+
+main.add_command(mcp_command, name="mcp")
 
 
 if __name__ == "__main__":  # pragma: no cover
