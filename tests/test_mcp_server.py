@@ -204,6 +204,11 @@ async def test_http_session_needs_the_token_and_drives_the_desktop(
         assert refused.headers["www-authenticate"].startswith("Bearer ")
 
     auth = {"Authorization": f"Bearer {TOKEN}"}
+    port = url.split(":")[2].split("/")[0]
+    async with httpx2.AsyncClient(headers=auth) as raw:  # DNS rebinding: a foreign name
+        rebound = await raw.post(url, json=ping, headers={"Host": f"evil.example:{port}"})
+        foreign = await raw.post(url, json=ping, headers={"Origin": "http://evil.example"})
+    assert rebound.status_code == 421 and foreign.status_code == 403
     async with (
         httpx2.AsyncClient(headers=auth) as client,
         streamable_http_client(url, http_client=client) as (read, write),

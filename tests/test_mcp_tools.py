@@ -10,7 +10,10 @@ the one the executor itself gives for the same input, not with a copy of it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -201,3 +204,67 @@ async def test_read_only_lists_and_runs_only_the_read_tools(read_only_tools) -> 
         assert "read-only" in text_of(refused)
     assert not [c for c in fake.calls if c[0] in ("click", "type_text", "move")]
     assert read_only_tools.bash is None and read_only_tools.editor is None
+
+
+def test_the_cli_loads_without_the_sdk_and_the_command_says_how_to_install_it() -> None:
+    hide_sdk = "import sys; sys.modules['mcp'] = None; sys.modules['mcp_types'] = None\n"
+    run = "from deskpilot.cli import main; main([{}], prog_name='deskpilot')"
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        code = hide_sdk + run.format(", ".join(repr(a) for a in args))
+        return subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+        )
+
+    listed = cli("--help")
+    assert listed.returncode == 0 and "mcp" in listed.stdout
+    refused = cli("mcp", "--apps", "")
+    assert refused.returncode == 1
+    assert "deskpilot mcp needs the MCP SDK" in refused.stderr
+    assert "pip install 'deskpilot[mcp]'" in refused.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2"])
+async def test_any_loopback_bind_refuses_a_rebound_host_name(tools, host: str) -> None:
+    """A page that rebinds its own name to a loopback address must not reach the server:
+    the SDK checks Host/Origin only for 127.0.0.1/localhost/::1 by itself."""
+    import asyncio
+    import socket
+
+    import httpx2
+    import uvicorn
+
+    from deskpilot.mcp.server import http_app
+
+    sock = socket.create_server((host, 0))
+    port = sock.getsockname()[1]
+    url = f"http://{host}:{port}"
+    app = http_app(build_server(tools), host=host, url=url, token=None)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        while not server.started:
+            await asyncio.sleep(0.02)
+        init = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "test", "version": "0"},
+            },
+        }
+        accept = {"Accept": "application/json, text/event-stream"}
+        async with httpx2.AsyncClient(headers=accept) as client:
+            rebound = await client.post(
+                f"{url}/mcp", json=init, headers={"Host": f"attacker.example:{port}"}
+            )
+            own = await client.post(f"{url}/mcp", json=init)
+        assert rebound.status_code == 421
+        assert own.status_code == 200
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

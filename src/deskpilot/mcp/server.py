@@ -10,8 +10,9 @@ https://modelcontextprotocol.io/specification/2025-11-25/basic/transports):
   nothing else, every message of deskpilot's goes to stderr. The server ends when the client
   closes stdin (the specification's shutdown sequence).
 * **streamable HTTP**: the SDK's Starlette app (endpoint ``/mcp``) served by uvicorn. It binds
-  ``127.0.0.1`` by default, where the SDK also checks ``Host``/``Origin`` against DNS
-  rebinding (the specification's security warning: "servers SHOULD bind only to localhost").
+  ``127.0.0.1`` by default, and on any loopback address the SDK checks ``Host``/``Origin``
+  against DNS rebinding (the specification's security warning: servers "SHOULD bind only to
+  localhost" and validate ``Origin``).
   Binding any other address requires a bearer token (:func:`check_http_options`); with a
   token, every request needs ``Authorization: Bearer <token>`` and is answered 401 without
   it (the SDK's bearer middleware with :class:`StaticTokenVerifier`, a constant-time compare).
@@ -42,6 +43,7 @@ from mcp.server import Server
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.stdio import stdio_server
+from mcp.server.transport_security import TransportSecuritySettings
 from mcp_types import CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams
 from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
@@ -161,14 +163,34 @@ def http_app(server: Server[Any], *, host: str, url: str, token: str | None) -> 
         url: the server's base URL (``http://host:port``), named as the token's issuer.
         token: the bearer token every request must carry, or None.
     """
+    security = _rebinding_checks(host)
     if token is None:
-        return server.streamable_http_app(streamable_http_path=ENDPOINT, host=host)
+        return server.streamable_http_app(
+            streamable_http_path=ENDPOINT, host=host, transport_security=security
+        )
     auth = AuthSettings(issuer_url=AnyHttpUrl(url), resource_server_url=None)
     return server.streamable_http_app(
         streamable_http_path=ENDPOINT,
         host=host,
+        transport_security=security,
         auth=auth,
         token_verifier=StaticTokenVerifier(token),
+    )
+
+
+def _rebinding_checks(host: str) -> TransportSecuritySettings | None:
+    """The SDK's ``Host``/``Origin`` checks for a loopback bind (any loopback address, not
+    only the three the SDK turns them on for: a page that rebinds its name to
+    ``127.0.0.2`` would otherwise reach an unchecked server), None for other binds (their
+    clients use any name for the host; the token guards them)."""
+    if not is_loopback(host):
+        return None
+    names = {"127.0.0.1", "localhost", "[::1]"}
+    names.add(f"[{host.strip('[]')}]" if ":" in host else host)
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=sorted(f"{n}:*" for n in names),
+        allowed_origins=sorted(f"http://{n}:*" for n in names),
     )
 
 
