@@ -262,12 +262,21 @@ async def test_handler_sync_and_async(session):
 
 
 async def test_count_tokens_endpoint(session):
+    count_body = {k: v for k, v in body("y" * 40).items() if k != "max_tokens"}
     async with FakeModelServer() as server:
         async with session.post(
-            server.url + "/v1/messages/count_tokens", json=body("y" * 40), headers=ANTHROPIC_HEADERS
+            server.url + "/v1/messages/count_tokens", json=count_body, headers=ANTHROPIC_HEADERS
         ) as r:
             assert r.status == 200
             assert await r.json() == {"input_tokens": 10}
+        # the endpoint takes no max_tokens (nor any sampling key)
+        async with session.post(
+            server.url + "/v1/messages/count_tokens", json=body("y" * 40), headers=ANTHROPIC_HEADERS
+        ) as r:
+            assert r.status == 400
+            assert (
+                "max_tokens: Extra inputs are not permitted" in (await r.json())["error"]["message"]
+            )
 
 
 # --- faults ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ _EXPORTS: dict[str, str] = {
     "LLMClient": "deskpilot.client.core",
     "LocalDesktop": "deskpilot.desktop.local",
     "Message": "deskpilot.prompt",
+    "NotSupported": "deskpilot.errors",
     "Text": "deskpilot.prompt",
     "Thinking": "deskpilot.prompt",
     "Tool": "deskpilot.tool",

@@ -47,6 +47,35 @@ class ClosedError(DeskpilotError, RuntimeError):
     """A client, desktop or executor was used after it was closed."""
 
 
+class NotSupported(DeskpilotError, NotImplementedError):
+    """The provider has no endpoint for what was asked, e.g. ``LLMClient.count_tokens`` (or
+    ``exact_token_counts=True``) on an OpenAI-compatible gateway, which has no token-counting
+    endpoint. The message names the provider and what to use instead."""
+
+
+class TokenCountError(DeskpilotError):
+    """A token-count request failed after the client's retries (``LLMClient.count_tokens``).
+
+    Attributes:
+        status_code: the HTTP status of the last answer, or None when none came.
+        error_kind: the :class:`~deskpilot.response.ErrorKind` value (``"rate_limited"``, ...).
+        error_type: the API's error ``type`` (``"invalid_request_error"``, ...), or None.
+    """
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        status_code: int | None = None,
+        error_kind: str | None = None,
+        error_type: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_kind = error_kind
+        self.error_type = error_type
+
+
 class ToolError(DeskpilotError):
     """A tool action failed; the message is shown to the model in an ``is_error`` tool_result."""
 
@@ -88,6 +117,8 @@ __all__ = [
     "DisplayDiedError",
     "MissingDependencyError",
     "ModelNotFoundError",
+    "NotSupported",
+    "TokenCountError",
     "ToolError",
     "ToolInputError",
     "TransportError",

@@ -152,6 +152,8 @@ class ClientConfig:
         endpoint_url / region: Bedrock runtime endpoint and region.
         progress: ``"tqdm"`` (to stderr) or ``"none"``.
         keep_raw: keep the decoded JSON of successful answers on ``APIResponse.raw``.
+        exact_token_counts: reserve input tokens from the provider's token-count endpoint
+            instead of estimates (counts cached; :mod:`deskpilot.client.count_tokens`).
 
     Raises:
         ConfigError: a value out of range (the message says what to pass), or an
@@ -179,6 +181,7 @@ class ClientConfig:
     region: str | None = None
     progress: str = "tqdm"
     keep_raw: bool = False
+    exact_token_counts: bool = False
 
     def __post_init__(self) -> None:
         def positive(name: str, value: float | None, *, allow_none: bool = False) -> None:

@@ -41,9 +41,10 @@ from ..transport import Transport
 from .aiohttp_transport import AiohttpTransport
 from .classify import Attempt, Fail, Retry, StepDown, classify, should_retry_header
 from .config import ClientConfig, Environment, make_provider, read_environment
+from .count_tokens import CountTokensAPI, TokenCounter, check_countable
 from .exchange import Answer, exchange
 from .limiter import RateLimiter
-from .options import CallOptions, build_options
+from .options import CallOptions, build_options, check_prompt, prompt_items
 from .progress import Progress
 from .redact import Redactor
 from .retry import RetryPolicy, parse_retry_after
@@ -54,25 +55,7 @@ logger = logging.getLogger("deskpilot.client")
 _PROVIDER_LABEL = {"anthropic": "Anthropic API", "bedrock": "Bedrock", "gateway": "Gateway"}
 
 
-def _is_single_prompt(prompts: Any) -> bool:
-    if isinstance(prompts, Conversation | Message | str):
-        return True
-    return (
-        isinstance(prompts, list)
-        and bool(prompts)
-        and all(isinstance(m, dict) and "role" in m for m in prompts)
-    )
-
-
-def _check_prompt(prompt: Any, index: int) -> None:
-    if not isinstance(prompt, Conversation | Message | str | list):
-        raise ConfigError(
-            f"Prompt {index} is a {type(prompt).__name__}; pass a Conversation, a Message, a "
-            "string or a list of message dicts (or a list of those)."
-        )
-
-
-class LLMClient:
+class LLMClient(CountTokensAPI):
     """A rate-limited client for Claude on the Anthropic API, Bedrock or an OpenAI gateway.
 
     Args:
@@ -101,6 +84,8 @@ class LLMClient:
         progress: ``"tqdm"`` or ``"none"`` (what ``show_progress=True`` draws).
         aws_credentials: a botocore ``Credentials`` object (default: the standard chain).
         environ: a mapping used instead of ``os.environ`` (tests).
+        exact_token_counts: reserve each request's input tokens from the provider's count
+            endpoint instead of an estimate (cached; see :mod:`deskpilot.client.count_tokens`).
         transport: how requests reach the API (default: a pooled
             :class:`~deskpilot.client.aiohttp_transport.AiohttpTransport`, closed with the
             client; a transport passed here is the caller's to close). Tests pass
@@ -111,6 +96,7 @@ class LLMClient:
         ModelNotFoundError: an unknown model name (with close matches).
         ConfigError: an invalid setting, or a gateway model with no base URL.
         MissingDependencyError: a Bedrock model without botocore installed.
+        NotSupported: ``exact_token_counts=True`` with a gateway model (no count endpoint).
     """
 
     def __init__(
@@ -175,6 +161,9 @@ class LLMClient:
         self._closed = False
         self.total_usage = Usage()
         self.total_cost = 0.0
+        self._counter = TokenCounter(self)
+        if cfg.exact_token_counts:
+            check_countable(self._models)
 
     # --- construction helpers -------------------------------------------------------------
     def _provider_for(self, name: str) -> Provider:
@@ -312,9 +301,12 @@ class LLMClient:
         toolset = build_toolset(spec, spec.provider, opts, rejected)
         timeout_s = self.config.request_timeout
         request = provider.prepare(spec, conv, opts, toolset, timeout_s)
-        est_in = estimate_input_tokens(
+        est_in: float = estimate_input_tokens(
             conv, tier=spec.image_tier, system=opts.system, tool_overhead=toolset.overhead_tokens
         )
+        count_key = None
+        if self.config.exact_token_counts:
+            est_in, count_key = await self._counter.reserve(spec, conv, opts, toolset, est_in)
         est_out = opts.max_tokens * self.config.output_estimate_ratio
         tool_types = frozenset(toolset.group.types)
         max_pause_s = self.retry.max_retry_after_s
@@ -330,6 +322,7 @@ class LLMClient:
                 provider, self._transport, request, self.limiter, ticket, max_pause_s
             )
             if answer.parsed is not None:
+                self._counter.learn(count_key, answer.parsed.usage)
                 return self._success(spec, answer, attempts, first_send, toolset)
             headers = answer.headers
             decision = classify(
@@ -361,6 +354,7 @@ class LLMClient:
                     toolset, tool_types = new, frozenset(new.group.types)
                     request = provider.prepare(spec, conv, opts, toolset, timeout_s)
                     step_downs += 1
+                    count_key = None  # the count was of the tools before the step-down
                     counted -= 1  # a step-down re-send is not a retry
                     continue
                 return self._failure(
@@ -496,7 +490,7 @@ class LLMClient:
             ClosedError: the client is closed.
         """
         self._check_open()
-        _check_prompt(prompt, 0)
+        check_prompt(prompt, 0)
         opts = self._options(options, "start")
         return await self._run_safe(prompt, opts, self._next_model(model))
 
@@ -531,10 +525,12 @@ class LLMClient:
             ClosedError: the client is closed.
         """
         self._check_open()
-        items: list[Any] = [prompts] if _is_single_prompt(prompts) else list(prompts)
+        items = prompt_items(prompts)
         for i, p in enumerate(items):
-            _check_prompt(p, i)
+            check_prompt(p, i)
         opts = self._options(options, "process_prompts_async")
+        if self.config.exact_token_counts:
+            await self._counter.prime(items, opts, model)
         n = len(items)
         results: list[Any] = [None] * n
         progress = Progress(

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypedDict
 
 from ..errors import ConfigError
+from ..prompt import Conversation, Message
 from ..providers.base import RequestOptions
 from ..providers.caching import normalise_cache
 from ..tool import Tool
@@ -117,4 +118,41 @@ def build_options(
     )
 
 
-__all__ = ["OPTION_NAMES", "CallOptions", "build_options"]
+def is_single_prompt(prompts: Any) -> bool:
+    """True when ``prompts`` is ONE prompt (a Conversation, Message, string or a list of
+    message dicts), False for a sequence of prompts."""
+    if isinstance(prompts, Conversation | Message | str):
+        return True
+    return (
+        isinstance(prompts, list)
+        and bool(prompts)
+        and all(isinstance(m, dict) and "role" in m for m in prompts)
+    )
+
+
+def prompt_items(prompts: Any) -> list[Any]:
+    """``prompts`` as a list of prompts (one prompt becomes a list of one)."""
+    return [prompts] if is_single_prompt(prompts) else list(prompts)
+
+
+def check_prompt(prompt: Any, index: int) -> None:
+    """Raise unless ``prompt`` (number ``index``) is a Conversation, Message, str or list.
+
+    Raises:
+        ConfigError: any other type (the message says what to pass).
+    """
+    if not isinstance(prompt, Conversation | Message | str | list):
+        raise ConfigError(
+            f"Prompt {index} is a {type(prompt).__name__}; pass a Conversation, a Message, a "
+            "string or a list of message dicts (or a list of those)."
+        )
+
+
+__all__ = [
+    "OPTION_NAMES",
+    "CallOptions",
+    "build_options",
+    "check_prompt",
+    "is_single_prompt",
+    "prompt_items",
+]

@@ -1,7 +1,8 @@
 """FakeModel: the model APIs for tests, in process: scripted, faulty, rate-limited, cached.
 
-It answers the Anthropic Messages API (``POST /v1/messages``, plus ``/v1/messages/count_tokens``),
-Bedrock InvokeModel (``POST /model/{model-id}/invoke``, SigV4 checked with botocore) and OpenAI
+It answers the Anthropic Messages API (``POST /v1/messages``), Bedrock InvokeModel
+(``POST /model/{model-id}/invoke``, SigV4 checked with botocore), both token-count endpoints
+(:mod:`deskpilot.testing.count_tokens_route`) and OpenAI
 chat completions (``POST /v1/chat/completions``, the Model.box gateway shape), with:
 
 - scripted replies (a FIFO queue of Messages API responses, faults or :class:`FakeReply`), or a
@@ -44,6 +45,7 @@ from yarl import URL
 from ..errors import TransportError
 from ..transport import HTTPRequest, HTTPResponse
 from .caching import CachePlan, PromptCache
+from .count_tokens_route import is_count_path, serve_count
 from .fake_checks import MAX_REQUEST_BYTES, rate_limit_reply, validate
 from .fake_replies import ReplyBuilder, Stats, json_http_response
 from .limits import RateLimits
@@ -131,6 +133,8 @@ class FakeModel(ReplyBuilder):
         self.record = record
         self.reject_tool_types = set(reject_tool_types)
         self.default_text = default_text
+        self.count_tokens_refused_betas: set[str] = set()
+        """Beta flags the count endpoints refuse (``count_tokens_route``)."""
         self.limits = RateLimits(
             rpm=rpm_limit, itpm=itpm_limit, otpm=otpm_limit, window_s=self.window_s
         )
@@ -363,8 +367,8 @@ class FakeModel(ReplyBuilder):
                 return await self._serve(request, "gateway", now)
             if path.startswith("/model/") and path.endswith("/invoke"):
                 return await self._serve(request, "bedrock", now)
-            if path == "/v1/messages/count_tokens":
-                return await self._serve(request, "count_tokens", now)
+            if is_count_path(path):
+                return serve_count(self, request, now)
             if path.startswith("/model/") and path.endswith("/invoke-with-response-stream"):
                 return self._bedrock_response(
                     400,
@@ -428,11 +432,6 @@ class FakeModel(ReplyBuilder):
         if problem is not None:
             rec.outcome = "auth" if problem.status in (401, 403) else "invalid"
             return self._error_response(api, rec, problem)
-        if api == "count_tokens":
-            n = count_request_tokens(body)
-            rec.status, rec.outcome = 200, "ok"
-            return json_http_response({"input_tokens": n})
-
         # 2. rate limits (input tokens excluding cache reads, like the API's ITPM)
         plan: CachePlan | None = None
         if api == "gateway":
