@@ -147,10 +147,13 @@ def _require_xvfb() -> None:
 
 def _require_key(provider: str) -> None:
     """Fail early, before a desktop starts, when the provider has no credentials."""
-    if provider == "anthropic" and not os.environ.get("ANTHROPIC_API_KEY"):
+    if provider == "anthropic" and not (
+        os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
+    ):
         raise ConfigError(
-            "ANTHROPIC_API_KEY is not set; export it (export ANTHROPIC_API_KEY=sk-ant-...), "
-            "or try `deskpilot demo`, which needs no key."
+            "ANTHROPIC_API_KEY is not set; export it (export ANTHROPIC_API_KEY=sk-ant-...) "
+            "or a bearer token as ANTHROPIC_AUTH_TOKEN, or try `deskpilot demo`, which needs "
+            "no key."
         )
     if provider == "gateway" and not os.environ.get("OPENAI_API_KEY"):
         raise ConfigError(

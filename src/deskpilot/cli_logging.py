@@ -122,6 +122,7 @@ class _StderrHandler(logging.StreamHandler):
 
 SECRET_VARIABLES = (
     "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
     "OPENAI_API_KEY",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",

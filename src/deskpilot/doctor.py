@@ -132,11 +132,16 @@ def check(env: Mapping[str, str] | None = None, *, euid: int | None = None) -> l
             )
         )
     has_key = bool(env.get("ANTHROPIC_API_KEY"))
+    has_token = bool(env.get("ANTHROPIC_AUTH_TOKEN"))
     out.append(
         Check(
             "ANTHROPIC_API_KEY",
-            has_key,
-            "set" if has_key else "not set; live runs need it (the demo and tests do not)",
+            has_key or has_token,
+            "set"
+            if has_key
+            else "not set; ANTHROPIC_AUTH_TOKEN is (sent as Authorization: Bearer)"
+            if has_token
+            else "not set; live runs need it (the demo and tests do not)",
             "" if has_key else "export ANTHROPIC_API_KEY=...",
             False,
         )

@@ -10,8 +10,8 @@ saw, written as files under ``screenshots/`` (``NNNN-K.png`` for tool call K of 
 
 :class:`TrajectoryWriter` is the only writer; it takes typed records only. No line ever holds
 a key: the writer scrubs values of secret-looking keys, the credential values in the
-environment (``ANTHROPIC_API_KEY``, ``OPENAI_API_KEY``, AWS secrets) and the values passed as
-``secrets=`` (the client's own credentials) as a last line of defence.
+environment (``ANTHROPIC_API_KEY``, ``ANTHROPIC_AUTH_TOKEN``, ``OPENAI_API_KEY``, AWS
+secrets) and the values passed as ``secrets=`` (the client's own credentials) as a last line of defence.
 
 :func:`~deskpilot.agent.run_reader.read_run` (re-exported here) is the only reader.
 """
@@ -52,6 +52,7 @@ log = logging.getLogger("deskpilot.agent")
 _SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|authorization|x-api-key|token$)", re.I)
 _SECRET_ENV = (
     "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
     "OPENAI_API_KEY",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -104,7 +105,8 @@ def redact(obj: Any, secrets: list[str] | None = None) -> Any:
     Args:
         obj: dicts, lists and scalars.
         secrets: the values to scrub from every string (default: the credential variables
-            of the environment: ANTHROPIC_API_KEY, OPENAI_API_KEY, AWS secrets).
+            of the environment: ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, OPENAI_API_KEY, AWS
+            secrets).
     """
     secrets = _secret_values() if secrets is None else secrets
     if isinstance(obj, dict):

@@ -6,6 +6,8 @@ nothing else in deskpilot's client looks at ``os.environ``:
 
 ========================================  ===============================================
 ``ANTHROPIC_API_KEY``                     ``x-api-key`` for the Anthropic API
+``ANTHROPIC_AUTH_TOKEN``                  ``Authorization: Bearer`` for the Anthropic API
+                                          (an OAuth or gateway token; see below)
 ``ANTHROPIC_BASE_URL``                    API origin (default ``https://api.anthropic.com``)
 ``OPENAI_API_KEY``                        ``Authorization: Bearer`` for gateways
 ``OPENAI_BASE_URL``                       gateway base incl. ``/v1`` (e.g. ``https://api.model.box/v1``)
@@ -19,7 +21,15 @@ nothing else in deskpilot's client looks at ``os.environ``:
 ========================================  ===============================================
 
 Other AWS credentials (profiles, SSO, instance roles) come from botocore's standard chain.
-Arguments to ``LLMClient`` win over the environment. Keys are kept out of every ``repr``
+Arguments to ``LLMClient`` win over the environment.
+
+The Anthropic API's credentials follow the Anthropic SDK's precedence
+(https://github.com/anthropics/anthropic-sdk-python, ``src/anthropic/_client.py``:
+``auth_headers`` = ``X-Api-Key`` from the API key plus ``Authorization: Bearer`` from the
+auth token): an ``api_key=`` or ``auth_token=`` argument is total (the two variables are
+then not read); otherwise ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_AUTH_TOKEN`` are both read,
+and each one set adds its header. So a token alone sends ``Authorization: Bearer`` and no
+``x-api-key``. Keys are kept out of every ``repr``
 and redacted from every error message the client returns.
 
 A credential is one line of printable characters. A key read from a file often keeps its
@@ -83,6 +93,7 @@ class Environment:
     """The environment variables the client uses (see the module table)."""
 
     anthropic_api_key: str | None = field(default=None, repr=False)
+    anthropic_auth_token: str | None = field(default=None, repr=False)
     anthropic_base_url: str | None = None
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
@@ -98,6 +109,7 @@ class Environment:
         """The credential values among these variables (for redaction)."""
         values = (
             self.anthropic_api_key,
+            self.anthropic_auth_token,
             self.openai_api_key,
             self.aws_secret_access_key,
             self.aws_session_token,
@@ -111,6 +123,7 @@ def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
     env = os.environ if environ is None else environ
     return Environment(
         anthropic_api_key=_stripped(env.get("ANTHROPIC_API_KEY"), "ANTHROPIC_API_KEY"),
+        anthropic_auth_token=_stripped(env.get("ANTHROPIC_AUTH_TOKEN"), "ANTHROPIC_AUTH_TOKEN"),
         anthropic_base_url=env.get("ANTHROPIC_BASE_URL") or None,
         openai_api_key=_stripped(env.get("OPENAI_API_KEY"), "OPENAI_API_KEY"),
         openai_base_url=env.get("OPENAI_BASE_URL") or None,
@@ -149,6 +162,8 @@ class ClientConfig:
         base_url: the Anthropic API origin or gateway base URL (wins over the environment).
         api_key: the Anthropic or gateway key (wins over the environment); never shown;
             surrounding whitespace is stripped (see the module docstring).
+        auth_token: a bearer token for the Anthropic API (``Authorization: Bearer``; wins
+            over the environment like ``api_key``); never shown.
         endpoint_url / region: Bedrock runtime endpoint and region.
         progress: ``"tqdm"`` (to stderr) or ``"none"``.
         keep_raw: keep the decoded JSON of successful answers on ``APIResponse.raw``.
@@ -177,6 +192,7 @@ class ClientConfig:
     provider: str | None = None
     base_url: str | None = None
     api_key: str | None = field(default=None, repr=False)
+    auth_token: str | None = field(default=None, repr=False)
     endpoint_url: str | None = None
     region: str | None = None
     progress: str = "tqdm"
@@ -214,8 +230,10 @@ class ClientConfig:
             raise ConfigError(f"progress must be 'tqdm' or 'none', not {self.progress!r}.")
         if self.temperature is not None and not 0 <= self.temperature <= 1:
             raise ConfigError(f"temperature must be between 0 and 1, not {self.temperature}.")
-        if self.api_key is not None:
-            object.__setattr__(self, "api_key", clean_credential(self.api_key, "api_key="))
+        for name in ("api_key", "auth_token"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, clean_credential(value, f"{name}="))
 
 
 def make_provider(
@@ -223,7 +241,8 @@ def make_provider(
 ) -> Provider:
     """The wire-format object of provider ``name`` from the settings and the environment.
 
-    Endpoints and keys: arguments win over the variables of the module table. Bedrock's
+    Endpoints and keys: arguments win over the variables of the module table (the Anthropic
+    API's key and bearer token as the module docstring says). Bedrock's
     region: ``region=``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, the AWS profile's region,
     else ``us-east-1``; its credentials: ``aws_credentials``, else ``AWS_ACCESS_KEY_ID`` /
     ``AWS_SECRET_ACCESS_KEY`` (/ ``AWS_SESSION_TOKEN``), else botocore's chain.
@@ -237,8 +256,11 @@ def make_provider(
         from ..providers.anthropic import DEFAULT_BASE_URL, AnthropicProvider
 
         base = config.base_url or env.anthropic_base_url or DEFAULT_BASE_URL
-        key = config.api_key or clean_credential(env.anthropic_api_key, "ANTHROPIC_API_KEY")
-        return AnthropicProvider(base, key)
+        if config.api_key or config.auth_token:  # explicit arguments are total (the SDK's rule)
+            return AnthropicProvider(base, config.api_key, auth_token=config.auth_token)
+        key = clean_credential(env.anthropic_api_key, "ANTHROPIC_API_KEY")
+        token = clean_credential(env.anthropic_auth_token, "ANTHROPIC_AUTH_TOKEN")
+        return AnthropicProvider(base, key, auth_token=token)
     if name == "bedrock":
         from ..providers.bedrock import BedrockProvider, profile_region
 

@@ -76,6 +76,9 @@ class LLMClient(CountTokensAPI):
         provider: force ``"anthropic"``, ``"bedrock"`` or ``"gateway"`` for every model.
         base_url / api_key: Anthropic API origin (without ``/v1``) or gateway base (with
             ``/v1``) and key; win over ``ANTHROPIC_*`` / ``OPENAI_*`` variables.
+        auth_token: a bearer token for the Anthropic API instead of (or beside) a key
+            (``Authorization: Bearer``; default ``ANTHROPIC_AUTH_TOKEN``; precedence as
+            :mod:`deskpilot.client.config` says).
         endpoint_url / region: Bedrock runtime endpoint and region (win over
             ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` / ``AWS_REGION``; the region falls back to
             the AWS profile's, then ``us-east-1``).
@@ -418,7 +421,10 @@ class LLMClient(CountTokensAPI):
         text = answer.message.strip().rstrip(".") if answer.message else "no error message"
         hint = ""
         if kind is ErrorKind.AUTHENTICATION:
-            hint = " Check the API key (ANTHROPIC_API_KEY / OPENAI_API_KEY / AWS credentials)."
+            hint = (
+                " Check the API key (ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN / OPENAI_API_KEY"
+                " / AWS credentials)."
+            )
         if rejected:
             hint += (
                 f" The rejected types ({', '.join(rejected)}) are in the caller's tools=; step "

@@ -1,6 +1,7 @@
 """The Anthropic Messages API wire format (``POST {base}/v1/messages``).
 
-Request: headers ``x-api-key``, ``anthropic-version: 2023-06-01``, ``content-type:
+Request: headers ``x-api-key`` and/or ``Authorization: Bearer`` (an auth token, as the
+Anthropic SDK's ``auth_token`` / ``ANTHROPIC_AUTH_TOKEN``), ``anthropic-version: 2023-06-01``, ``content-type:
 application/json`` and, for beta tools, ``anthropic-beta`` (comma-joined); body ``model``,
 ``max_tokens``, ``messages``, optional ``system``, ``tools``, ``tool_choice``,
 ``temperature``, ``thinking``. Response: ``content`` blocks, ``stop_reason``, ``usage``;
@@ -117,27 +118,39 @@ class AnthropicProvider(Provider):
     Args:
         base_url: the API origin without ``/v1`` (e.g. ``https://api.anthropic.com`` or a
             fake server's ``http://127.0.0.1:PORT``).
-        api_key: sent as ``x-api-key``; never logged or shown in reprs.
+        api_key: sent as ``x-api-key`` (no such header without one); never logged or
+            shown in reprs.
+        auth_token: sent as ``Authorization: Bearer`` (both headers go when both are given,
+            as the Anthropic SDK's ``auth_headers`` does); never logged or shown in reprs.
     """
 
     name = "anthropic"
 
-    def __init__(self, base_url: str = DEFAULT_BASE_URL, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str | None = None,
+        *,
+        auth_token: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key or ""
+        self._auth_token = auth_token or ""
         self._url = f"{self.base_url}/v1/messages"
-        self._headers = {
-            "x-api-key": self._api_key,
-            "anthropic-version": ANTHROPIC_VERSION,
-            "content-type": "application/json",
-        }
+        self._headers: dict[str, str] = {}
+        if self._api_key:
+            self._headers["x-api-key"] = self._api_key
+        if self._auth_token:
+            self._headers["authorization"] = f"Bearer {self._auth_token}"
+        self._headers["anthropic-version"] = ANTHROPIC_VERSION
+        self._headers["content-type"] = "application/json"
         self._beta_headers: dict[str, dict[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"AnthropicProvider(base_url={self.base_url!r})"
 
     def secrets(self) -> tuple[str, ...]:
-        return (self._api_key,) if self._api_key else ()
+        return tuple(v for v in (self._api_key, self._auth_token) if v)
 
     def url(self, spec: ModelSpec) -> str:
         if spec.base_url:

@@ -31,25 +31,31 @@ def validate(
     api_key: str | None,
     gateway_api_key: str | None,
     reject_tool_types: Collection[str],
+    auth_token: str | None = None,
 ) -> FakeReply | None:
     """The error the real API would answer ``body`` of ``api`` with, or None when valid.
 
     Order as the services check: authentication, size, JSON, required fields, tool types
-    and their beta flags. ``api_key`` / ``gateway_api_key``: the only keys accepted (None:
-    any non-empty one); ``reject_tool_types``: types answered with the API's unsupported
-    tool type 400.
+    and their beta flags. ``api_key`` / ``gateway_api_key`` / ``auth_token``: the only
+    ``x-api-key``, gateway bearer and Messages API bearer accepted (None: any non-empty
+    one; the Messages API takes an ``x-api-key`` or, without one, ``Authorization: Bearer``);
+    ``reject_tool_types``: types answered with the API's unsupported tool type 400.
     """
     if api in ("anthropic", "count_tokens"):
         key = headers.get("x-api-key")
-        if not key:
+        bearer = _bearer(headers)
+        if key:
+            if api_key is not None and key != api_key:
+                return error_reply(401, message="invalid x-api-key")
+        elif bearer:
+            if auth_token is not None and bearer != auth_token:
+                return error_reply(401, message="Invalid bearer token")
+        else:
             return error_reply(401, message="x-api-key header is required")
-        if api_key is not None and key != api_key:
-            return error_reply(401, message="invalid x-api-key")
         if "anthropic-version" not in headers:
             return error_reply(400, message="anthropic-version: header is required")
     elif api == "gateway":
-        auth = headers.get("authorization", "")
-        token = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        token = _bearer(headers)
         if not token:
             return error_reply(401, message="Missing bearer token in the Authorization header.")
         if gateway_api_key is not None and token != gateway_api_key:
@@ -75,6 +81,12 @@ def validate(
         return None
     betas = [b.strip() for b in headers.get("anthropic-beta", "").split(",") if b.strip()]
     return check_tool_types(body, betas, model or "", reject_tool_types)
+
+
+def _bearer(headers: dict[str, str]) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header ("" without one)."""
+    auth = headers.get("authorization", "")
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else ""
 
 
 def validate_bedrock(

@@ -21,7 +21,7 @@ transport=fake.transport())`` talks to it with no socket), and
 (for tests of the real wire, SigV4 over the network, the examples and the demo).
 
 Request checks follow the real services where a client bug would otherwise go unnoticed:
-``x-api-key`` and ``anthropic-version`` headers, required body fields, the beta flag each
+``x-api-key`` (or ``Authorization: Bearer``) and ``anthropic-version`` headers, required body fields, the beta flag each
 Anthropic-defined tool type needs (``anthropic-beta`` header, Bedrock body ``anthropic_beta``),
 Bedrock's ``anthropic_version: "bedrock-2023-05-31"`` and its refusal of a ``model`` key.
 """
@@ -95,6 +95,8 @@ class FakeModel(ReplyBuilder):
             made with; None disables the SigV4 check.
         aws_region: the region signatures must be scoped to (None: any).
         api_key: the only ``x-api-key`` accepted on the Messages API (None: any non-empty key).
+        auth_token: the only ``Authorization: Bearer`` token accepted on the Messages API
+            in place of an ``x-api-key`` (None: any non-empty token).
         gateway_api_key: the only bearer token accepted on chat completions (None: any).
         window_s: rate-limit window in seconds (60 = per minute).
         cache_min_tokens: shortest cacheable prefix for the prompt-cache simulation.
@@ -117,6 +119,7 @@ class FakeModel(ReplyBuilder):
         aws_region: str | None = None,
         api_key: str | None = None,
         gateway_api_key: str | None = None,
+        auth_token: str | None = None,
         window_s: float = 60.0,
         cache_min_tokens: int = 1024,
         record: bool = True,
@@ -128,6 +131,7 @@ class FakeModel(ReplyBuilder):
         self.aws_credentials = aws_credentials
         self.aws_region = aws_region
         self.api_key = api_key
+        self.auth_token = auth_token
         self.gateway_api_key = gateway_api_key
         self.window_s = float(window_s)
         self.record = record
@@ -428,6 +432,7 @@ class FakeModel(ReplyBuilder):
             api_key=self.api_key,
             gateway_api_key=self.gateway_api_key,
             reject_tool_types=self.reject_tool_types,
+            auth_token=self.auth_token,
         )
         if problem is not None:
             rec.outcome = "auth" if problem.status in (401, 403) else "invalid"
