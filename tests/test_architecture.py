@@ -44,7 +44,7 @@ PACKAGE = Path(deskpilot.__file__).resolve().parent
 MAX_LINES = 600
 MAX_TABLE_LINES = 1000
 DATA_TABLES = {
-    "models.py": "the model registry: one row per model",
+    "models/table.py": "the model registry: one row per model",
     "computer_use/specs.py": "the tool-version table: one row per tool version",
 }
 

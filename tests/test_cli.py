@@ -61,7 +61,7 @@ def test_run_help_names_its_options() -> None:
         "--apps",
     ):
         assert opt in out
-    assert "anthropic|bedrock|gateway" in out
+    assert "anthropic|bedrock|vertex|gateway" in out
 
 
 def test_bad_model_name_suggests_close_matches() -> None:

@@ -135,7 +135,7 @@ def test_modelspec_validation() -> None:
     with pytest.raises(ConfigError):
         ModelSpec(name="x", model_id="")
     with pytest.raises(ConfigError):
-        ModelSpec(name="x", model_id="m", provider="vertex")  # type: ignore[arg-type]
+        ModelSpec(name="x", model_id="m", provider="azure")  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         ModelSpec(name="x", model_id="m", generations={"anthropic": "1999"})
     with pytest.raises(ConfigError):

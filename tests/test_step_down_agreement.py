@@ -55,6 +55,7 @@ def _client(server: FakeModel, spec: ModelSpec) -> LLMClient:
         spec,
         environ=server.env(),
         aws_credentials=Credentials(akid, secret),
+        google_credentials=server.vertex_credentials(),
         max_attempts=1,
         progress="none",
         transport=server.transport(),

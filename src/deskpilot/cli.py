@@ -36,7 +36,7 @@ from .terminal import visible
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 ENV_PREFIX = "DESKPILOT"
-PROVIDERS = ("anthropic", "bedrock", "gateway")
+PROVIDERS = ("anthropic", "bedrock", "vertex", "gateway")
 APPS = ("terminal", "editor", "browser")
 SIZE = click.IntRange(200, 8192)
 
@@ -160,6 +160,11 @@ def _require_key(provider: str) -> None:
             "OPENAI_API_KEY is not set (the gateway provider sends it as the Bearer token); "
             "export it and OPENAI_BASE_URL, or try `deskpilot demo`, which needs no key."
         )
+    if provider == "vertex" and not os.environ.get("CLOUD_ML_REGION"):
+        raise ConfigError(
+            "CLOUD_ML_REGION is not set; Vertex AI needs a region (export CLOUD_ML_REGION="
+            "us-east5, or global) and Google credentials, or try `deskpilot demo`."
+        )
     if provider == "bedrock":
         try:
             import botocore.session
@@ -214,8 +219,9 @@ def _write_outputs(run_dir: Path) -> Path:
     type=click.Choice(PROVIDERS),
     default=None,
     envvar="DESKPILOT_PROVIDER",
-    help="Where to call the model: anthropic (ANTHROPIC_API_KEY), bedrock (AWS credentials) "
-    "or gateway (OPENAI_BASE_URL + OPENAI_API_KEY). Default: the model's own.",
+    help="Where to call the model: anthropic (ANTHROPIC_API_KEY), bedrock (AWS credentials), "
+    "vertex (CLOUD_ML_REGION + Google credentials) or gateway (OPENAI_BASE_URL + "
+    "OPENAI_API_KEY). Default: the model's own.",
 )
 @_option(
     "--width",

@@ -63,7 +63,9 @@ PYTHON_MODULES: dict[str, tuple[str, str]] = {
     "PIL": ("deskpilot", "image encoding (Pillow)"),
     "aiohttp": ("deskpilot", "the HTTP client"),
     "botocore": ("deskpilot[bedrock]", "AWS Bedrock signing"),
+    "google.auth": ("deskpilot[vertex]", "Vertex AI access tokens (google-auth)"),
 }
+_OPTIONAL_EXTRAS = ("deskpilot[bedrock]", "deskpilot[vertex]")
 
 KEY_PROGRAMS = ("xvfb", "openbox", "xterm", "mousepad", "chromium")
 """The Debian packages whose versions :func:`versions` reports."""
@@ -78,6 +80,7 @@ PYTHON_PACKAGES = (
     "python-xlib",
     "numpy",
     "botocore",
+    "google-auth",
 )
 """The Python distributions whose versions :func:`versions` reports."""
 
@@ -120,8 +123,11 @@ def check(env: Mapping[str, str] | None = None, *, euid: int | None = None) -> l
                 )
             )
     for module, (requirement, why) in PYTHON_MODULES.items():
-        ok = importlib.util.find_spec(module) is not None
-        required = requirement != "deskpilot[bedrock]"
+        try:
+            ok = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # the parent package of a dotted name is missing
+            ok = False
+        required = requirement not in _OPTIONAL_EXTRAS
         out.append(
             Check(
                 f"python: {module}",

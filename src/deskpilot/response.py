@@ -112,7 +112,7 @@ class APIResponse:
     Attributes:
         model: the registry name asked for (e.g. ``"claude-4-sonnet"``).
         model_id: the API model id actually sent (e.g. ``"claude-sonnet-4-20250514"``).
-        provider: ``"anthropic"``, ``"bedrock"`` or ``"gateway"``.
+        provider: ``"anthropic"``, ``"bedrock"``, ``"vertex"`` or ``"gateway"``.
         content: the assistant :class:`~deskpilot.prompt.Message` (None on error).
         stop_reason: ``end_turn``, ``tool_use``, ``max_tokens``, ... (OpenAI
             ``finish_reason`` mapped onto these names).

@@ -18,9 +18,17 @@ nothing else in deskpilot's client looks at ``os.environ``:
 ``AWS_ACCESS_KEY_ID`` /                   static AWS credentials when the first two are set
 ``AWS_SECRET_ACCESS_KEY`` /               (the first link of botocore's chain too, so an
 ``AWS_SESSION_TOKEN``                     ``environ=`` mapping behaves like ``os.environ``)
+``CLOUD_ML_REGION``                       Vertex AI region (``us-east5``, ``global``, ``us``, ``eu``)
+``ANTHROPIC_VERTEX_PROJECT_ID``           Vertex AI project (else the credentials' project)
+``ANTHROPIC_VERTEX_BASE_URL``             Vertex AI endpoint override, with ``/v1``
+``GOOGLE_APPLICATION_CREDENTIALS``        the Google credentials file for Vertex AI (else
+                                          Application Default Credentials)
 ========================================  ===============================================
 
-Other AWS credentials (profiles, SSO, instance roles) come from botocore's standard chain.
+Other AWS credentials (profiles, SSO, instance roles) come from botocore's standard chain,
+other Google credentials (gcloud's user credentials, the metadata server) from google-auth's
+Application Default Credentials. The Vertex variables are the Anthropic SDK's
+(``src/anthropic/lib/vertex/_client.py`` of anthropics/anthropic-sdk-python).
 Arguments to ``LLMClient`` win over the environment.
 
 The Anthropic API's credentials follow the Anthropic SDK's precedence
@@ -55,6 +63,19 @@ from ..providers.base import Provider
 logger = logging.getLogger("deskpilot.client")
 
 _SURROUNDING = " \t\r\n"
+
+PROVIDER_LABELS = {
+    "anthropic": "Anthropic API",
+    "bedrock": "Bedrock",
+    "vertex": "Vertex AI",
+    "gateway": "Gateway",
+}
+"""How error messages name each provider."""
+CREDENTIALS_HINT = (
+    " Check the credentials (ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN / OPENAI_API_KEY / AWS"
+    " credentials / Google credentials)."
+)
+"""The sentence an authentication error ends with."""
 
 
 def _stripped(value: str | None, source: str) -> str | None:
@@ -104,6 +125,10 @@ class Environment:
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = field(default=None, repr=False)
     aws_session_token: str | None = field(default=None, repr=False)
+    cloud_ml_region: str | None = None
+    vertex_project_id: str | None = None
+    vertex_base_url: str | None = None
+    google_application_credentials: str | None = None
 
     def secrets(self) -> tuple[str, ...]:
         """The credential values among these variables (for redaction)."""
@@ -134,6 +159,10 @@ def read_environment(environ: Mapping[str, str] | None = None) -> Environment:
         aws_access_key_id=_stripped(env.get("AWS_ACCESS_KEY_ID"), "AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=_stripped(env.get("AWS_SECRET_ACCESS_KEY"), "AWS_SECRET_ACCESS_KEY"),
         aws_session_token=_stripped(env.get("AWS_SESSION_TOKEN"), "AWS_SESSION_TOKEN"),
+        cloud_ml_region=env.get("CLOUD_ML_REGION") or None,
+        vertex_project_id=env.get("ANTHROPIC_VERTEX_PROJECT_ID") or None,
+        vertex_base_url=env.get("ANTHROPIC_VERTEX_BASE_URL") or None,
+        google_application_credentials=env.get("GOOGLE_APPLICATION_CREDENTIALS") or None,
     )
 
 
@@ -158,13 +187,19 @@ class ClientConfig:
             answer (reconciled with real usage afterwards).
         rate_window_s / rate_safety_s: the rate window (60 s) and the margin added to it
             against arrival-time jitter (default ``rate_window_s / 240``: 0.25 s per minute).
-        provider: force ``"anthropic"``, ``"bedrock"`` or ``"gateway"`` for every model.
-        base_url: the Anthropic API origin or gateway base URL (wins over the environment).
+        provider: force ``"anthropic"``, ``"bedrock"``, ``"vertex"`` or ``"gateway"`` for
+            every model.
+        base_url: the Anthropic API origin, the Vertex AI endpoint (with ``/v1``) or the
+            gateway base URL (wins over the environment).
         api_key: the Anthropic or gateway key (wins over the environment); never shown;
             surrounding whitespace is stripped (see the module docstring).
         auth_token: a bearer token for the Anthropic API (``Authorization: Bearer``; wins
             over the environment like ``api_key``); never shown.
-        endpoint_url / region: Bedrock runtime endpoint and region.
+        endpoint_url / region: Bedrock runtime endpoint and region; ``region`` is also the
+            Vertex AI region (wins over ``CLOUD_ML_REGION``).
+        project_id: the Vertex AI project (wins over ``ANTHROPIC_VERTEX_PROJECT_ID``).
+        vertex_body_betas: beta flags sent to Vertex AI in the body's ``anthropic_beta``
+            instead of the ``anthropic-beta`` header (default: none, all in the header).
         progress: ``"tqdm"`` (to stderr) or ``"none"``.
         keep_raw: keep the decoded JSON of successful answers on ``APIResponse.raw``.
         exact_token_counts: reserve input tokens from the provider's token-count endpoint
@@ -195,6 +230,8 @@ class ClientConfig:
     auth_token: str | None = field(default=None, repr=False)
     endpoint_url: str | None = None
     region: str | None = None
+    project_id: str | None = None
+    vertex_body_betas: tuple[str, ...] = ()
     progress: str = "tqdm"
     keep_raw: bool = False
     exact_token_counts: bool = False
@@ -222,10 +259,19 @@ class ClientConfig:
             raise ConfigError("output_estimate_ratio must be between 0 and 1.")
         if self.rate_safety_s is not None and self.rate_safety_s < 0:
             raise ConfigError("rate_safety_s must be >= 0 seconds.")
-        if self.provider not in (None, "anthropic", "bedrock", "gateway"):
+        if self.provider not in (None, "anthropic", "bedrock", "vertex", "gateway"):
             raise ConfigError(
-                f"provider must be 'anthropic', 'bedrock' or 'gateway', not {self.provider!r}."
+                "provider must be 'anthropic', 'bedrock', 'vertex' or 'gateway', not "
+                f"{self.provider!r}."
             )
+        if isinstance(self.vertex_body_betas, str) or not all(
+            isinstance(b, str) for b in self.vertex_body_betas
+        ):
+            raise ConfigError(
+                "vertex_body_betas must be a tuple of beta flag strings, e.g. "
+                "('context-1m-2025-08-07',)."
+            )
+        object.__setattr__(self, "vertex_body_betas", tuple(self.vertex_body_betas))
         if self.progress not in ("tqdm", "none"):
             raise ConfigError(f"progress must be 'tqdm' or 'none', not {self.progress!r}.")
         if self.temperature is not None and not 0 <= self.temperature <= 1:
@@ -237,7 +283,11 @@ class ClientConfig:
 
 
 def make_provider(
-    name: str, config: ClientConfig, env: Environment, aws_credentials: Any = None
+    name: str,
+    config: ClientConfig,
+    env: Environment,
+    aws_credentials: Any = None,
+    google_credentials: Any = None,
 ) -> Provider:
     """The wire-format object of provider ``name`` from the settings and the environment.
 
@@ -245,12 +295,17 @@ def make_provider(
     API's key and bearer token as the module docstring says). Bedrock's
     region: ``region=``, ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, the AWS profile's region,
     else ``us-east-1``; its credentials: ``aws_credentials``, else ``AWS_ACCESS_KEY_ID`` /
-    ``AWS_SECRET_ACCESS_KEY`` (/ ``AWS_SESSION_TOKEN``), else botocore's chain.
+    ``AWS_SECRET_ACCESS_KEY`` (/ ``AWS_SESSION_TOKEN``), else botocore's chain. Vertex AI's
+    region: ``region=``, else ``CLOUD_ML_REGION``; its project: ``project_id=``, else
+    ``ANTHROPIC_VERTEX_PROJECT_ID``, else the credentials'; its endpoint: ``base_url=``, else
+    ``ANTHROPIC_VERTEX_BASE_URL``, else the region's; its credentials: ``google_credentials``,
+    else the file of ``GOOGLE_APPLICATION_CREDENTIALS``, else Application Default Credentials.
 
     Raises:
-        ConfigError: a gateway without a base URL, an AWS profile that does not exist, or a
-            credential with a control character or whitespace inside it.
-        MissingDependencyError: Bedrock without botocore.
+        ConfigError: a gateway without a base URL, Vertex AI without a region, an AWS
+            profile that does not exist, or a credential with a control character or
+            whitespace inside it.
+        MissingDependencyError: Bedrock without botocore, Vertex AI without google-auth.
     """
     if name == "anthropic":
         from ..providers.anthropic import DEFAULT_BASE_URL, AnthropicProvider
@@ -281,6 +336,23 @@ def make_provider(
                 clean_credential(env.aws_session_token, "AWS_SESSION_TOKEN"),
             )
         return BedrockProvider(region, endpoint, creds, profile=env.aws_profile)
+    if name == "vertex":
+        from ..providers.vertex import VertexProvider
+
+        vertex_region = config.region or env.cloud_ml_region
+        if not vertex_region:
+            raise ConfigError(
+                "Vertex AI needs a region: pass region='us-east5' (or 'global', 'us', 'eu') "
+                "or set CLOUD_ML_REGION."
+            )
+        return VertexProvider(
+            vertex_region,
+            config.project_id or env.vertex_project_id,
+            config.base_url or env.vertex_base_url,
+            google_credentials,
+            credentials_file=env.google_application_credentials,
+            body_betas=config.vertex_body_betas,
+        )
     from ..providers.gateway import GatewayProvider
 
     gateway_url = config.base_url or env.openai_base_url
@@ -294,6 +366,8 @@ def make_provider(
 
 
 __all__ = [
+    "CREDENTIALS_HINT",
+    "PROVIDER_LABELS",
     "ClientConfig",
     "Environment",
     "clean_credential",

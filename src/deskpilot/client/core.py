@@ -40,7 +40,7 @@ from ..response import APIResponse, ErrorKind, Usage
 from ..transport import Transport
 from .aiohttp_transport import AiohttpTransport
 from .classify import Attempt, Fail, Retry, StepDown, classify, should_retry_header
-from .config import ClientConfig, Environment, make_provider, read_environment
+from .config import CREDENTIALS_HINT, PROVIDER_LABELS, ClientConfig, make_provider, read_environment
 from .count_tokens import CountTokensAPI, TokenCounter, check_countable
 from .exchange import Answer, exchange
 from .limiter import RateLimiter
@@ -52,11 +52,9 @@ from .tokens import estimate_input_tokens
 
 logger = logging.getLogger("deskpilot.client")
 
-_PROVIDER_LABEL = {"anthropic": "Anthropic API", "bedrock": "Bedrock", "gateway": "Gateway"}
-
 
 class LLMClient(CountTokensAPI):
-    """A rate-limited client for Claude on the Anthropic API, Bedrock or an OpenAI gateway.
+    """A rate-limited client for Claude on the Anthropic API, Bedrock, Vertex AI or a gateway.
 
     Args:
         model_names: a registry name, a :class:`~deskpilot.models.ModelSpec`, or a list of
@@ -73,12 +71,11 @@ class LLMClient(CountTokensAPI):
         temperature: default temperature, or None for the API's default.
         burst_s: seconds of quota that may go out at once (default 1 s, min. one request).
         retry_base_s / retry_cap_s: first and largest backoff between attempts, seconds.
-        provider: force ``"anthropic"``, ``"bedrock"`` or ``"gateway"`` for every model.
+        provider: force a platform of :data:`deskpilot.models.PLATFORMS` for every model.
         base_url / api_key: Anthropic API origin (without ``/v1``) or gateway base (with
             ``/v1``) and key; win over ``ANTHROPIC_*`` / ``OPENAI_*`` variables.
-        auth_token: a bearer token for the Anthropic API instead of (or beside) a key
-            (``Authorization: Bearer``; default ``ANTHROPIC_AUTH_TOKEN``; precedence as
-            :mod:`deskpilot.client.config` says).
+        auth_token: an Anthropic API bearer token (default ``ANTHROPIC_AUTH_TOKEN``; the
+            precedence of key and token: :mod:`deskpilot.client.config`).
         endpoint_url / region: Bedrock runtime endpoint and region (win over
             ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME`` / ``AWS_REGION``; the region falls back to
             the AWS profile's, then ``us-east-1``).
@@ -86,6 +83,8 @@ class LLMClient(CountTokensAPI):
             the global one; pass ``REGISTRY.copy()`` after adding models to keep them local).
         progress: ``"tqdm"`` or ``"none"`` (what ``show_progress=True`` draws).
         aws_credentials: a botocore ``Credentials`` object (default: the standard chain).
+        google_credentials: Google ``Credentials`` for Vertex AI (default: the file of
+            ``GOOGLE_APPLICATION_CREDENTIALS``, else ADC); ``region=`` / ``project_id=``.
         environ: a mapping used instead of ``os.environ`` (tests).
         exact_token_counts: reserve each request's input tokens from the provider's count
             endpoint instead of an estimate (cached; see :mod:`deskpilot.client.count_tokens`).
@@ -98,7 +97,7 @@ class LLMClient(CountTokensAPI):
     Raises:
         ModelNotFoundError: an unknown model name (with close matches).
         ConfigError: an invalid setting, or a gateway model with no base URL.
-        MissingDependencyError: a Bedrock model without botocore installed.
+        MissingDependencyError: a Bedrock / Vertex AI model without botocore / google-auth.
         NotSupported: ``exact_token_counts=True`` with a gateway model (no count endpoint).
     """
 
@@ -113,6 +112,7 @@ class LLMClient(CountTokensAPI):
         *,
         registry: ModelRegistry | None = None,
         aws_credentials: Any = None,
+        google_credentials: Any = None,
         environ: dict[str, str] | None = None,
         transport: Transport | None = None,
         **settings: Any,
@@ -129,8 +129,9 @@ class LLMClient(CountTokensAPI):
         except TypeError as exc:
             raise ConfigError(f"LLMClient() got an unknown setting: {exc}.") from exc
         cfg = self.config
-        self._env: Environment = read_environment(environ)
+        self._env = read_environment(environ)
         self._aws_credentials = aws_credentials
+        self._google_credentials = google_credentials
         self._registry = registry or REGISTRY
         names = [model_names] if isinstance(model_names, str | ModelSpec) else list(model_names)
         if not names:
@@ -173,7 +174,7 @@ class LLMClient(CountTokensAPI):
         provider = self._providers.get(name)
         if provider is None:
             provider = self._providers[name] = make_provider(
-                name, self.config, self._env, self._aws_credentials
+                name, self.config, self._env, self._aws_credentials, self._google_credentials
             )
         return provider
 
@@ -194,7 +195,7 @@ class LLMClient(CountTokensAPI):
 
     @property
     def provider(self) -> str:
-        """The provider of the first model (``"anthropic"``, ``"bedrock"`` or ``"gateway"``)."""
+        """The provider of the first model (a name of :data:`deskpilot.models.PLATFORMS`)."""
         return self._models[0].provider
 
     def model_spec(self, name: str | None = None) -> ModelSpec:
@@ -216,14 +217,13 @@ class LLMClient(CountTokensAPI):
         return set(self._rejected.get((spec.model_id, spec.provider), ()))
 
     def credential_values(self) -> tuple[str, ...]:
-        """Every credential value this client holds: ``api_key=``, the API keys and AWS
-        secret key / session token of its environment, and the AWS credentials its Bedrock
-        provider signed with so far (a profile's or SSO credentials appear after the first
-        Bedrock request). Pass them to anything that writes text the client produced, e.g.
-        ``TrajectoryWriter(secrets=client.credential_values())``; the client itself already
-        redacts them from every error message and error body it returns."""
+        """Every credential value this client holds: ``api_key=`` / ``auth_token=``, those of
+        its environment, and those its providers sent so far (AWS credentials of a profile or
+        SSO, Google access tokens). Pass them to whatever writes text the client produced
+        (``TrajectoryWriter(secrets=client.credential_values())``); the client's own errors
+        are already redacted."""
         values: list[str] = []
-        for v in (self.config.api_key, *self._env.secrets()):
+        for v in (self.config.api_key, self.config.auth_token, *self._env.secrets()):
             if v and v not in values:
                 values.append(v)
         for p in self._providers.values():
@@ -415,16 +415,13 @@ class LLMClient(CountTokensAPI):
         """The error response of a failed prompt: one sentence, credentials redacted."""
         kind = answer.kind or ErrorKind.CLIENT
         status = answer.status
-        label = _PROVIDER_LABEL.get(spec.provider, spec.provider)
+        label = PROVIDER_LABELS.get(spec.provider, spec.provider)
         where = f"HTTP {status}" if status is not None else "no answer"
         error_type = answer.error_type or kind.value
         text = answer.message.strip().rstrip(".") if answer.message else "no error message"
         hint = ""
         if kind is ErrorKind.AUTHENTICATION:
-            hint = (
-                " Check the API key (ANTHROPIC_API_KEY / ANTHROPIC_AUTH_TOKEN / OPENAI_API_KEY"
-                " / AWS credentials)."
-            )
+            hint = CREDENTIALS_HINT
         if rejected:
             hint += (
                 f" The rejected types ({', '.join(rejected)}) are in the caller's tools=; step "

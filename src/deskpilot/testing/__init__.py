@@ -1,7 +1,8 @@
 """Test support: a fake of the model APIs, a mock transport, and reply builders.
 
-``FakeModel`` answers the Anthropic Messages API, Bedrock InvokeModel (SigV4 checked) and
-OpenAI chat completions (the gateway format), with scripted replies, injected faults,
+``FakeModel`` answers the Anthropic Messages API, Bedrock InvokeModel (SigV4 checked), Vertex
+AI rawPredict (bearer token checked, with a Google token endpoint) and OpenAI chat completions
+(the gateway format), with scripted replies, injected faults,
 rate-limit enforcement and simulated prompt caching; ``MockTransport`` hands an
 ``LLMClient``'s requests to a function (``FakeModel.handle`` or your own) with no socket;
 ``FakeModelServer`` serves the same fake over real HTTP on 127.0.0.1 for tests of the real

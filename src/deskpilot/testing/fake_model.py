@@ -1,9 +1,11 @@
 """FakeModel: the model APIs for tests, in process: scripted, faulty, rate-limited, cached.
 
 It answers the Anthropic Messages API (``POST /v1/messages``), Bedrock InvokeModel
-(``POST /model/{model-id}/invoke``, SigV4 checked with botocore), both token-count endpoints
-(:mod:`deskpilot.testing.count_tokens_route`) and OpenAI
-chat completions (``POST /v1/chat/completions``, the Model.box gateway shape), with:
+(``POST /model/{model-id}/invoke``, SigV4 checked with botocore), Vertex AI
+(``POST /v1/projects/.../models/{model}:rawPredict``, bearer token checked; a Google token
+endpoint at ``POST /token``: :mod:`deskpilot.testing.vertex_route`), both token-count
+endpoints (:mod:`deskpilot.testing.count_tokens_route`) and OpenAI chat completions
+(``POST /v1/chat/completions``, the Model.box gateway shape), with:
 
 - scripted replies (a FIFO queue of Messages API responses, faults or :class:`FakeReply`), or a
   function of the request, or a default short text reply;
@@ -53,6 +55,15 @@ from .mock_transport import MockTransport
 from .recorded import Disconnect, Hang, Incoming, Outcome, RecordedRequest
 from .sigv4 import verify_sigv4
 from .tokens import count_request_tokens, response_output_tokens
+from .vertex_route import (
+    FAKE_VERTEX_PROJECT,
+    FAKE_VERTEX_REGION,
+    FAKE_VERTEX_TOKEN,
+    TOKEN_PATH,
+    VERTEX_PATH,
+    VertexAuth,
+    validate_vertex,
+)
 from .wire import (
     FakeReply,
     anthropic_error_body,
@@ -103,6 +114,9 @@ class FakeModel(ReplyBuilder):
         record: keep a :class:`RecordedRequest` per request (arrival times are always kept).
         reject_tool_types: tool types answered with the API's 400
             ``'<model>' does not support tool types: <type>.`` (to test step-down).
+        vertex_token_expires_in_s: the lifetime of access tokens from ``POST /token``
+            (:attr:`vertex`, a :class:`~deskpilot.testing.vertex_route.VertexAuth`, holds
+            the accepted tokens and service-account keys).
         default_text: the text of the default reply.
     """
 
@@ -125,6 +139,7 @@ class FakeModel(ReplyBuilder):
         record: bool = True,
         reject_tool_types: Iterable[str] = (),
         default_text: str = "Done.",
+        vertex_token_expires_in_s: int = 3600,
     ) -> None:
         self.handler = handler
         self.latency_s = float(latency_s)
@@ -136,6 +151,7 @@ class FakeModel(ReplyBuilder):
         self.window_s = float(window_s)
         self.record = record
         self.reject_tool_types = set(reject_tool_types)
+        self.vertex = VertexAuth(expires_in_s=vertex_token_expires_in_s)
         self.default_text = default_text
         self.count_tokens_refused_betas: set[str] = set()
         """Beta flags the count endpoints refuse (``count_tokens_route``)."""
@@ -216,7 +232,8 @@ class FakeModel(ReplyBuilder):
         ``ANTHROPIC_BASE_URL`` / ``ANTHROPIC_API_KEY``, ``AWS_ENDPOINT_URL_BEDROCK_RUNTIME``
         and the AWS credentials the server checks (plus region, and config files set to
         ``/dev/null`` so no profile or instance metadata is consulted), ``OPENAI_BASE_URL`` /
-        ``OPENAI_API_KEY``.
+        ``OPENAI_API_KEY``, and Vertex AI's endpoint, region and project (its credentials:
+        :meth:`vertex_credentials` or :meth:`write_vertex_credentials`).
         """
         akid, secret = self.aws_credentials or ("AKIDFAKEDESKPILOT", "fake-secret-key")
         region = self.aws_region or "us-east-1"
@@ -233,7 +250,22 @@ class FakeModel(ReplyBuilder):
             "AWS_EC2_METADATA_DISABLED": "true",
             "OPENAI_BASE_URL": self.gateway_base_url,
             "OPENAI_API_KEY": self.gateway_api_key or "sk-fake-deskpilot-gateway-key",
+            "ANTHROPIC_VERTEX_BASE_URL": self.url + "/v1",
+            "CLOUD_ML_REGION": FAKE_VERTEX_REGION,
+            "ANTHROPIC_VERTEX_PROJECT_ID": FAKE_VERTEX_PROJECT,
         }
+
+    def vertex_credentials(self) -> Any:
+        """Google credentials holding the static token this fake accepts on Vertex AI
+        (``google.oauth2.credentials.Credentials``; needs google-auth)."""
+        from google.oauth2.credentials import Credentials
+
+        return Credentials(token=FAKE_VERTEX_TOKEN)
+
+    def write_vertex_credentials(self, directory: str | os.PathLike[str]) -> str:
+        """Write a service-account JSON whose ``token_uri`` is this server's ``/token`` into
+        ``directory``; returns its path (for ``GOOGLE_APPLICATION_CREDENTIALS``)."""
+        return str(self.vertex.write_service_account(directory, self.url + TOKEN_PATH))
 
     def enqueue(self, *responses: ReplySpec) -> None:
         """Append scripted replies, served first-in first-out to any API path.
@@ -345,7 +377,12 @@ class FakeModel(ReplyBuilder):
 
     # --- request handling -----------------------------------------------------------------
     async def dispatch(self, request: Incoming) -> Outcome:
-        """Count, route and answer one request (both ways in end here)."""
+        """Count, route and answer one request (both ways in end here; token requests are
+        answered without being counted)."""
+        if request.method == "POST" and request.path == TOKEN_PATH:
+            await asyncio.sleep(self.vertex.token_delay_s)
+            status, body = self.vertex.token_reply(request.body)
+            return json_http_response(body, status)
         now = time.monotonic()
         self.arrivals.append(now)
         stats = self._stats
@@ -373,6 +410,8 @@ class FakeModel(ReplyBuilder):
                 return await self._serve(request, "bedrock", now)
             if is_count_path(path):
                 return serve_count(self, request, now)
+            if VERTEX_PATH.match(path):
+                return await self._serve(request, "vertex", now)
             if path.startswith("/model/") and path.endswith("/invoke-with-response-stream"):
                 return self._bedrock_response(
                     400,
@@ -393,6 +432,9 @@ class FakeModel(ReplyBuilder):
         model: str | None = None
         if api == "bedrock":
             model = unquote(request.raw_path.split("?", 1)[0][len("/model/") : -len("/invoke")])
+        elif api == "vertex":
+            m = VERTEX_PATH.match(request.path)
+            model = m.group("model") if m else None
         elif isinstance(body, dict) and isinstance(body.get("model"), str):
             model = body["model"]
         rec = RecordedRequest(
@@ -423,17 +465,22 @@ class FakeModel(ReplyBuilder):
                         "x-amzn-ErrorType": f"{failure.error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/"
                     },
                 )
-        problem = validate(
-            api,
-            headers,
-            raw,
-            body,
-            model,
-            api_key=self.api_key,
-            gateway_api_key=self.gateway_api_key,
-            reject_tool_types=self.reject_tool_types,
-            auth_token=self.auth_token,
-        )
+        if api == "vertex":
+            problem = self.vertex.check_bearer(headers) or validate_vertex(
+                headers, body, model or "", self.reject_tool_types
+            )
+        else:
+            problem = validate(
+                api,
+                headers,
+                raw,
+                body,
+                model,
+                api_key=self.api_key,
+                gateway_api_key=self.gateway_api_key,
+                reject_tool_types=self.reject_tool_types,
+                auth_token=self.auth_token,
+            )
         if problem is not None:
             rec.outcome = "auth" if problem.status in (401, 403) else "invalid"
             return self._error_response(api, rec, problem)

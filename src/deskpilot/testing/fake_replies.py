@@ -20,6 +20,7 @@ from .caching import CachePlan
 from .limits import RateLimits
 from .recorded import RecordedRequest
 from .tokens import response_output_tokens
+from .vertex_route import vertex_error
 from .wire import (
     AUTO,
     FakeReply,
@@ -101,6 +102,11 @@ class ReplyBuilder:
                 rec.error_type = extra["x-amzn-ErrorType"].split(":", 1)[0]
             elif api == "gateway":
                 body = openai_error(status, body)
+            elif api == "vertex":
+                body = vertex_error(status, body)
+                headers.pop("retry-after", None)  # Google's quota errors carry none
+                if "status" in body["error"]:
+                    rec.error_type = body["error"]["status"]
         rec.status = status
         if not rec.outcome:
             rec.outcome = "fault"

@@ -16,14 +16,14 @@ class RecordedRequest:
 
     Attributes:
         index: arrival order, from 0.
-        api: ``"anthropic"``, ``"bedrock"``, ``"gateway"`` (OpenAI chat completions),
+        api: ``"anthropic"``, ``"bedrock"``, ``"vertex"``, ``"gateway"`` (OpenAI chat completions),
             ``"count_tokens"`` or ``"other"``.
         method / path / raw_path: HTTP method, decoded path, path as sent (percent-encoded).
         headers: received headers with lower-case names.
         body: the decoded JSON body (None if it was not JSON).
         raw_body: the body bytes.
         received_at: ``time.monotonic()`` at arrival, seconds.
-        model: the model from the body (or from the Bedrock URL).
+        model: the model from the body (or from the Bedrock or Vertex URL).
         status: the HTTP status answered (None while pending or if the client went away).
         outcome: ``"ok"``, ``"fault"``, ``"rate_limited"``, ``"auth"``, ``"invalid"``,
             ``"hang"``, ``"disconnect"``.
@@ -48,12 +48,14 @@ class RecordedRequest:
 
     @property
     def betas(self) -> list[str]:
-        """Beta flags: the ``anthropic-beta`` header, or Bedrock's body ``anthropic_beta``."""
+        """Beta flags: the ``anthropic-beta`` header, or Bedrock's body ``anthropic_beta``
+        (Vertex: the header's, then the body's)."""
+        in_body = self.body.get("anthropic_beta") if isinstance(self.body, dict) else None
         if self.api == "bedrock":
-            value = self.body.get("anthropic_beta") if isinstance(self.body, dict) else None
-            return list(value or [])
+            return list(in_body or [])
         header = self.headers.get("anthropic-beta", "")
-        return [b.strip() for b in header.split(",") if b.strip()]
+        betas = [b.strip() for b in header.split(",") if b.strip()]
+        return betas + list(in_body or []) if self.api == "vertex" else betas
 
     @property
     def tools(self) -> list[dict[str, Any]]:
