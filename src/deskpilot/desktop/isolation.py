@@ -27,15 +27,17 @@ Two layers close that:
    ``unshare``, user namespaces switched off), layer 1 alone applies and the reason is logged
    once. Side effects: every program (each app, the bash tool's shell) is the first process
    (pid 1) of its own namespace, so its background jobs, even ``setsid`` ones, end with it
-   (the kernel kills the rest of a namespace when its first process exits); a program cannot
+   (the kernel kills the rest of a namespace when its first process exits), and so does what
+   a launched program starts before it exits (``launch("sh", "-c", "xterm &")`` shows no
+   xterm: launch the program itself); a program cannot
    see or signal another app's processes (``pkill chromium`` from the bash tool finds
    nothing); and signals a program sends to itself by pid (``kill $$``) are ignored unless it
    handles them, as for any pid 1. The X server itself is started outside (it runs no code
    the model chooses, and its lock file records its pid, which would be 1 for every server).
 
-Measured on a 2-core machine (``docs/desktop-backend.md``, "Process isolation"): ``unshare``
-adds about 2 ms per program started (the bash tool's first command: 15 ms instead of 9), the
-non-dumpable flag nothing.
+Measured on a 2-core machine (``docs/desktop-backend.md``, "Process isolation"): a program
+(the bash tool's shell, an app) takes 2-4 ms longer to start, the non-dumpable flag costs
+nothing.
 """
 
 from __future__ import annotations
