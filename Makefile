@@ -29,3 +29,4 @@ bench: setup
 	$(PY) benchmarks/client_bench.py
 	$(PY) benchmarks/desktop_bench.py
 	$(PY) benchmarks/agent_bench.py
+	$(PY) benchmarks/count_bench.py --exact-mode
