@@ -13,6 +13,7 @@ charged (its ``served`` record).
 
 from __future__ import annotations
 
+import gc
 import io
 from typing import Any
 
@@ -50,8 +51,21 @@ def steady_share(served: list[list[Any]], window_s: float, limit: int) -> float:
     return sum(shares) / len(shares)
 
 
+@pytest.fixture
+def no_gc_pauses() -> Any:
+    """Client and server share one event loop and one clock: a long garbage-collection pause
+    between a request's admission and its arrival (a full suite's heap is large) would show
+    the server a request early in its window. Existing objects are frozen for the run."""
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+
 @pytest.mark.slow
-async def test_exact_counts_use_at_least_95_percent_of_the_input_budget_without_429s() -> None:
+async def test_exact_counts_use_at_least_95_percent_of_the_input_budget_without_429s(
+    no_gc_pauses: Any,
+) -> None:
     async with FakeModelServer(
         itpm_limit=ITPM, window_s=WINDOW_S, latency_s=2.0, record=False
     ) as server:
@@ -60,7 +74,7 @@ async def test_exact_counts_use_at_least_95_percent_of_the_input_budget_without_
             environ=server.env(),
             max_tokens_per_minute=ITPM,
             rate_window_s=WINDOW_S,
-            rate_safety_s=0.06,  # arrival jitter on a loaded 2-core machine
+            rate_safety_s=0.1,  # arrival jitter on a loaded 2-core machine (ceiling 96.8%)
             max_requests_per_minute=100_000,
             max_concurrent_requests=100,
             max_new_tokens=100,
@@ -69,7 +83,9 @@ async def test_exact_counts_use_at_least_95_percent_of_the_input_budget_without_
         ) as client:
             results = await client.process_prompts_async(corpus(170), show_progress=False)
         stats = server.stats()
-    assert all(not r.is_error for r in results)
-    assert all(r.attempts == 1 for r in results)
-    assert stats["rate_limited"] == 0
-    assert steady_share(stats["served"], WINDOW_S, ITPM) >= 0.95
+    share = steady_share(stats["served"], WINDOW_S, ITPM)
+    seen = f"429s: {stats['rate_limited']}, steady share of the limit: {share:.3f}"
+    assert all(not r.is_error for r in results), seen
+    assert all(r.attempts == 1 for r in results), seen
+    assert stats["rate_limited"] == 0, seen
+    assert share >= 0.95, seen
