@@ -22,6 +22,11 @@ from deskpilot.errors import TokenCountError
 from deskpilot.prompt import Image as PromptImage
 from deskpilot.prompt import Message, ToolCall, ToolResult
 from deskpilot.testing import FakeModel, FakeModelServer
+from deskpilot.testing.vertex_route import (
+    FAKE_VERTEX_PROJECT,
+    FAKE_VERTEX_REGION,
+    FAKE_VERTEX_TOKEN,
+)
 
 BETA = "computer-use-2025-01-24"  # claude-4-sonnet's computer-use group
 
@@ -231,3 +236,56 @@ async def test_a_model_without_counts_falls_back_to_estimates(caplog: Any) -> No
     assert all(not a.is_error for a in answers)
     assert len(of(server, "bedrock_count_tokens")) == 1
     assert "estimating claude-4-sonnet-bedrock's input tokens from now on" in caplog.text
+
+
+# --- Vertex AI ---------------------------------------------------------------------------------
+
+
+def vertex(fake: FakeModel, **kw: Any) -> LLMClient:
+    kw.setdefault("google_credentials", fake.vertex_credentials())
+    return LLMClient(
+        "claude-4-sonnet-vertex",
+        environ=fake.env(),
+        transport=fake.transport(),
+        progress="none",
+        retry_base_s=0.01,
+        **kw,
+    )
+
+
+async def test_vertex_count_goes_to_count_tokens_rawpredict_with_the_model_in_the_body() -> None:
+    fake = FakeModel()
+    async with vertex(fake, exact_token_counts=True) as c:
+        counts = await c.count_tokens(rich_prompts(), computer_use=True)
+        answers = await c.process_prompts_async(
+            rich_prompts(), computer_use=True, show_progress=False
+        )
+    counted = of(fake, "vertex_count_tokens")
+    assert len(counted) == 2  # the answers re-use the counts
+    path = (
+        f"/v1/projects/{FAKE_VERTEX_PROJECT}/locations/{FAKE_VERTEX_REGION}/publishers/"
+        "anthropic/models/count-tokens:rawPredict"
+    )
+    for rec in counted:
+        assert rec.path == path
+        assert rec.headers["authorization"] == f"Bearer {FAKE_VERTEX_TOKEN}"
+        assert rec.body["anthropic_version"] == "vertex-2023-10-16"
+        assert rec.body["model"] == of(fake, "vertex")[0].path.rsplit("/", 1)[1].split(":")[0]
+        assert "@" in rec.body["model"] and "max_tokens" not in rec.body
+        assert rec.betas == [BETA] and len(rec.tools) == 3
+    assert counts == [a.usage.input_tokens for a in answers]
+
+
+async def test_vertex_count_drops_refused_betas_and_reports_auth_failures() -> None:
+    fake = FakeModel()
+    fake.count_tokens_refused_betas = {BETA}
+    async with vertex(fake) as c:
+        [n] = await c.count_tokens("hello", computer_use=True)
+    assert [r.betas for r in of(fake, "vertex_count_tokens")] == [[BETA], []]
+    assert n > 1680
+    from google.oauth2.credentials import Credentials as GoogleCredentials
+
+    async with vertex(fake, google_credentials=GoogleCredentials("not-a-token")) as c:
+        with pytest.raises(TokenCountError) as info:
+            await c.count_tokens("hello")
+    assert info.value.status_code == 401

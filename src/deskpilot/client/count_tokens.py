@@ -3,7 +3,8 @@
 :meth:`CountTokensAPI.count_tokens` sends each prompt's request, built exactly as
 ``process_prompts_async`` would build it (tools, system prompt, images, tool results), to the
 provider's count endpoint (:mod:`deskpilot.client.count_wire`: Anthropic
-``/v1/messages/count_tokens``, Bedrock ``CountTokens``; gateways raise
+``/v1/messages/count_tokens``, Bedrock ``CountTokens``, Vertex AI
+``count-tokens:rawPredict``; gateways raise
 :class:`~deskpilot.errors.NotSupported`). A count request goes through the client's
 :class:`~deskpilot.client.limiter.RateLimiter` like any other: it costs one request of the RPM
 budget and a concurrency slot, no tokens (the API charges no tokens for counting), and it is

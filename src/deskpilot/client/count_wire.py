@@ -13,6 +13,13 @@
   https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_CountTokens.html).
   CountTokens takes a foundation-model id: the cross-region inference-profile prefix
   (``us.``, ``eu.``, ``apac.``, ``global.``, ...) is removed (:func:`base_model_id`).
+* **Vertex AI**: ``POST {base}/projects/{project}/locations/{region}/publishers/anthropic/
+  models/count-tokens:rawPredict`` with the bearer token of the Messages route, a body of
+  ``anthropic_version: "vertex-2023-10-16"``, ``model`` (Vertex's id, e.g.
+  ``claude-sonnet-4@20250514``: the URL names no model) and the fields above; answer
+  ``{"input_tokens": N}`` (Google Cloud "Count tokens for Claude models",
+  https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/count-tokens;
+  the Anthropic SDK's Vertex client rewrites ``/v1/messages/count_tokens`` to this URL).
 * **Gateways** (OpenAI chat completions) have no count endpoint: :class:`NotSupported`.
 
 Beta flags: a count request carries only the flags its tools need (the endpoint parses the
@@ -39,7 +46,7 @@ from ..transport import HTTPRequest
 COUNT_FIELDS = ("model", "messages", "system", "tools", "tool_choice", "thinking")
 """The Messages body fields a count request keeps (the endpoint's request body)."""
 
-COUNTING_PROVIDERS = frozenset({"anthropic", "bedrock"})
+COUNTING_PROVIDERS = frozenset({"anthropic", "bedrock", "vertex"})
 """Providers with a token-count endpoint deskpilot speaks."""
 
 _GEO_PREFIX = re.compile(r"^(?:us|eu|apac|global|jp|au|ca|us-gov)\.(?=anthropic\.)")
@@ -57,9 +64,9 @@ def not_supported(spec: ModelSpec) -> NotSupported:
     """The error for a model whose provider has no count endpoint."""
     return NotSupported(
         f"{spec.name} is served through {spec.provider!r}, which has no token-count endpoint "
-        "(only the Anthropic API and Bedrock have one); use "
+        "(the Anthropic API, Bedrock and Vertex AI have one); use "
         "deskpilot.client.tokens.estimate_input_tokens for an estimate, or a model on the "
-        "Anthropic API or Bedrock."
+        "Anthropic API, Bedrock or Vertex AI."
     )
 
 
@@ -120,12 +127,29 @@ def count_request(
         endpoint = str(spec.base_url or getattr(provider, "endpoint_url", "")).rstrip("/")
         url = f"{endpoint}/model/{quote(base_model_id(spec.model_id), safe='')}/count-tokens"
         return HTTPRequest("POST", url, provider.headers([]), dumps(body), timeout_s)
+    if name == "vertex":
+        from ..providers.vertex import (
+            PROJECT_PENDING,
+            VERTEX_ANTHROPIC_VERSION,
+            VertexProvider,
+            predict_url,
+        )
+
+        assert isinstance(provider, VertexProvider)
+        vbody: dict[str, Any] = {"anthropic_version": VERTEX_ANTHROPIC_VERSION, **fields}
+        in_body = [b for b in betas if b in provider.body_betas]
+        if in_body:
+            vbody["anthropic_beta"] = in_body
+        base = spec.base_url or provider.base_url
+        project = provider.project_id or PROJECT_PENDING  # filled in by sign()
+        url = predict_url(base, project, provider.region, "count-tokens")
+        return HTTPRequest("POST", url, provider.headers(list(betas)), dumps(vbody), timeout_s)
     raise not_supported(spec)
 
 
 def parse_count(provider_name: str, data: Any) -> int:
-    """The token count of a 2xx count answer: Anthropic ``{"input_tokens": N}``, Bedrock
-    ``{"inputTokens": N}``.
+    """The token count of a 2xx count answer: Anthropic and Vertex ``{"input_tokens": N}``,
+    Bedrock ``{"inputTokens": N}``.
 
     Raises:
         ValueError: the answer has no non-negative integer count.

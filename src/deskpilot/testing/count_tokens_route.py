@@ -17,10 +17,17 @@
   ``ValidationException`` CountTokens gives ("The provided model doesn't support counting
   tokens."): it takes foundation-model ids.
 
+* ``POST /v1/projects/{p}/locations/{r}/publishers/anthropic/models/count-tokens:rawPredict``
+  (Vertex AI, "Count tokens for Claude models",
+  https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude/count-tokens):
+  the bearer token of the Vertex route, a body of ``anthropic_version:
+  "vertex-2023-10-16"``, ``model`` and the Anthropic count fields (``anthropic_beta`` too);
+  refused beta flags as above (header or body); answer ``{"input_tokens": N}``.
+
 ``N`` is :func:`~deskpilot.testing.tokens.count_request_tokens` of the (decoded) body, the
 rule the fake's ``usage`` is split from, so a count equals the answered request's
 ``input + cache_read + cache_creation`` tokens. Count requests are recorded (``api``
-``"count_tokens"`` / ``"bedrock_count_tokens"``), take injected faults, and do not touch the
+``"count_tokens"`` / ``"bedrock_count_tokens"`` / ``"vertex_count_tokens"``), take injected faults, and do not touch the
 Messages rate-limit windows (the API limits token counting separately, "Token counting").
 """
 
@@ -29,6 +36,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
@@ -48,11 +56,18 @@ COUNT_KEYS = frozenset({"model", "messages", "system", "tools", "tool_choice", "
 _EXTRA_OK = frozenset({"mcp_servers", "context_management", "output_config", "output_format"})
 
 ANTHROPIC_PATH = "/v1/messages/count_tokens"
+VERTEX_COUNT_PATH = re.compile(
+    r"^/v1/projects/[^/]+/locations/[^/]+/publishers/anthropic/models/count-tokens:rawPredict$"
+)
 
 
 def is_count_path(path: str) -> bool:
     """True for the count endpoints' paths (Anthropic and Bedrock)."""
-    return path == ANTHROPIC_PATH or (path.startswith("/model/") and path.endswith("/count-tokens"))
+    return (
+        path == ANTHROPIC_PATH
+        or (path.startswith("/model/") and path.endswith("/count-tokens"))
+        or VERTEX_COUNT_PATH.match(path) is not None
+    )
 
 
 def _record(fake: FakeModel, request: Incoming, api: str, body: Any, model: Any, now: float) -> Any:
@@ -109,26 +124,74 @@ def serve_anthropic_count(fake: FakeModel, request: Incoming, now: float) -> Out
         api_key=fake.api_key,
         gateway_api_key=None,
         reject_tool_types=fake.reject_tool_types,
+        auth_token=fake.auth_token,
     )
     if problem is None:
         extra = sorted(set(body) - COUNT_KEYS - _EXTRA_OK)
         if extra:
             problem = error_reply(400, message=f"{extra[0]}: Extra inputs are not permitted")
     if problem is None:
-        betas = [b.strip() for b in request.headers.get("anthropic-beta", "").split(",")]
-        refused = [b for b in betas if b and b in fake.count_tokens_refused_betas]
-        if refused:
-            names = ", ".join(f"`{b}`" for b in refused)
-            problem = error_reply(
-                400,
-                message=f"Unexpected value(s) {names} for the `anthropic-beta` header. Please "
-                "consult our documentation at platform.claude.com/docs or try again without "
-                "the header.",
-            )
+        problem = _refused(fake, request.headers, ())
     if problem is not None:
         rec.outcome = "auth" if problem.status in (401, 403) else "invalid"
         return fake._error_response("anthropic", rec, problem)
     faulted = _fault(fake, rec, "anthropic")
+    if faulted is not None:
+        return faulted
+    rec.status, rec.outcome = 200, "ok"
+    return json_http_response(
+        {"input_tokens": count_request_tokens(body)}, headers=fake._common_headers("count")
+    )
+
+
+def _refused(fake: FakeModel, headers: dict[str, str], in_body: Any) -> FakeReply | None:
+    """The API's 400 for beta flags (header or body) the count endpoints refuse, or None."""
+    betas = [b.strip() for b in headers.get("anthropic-beta", "").split(",")]
+    betas += [str(b) for b in in_body] if isinstance(in_body, list) else []
+    refused = [b for b in betas if b and b in fake.count_tokens_refused_betas]
+    if not refused:
+        return None
+    names = ", ".join(f"`{b}`" for b in refused)
+    return error_reply(
+        400,
+        message=f"Unexpected value(s) {names} for the `anthropic-beta` header. Please consult "
+        "our documentation at platform.claude.com/docs or try again without the header.",
+    )
+
+
+def serve_vertex_count(fake: FakeModel, request: Incoming, now: float) -> Outcome:
+    """``POST .../models/count-tokens:rawPredict`` on Vertex AI (see the module docstring)."""
+    from .vertex_route import VERTEX_VERSION
+
+    try:
+        body: Any = json.loads(request.body) if request.body else None
+    except ValueError:
+        body = None
+    model = body.get("model") if isinstance(body, dict) else None
+    rec = _record(fake, request, "vertex_count_tokens", body, model, now)
+    problem = fake.vertex.check_bearer(request.headers)
+    if problem is None:
+        if not isinstance(body, dict):
+            problem = error_reply(400, message="There was an error parsing the body.")
+        elif body.get("anthropic_version") != VERTEX_VERSION:
+            problem = error_reply(
+                400, message=f"anthropic_version: Input should be '{VERTEX_VERSION}'"
+            )
+        elif not isinstance(model, str):
+            problem = error_reply(400, message="model: Field required")
+        elif not isinstance(body.get("messages"), list) or not body["messages"]:
+            problem = error_reply(400, message="messages: Field required (at least one message)")
+        else:
+            allowed = COUNT_KEYS | _EXTRA_OK | {"anthropic_version", "anthropic_beta"}
+            extra = sorted(set(body) - allowed)
+            if extra:
+                problem = error_reply(400, message=f"{extra[0]}: Extra inputs are not permitted")
+            else:
+                problem = _refused(fake, request.headers, body.get("anthropic_beta"))
+    if problem is not None:
+        rec.outcome = "auth" if problem.status in (401, 403) else "invalid"
+        return fake._error_response("vertex", rec, problem)
+    faulted = _fault(fake, rec, "vertex")
     if faulted is not None:
         return faulted
     rec.status, rec.outcome = 200, "ok"
@@ -194,6 +257,8 @@ def serve_count(fake: FakeModel, request: Incoming, now: float) -> Outcome:
     """Route a count request (the path passed :func:`is_count_path`)."""
     if request.path == ANTHROPIC_PATH:
         return serve_anthropic_count(fake, request, now)
+    if VERTEX_COUNT_PATH.match(request.path):
+        return serve_vertex_count(fake, request, now)
     return serve_bedrock_count(fake, request, now)
 
 
@@ -204,4 +269,5 @@ __all__ = [
     "serve_anthropic_count",
     "serve_bedrock_count",
     "serve_count",
+    "serve_vertex_count",
 ]
