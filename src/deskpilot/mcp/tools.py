@@ -63,6 +63,7 @@ from ..prompt import Image, Text, ToolCall, ToolResult
 
 if TYPE_CHECKING:
     from ..desktop.base import Computer
+    from ..desktop.local import LocalDesktop
 
 __all__ = [
     "BASH_VERSION",
@@ -373,7 +374,7 @@ class DesktopTools:
 @contextlib.asynccontextmanager
 async def desktop_tools(
     width: int, height: int, *, apps: Sequence[str] = (), read_only: bool = False
-) -> AsyncIterator[tuple[DesktopTools, Any]]:
+) -> AsyncIterator[tuple[DesktopTools, LocalDesktop]]:
     """Start a ``LocalDesktop`` and its tools; close both on exit (also on cancellation).
 
     Args:
