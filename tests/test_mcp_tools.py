@@ -268,3 +268,17 @@ async def test_any_loopback_bind_refuses_a_rebound_host_name(tools, host: str) -
         server.should_exit = True
         await task
         sock.close()
+
+
+def test_the_cli_log_filter_cuts_the_mcp_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log line never shows ``deskpilot mcp``'s bearer token (its HTTP transport's secret)."""
+    import logging
+
+    from deskpilot.cli_logging import FILTER, environment_secrets
+
+    token = "mcp-token-0123456789abcdef"
+    monkeypatch.setenv("DESKPILOT_MCP_TOKEN", token)
+    assert token in environment_secrets()
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "auth %s", (token,), None)
+    FILTER.filter(record)
+    assert token not in record.getMessage()

@@ -126,8 +126,10 @@ SECRET_VARIABLES = (
     "OPENAI_API_KEY",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
+    "DESKPILOT_MCP_TOKEN",
 )
-"""The environment's credential variables (the client's, see deskpilot.client.config)."""
+"""The environment's credential variables (the client's, see deskpilot.client.config, and the
+bearer token of ``deskpilot mcp``'s HTTP transport, see docs/mcp.md)."""
 
 
 def environment_secrets() -> list[str]:
