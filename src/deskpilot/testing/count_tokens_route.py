@@ -213,17 +213,9 @@ def serve_bedrock_count(fake: FakeModel, request: Incoming, now: float) -> Outco
     except ValueError:
         outer = None
     rec = _record(fake, request, "bedrock_count_tokens", outer, model, now)
-    failure = fake._check_bedrock_auth(request)
-    if failure is not None:
-        rec.status, rec.outcome, rec.error_type = failure.status, "auth", failure.error_type
-        return fake._bedrock_response(
-            failure.status,
-            {"message": failure.message},
-            {
-                "x-amzn-ErrorType": f"{failure.error_type}:http://internal.amazon.com/coral/"
-                "com.amazon.bedrock/"
-            },
-        )
+    refused = fake._bedrock_auth_failure(request, rec)
+    if refused is not None:
+        return refused
     if model.split(".", 1)[0] in ("us", "eu", "apac", "global", "jp", "au", "ca", "us-gov"):
         return _bedrock_error(fake, rec, "The provided model doesn't support counting tokens.")
     invoke = outer.get("input", {}).get("invokeModel") if isinstance(outer, dict) else None

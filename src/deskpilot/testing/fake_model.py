@@ -455,16 +455,9 @@ class FakeModel(ReplyBuilder):
 
         # 1. authentication and validation, as the real services order them
         if api == "bedrock":
-            failure = self._check_bedrock_auth(request)
-            if failure is not None:
-                rec.status, rec.outcome, rec.error_type = failure.status, "auth", failure.error_type
-                return self._bedrock_response(
-                    failure.status,
-                    {"message": failure.message},
-                    {
-                        "x-amzn-ErrorType": f"{failure.error_type}:http://internal.amazon.com/coral/com.amazon.bedrock/"
-                    },
-                )
+            refused = self._bedrock_auth_failure(request, rec)
+            if refused is not None:
+                return refused
         if api == "vertex":
             problem = self.vertex.check_bearer(headers) or validate_vertex(
                 headers, body, model or "", self.reject_tool_types
@@ -536,12 +529,14 @@ class FakeModel(ReplyBuilder):
         return self._error_response(api, rec, reply)
 
     # --- checks ---------------------------------------------------------------------------
-    def _check_bedrock_auth(self, request: Incoming) -> Any:
+    def _bedrock_auth_failure(self, request: Incoming, rec: RecordedRequest) -> Any:
+        """Bedrock's error answer when ``request``'s SigV4 signature does not verify (``rec``
+        marked ``auth``), else None (also when the fake checks no credentials)."""
         if self.aws_credentials is None:
             return None
         akid, secret = self.aws_credentials
         host = request.headers.get("host", request.host)
-        return verify_sigv4(
+        failure = verify_sigv4(
             method=request.method,
             url=f"http://{host}{request.raw_path}",
             headers=request.headers,
@@ -549,6 +544,17 @@ class FakeModel(ReplyBuilder):
             access_key=akid,
             secret_key=secret,
             region=self.aws_region,
+        )
+        if failure is None:
+            return None
+        rec.status, rec.outcome, rec.error_type = failure.status, "auth", failure.error_type
+        return self._bedrock_response(
+            failure.status,
+            {"message": failure.message},
+            {
+                "x-amzn-ErrorType": f"{failure.error_type}:http://internal.amazon.com/coral/"
+                "com.amazon.bedrock/"
+            },
         )
 
     def _take_fault(self, rec: RecordedRequest) -> FakeReply | dict[str, Any] | None:
