@@ -83,6 +83,8 @@ PACKAGES: tuple[DebianPackage, ...] = (
     DebianPackage("ffmpeg", "MP4 videos of runs; the GIF needs nothing", ("ffmpeg",)),
     DebianPackage("scrot", "the reference screenshot method in benchmarks", ("scrot",)),
     DebianPackage("imagemagick", "the reference screenshot method in benchmarks", ("convert",)),
+    DebianPackage("x11vnc", "the live view of deskpilot ui (VNC on the desktop)", ("x11vnc",)),
+    DebianPackage("novnc", "the VNC client page of deskpilot ui", ()),
 )
 """Every system package, required ones first within each group; the single source."""
 
