@@ -13,7 +13,8 @@ Every method may raise :class:`deskpilot.errors.DesktopError` (or its subclass
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -107,4 +108,112 @@ class Computer(Protocol):
         ...
 
 
-__all__ = ["Computer", "MouseButton", "ScrollDirection"]
+MAX_OUTPUT_BYTES = 2**20
+"""Bytes of each of a command's stdout and stderr kept by :meth:`DesktopHost.run_command`."""
+MAX_FILE_BYTES = 64 * 2**20
+"""The default limit of :meth:`DesktopHost.get_file`, in bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOutput:
+    """What a command run by :meth:`DesktopHost.run_command` left.
+
+    Attributes:
+        returncode: its exit status; None when it was killed at its time limit or started
+            in the background.
+        stdout: its standard output, UTF-8 (undecodable bytes replaced), at most
+            :data:`MAX_OUTPUT_BYTES` bytes (the rest dropped, with a note at the end).
+        stderr: its standard error, the same way.
+        timed_out: it was killed at its time limit.
+    """
+
+    returncode: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """It exited with status 0."""
+        return self.returncode == 0
+
+
+@runtime_checkable
+class DesktopHost(Protocol):
+    """The machine a desktop runs on: commands, files, reset and health.
+
+    What evaluation set-up and checks, desktop pools and the computer server need beyond the
+    :class:`Computer` protocol. ``LocalDesktop`` implements it on this machine
+    (:mod:`deskpilot.desktop.host`); ``RemoteDesktop`` over the computer server's protocol
+    (``docs/computer-server.md``). Paths: ``~``, ``~/x`` and relative paths are under the
+    desktop's HOME; absolute paths are the host's own.
+    """
+
+    async def run_command(
+        self,
+        command: str | Sequence[str],
+        *,
+        timeout_s: float = 60.0,
+        background: bool = False,
+        cwd: str | None = None,
+    ) -> CommandOutput:
+        """Run ``command`` (a string through ``bash -c``; a list exec'd as is) as the
+        desktop's programs run: its environment (``DISPLAY``, ``XAUTHORITY``, its HOME), in
+        ``cwd`` (default HOME), in its own PID and mount namespace where the system allows.
+
+        A program that is not found gives returncode 127 and a sentence in ``stderr``. At
+        ``timeout_s`` seconds the command's process group is killed (returncode None,
+        ``timed_out``). ``background=True`` leaves it running (until :meth:`reset` or the
+        desktop's close) and returns at once with returncode None.
+
+        Raises:
+            DesktopError: the desktop is not running.
+        """
+        ...
+
+    async def put_file(self, path: str, data: bytes) -> str:
+        """Write ``data`` to ``path`` (parent directories created); returns the absolute
+        path written.
+
+        Raises:
+            DesktopError: the file cannot be written (the sentence says why).
+        """
+        ...
+
+    async def get_file(self, path: str, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+        """The bytes of the file at ``path``.
+
+        Raises:
+            DesktopError: no file there, it is not a regular file, or it is larger than
+                ``max_bytes`` bytes.
+        """
+        ...
+
+    def resolve_path(self, path: str) -> str:
+        """The absolute path :meth:`put_file` and :meth:`get_file` use for ``path``."""
+        ...
+
+    async def reset(self) -> None:
+        """Make the desktop fresh: every program and window gone, a new empty HOME, the
+        configured apps started again. The display name may change (read ``env`` again).
+
+        Raises:
+            DesktopError: the desktop could not start again.
+        """
+        ...
+
+    async def health(self) -> dict[str, Any]:
+        """``{"ok": bool, "display": str, "width": int, "height": int, "detail": str}``
+        (``detail``: a sentence, e.g. why it is not ok). Never raises."""
+        ...
+
+
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_OUTPUT_BYTES",
+    "CommandOutput",
+    "Computer",
+    "DesktopHost",
+    "MouseButton",
+    "ScrollDirection",
+]

@@ -38,6 +38,7 @@ from typing import Any, Self
 from deskpilot.desktop.apps import app_spec, menu_xml
 from deskpilot.desktop.display import X11Display
 from deskpilot.desktop.environment import child_env
+from deskpilot.desktop.host import LocalHost
 from deskpilot.desktop.isolation import namespace_argv, namespace_child, protect_process
 from deskpilot.desktop.processes import (
     make_scratch_dir,
@@ -111,7 +112,7 @@ def _read_displayfd(fd: int) -> bytes:
 
 
 # ---------------------------------------------------------------------- LocalDesktop
-class LocalDesktop(X11Display):
+class LocalDesktop(LocalHost, X11Display):
     """A private virtual desktop: Xvfb + openbox (+ optional apps), torn down on close.
 
     Args:
@@ -137,6 +138,9 @@ class LocalDesktop(X11Display):
     ``LANG``/``LC_*``, ...; never an API key or cloud credential), the desktop's own
     (``DISPLAY``, ``XAUTHORITY``, a scratch ``HOME``, ``XDG_*`` dirs, ``C.UTF-8`` locale)
     and ``env``.
+
+    Host: commands, files, :meth:`reset` and :meth:`health` on this machine, the
+    :class:`~deskpilot.desktop.base.DesktopHost` protocol (:mod:`deskpilot.desktop.host`).
 
     Access: Xvfb runs with ``-auth``; each start makes a new random cookie, kept in the
     scratch HOME (:mod:`deskpilot.desktop.xauth`). Only clients holding it (the desktop's

@@ -1,0 +1,248 @@
+"""``LocalDesktop``'s side of the :class:`~deskpilot.desktop.base.DesktopHost` protocol.
+
+Commands, files, reset and health on this machine, for evaluation set-up and checks
+(``deskpilot eval``), desktop pools and the computer server (``deskpilot serve``). A command
+runs like the desktop's own programs: the desktop's allow-listed environment (no credential of
+deskpilot's, :mod:`deskpilot.desktop.environment`), its scratch HOME, its own process group, and
+its own PID and mount namespace where the system allows (:mod:`deskpilot.desktop.isolation`).
+
+:class:`LocalHost` is a mixin of :class:`~deskpilot.desktop.local.LocalDesktop`; it uses the
+desktop's HOME, environment and process list, and ``restart`` for :meth:`LocalHost.reset`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import DesktopError
+from .base import MAX_FILE_BYTES, MAX_OUTPUT_BYTES, CommandOutput
+from .isolation import namespace_argv
+from .processes import reaper, signal_group, with_pdeathsig
+
+if TYPE_CHECKING:
+    from typing import Self
+
+log = logging.getLogger(__name__)
+
+_CHUNK = 65536
+
+
+async def _drain(stream: asyncio.StreamReader | None, cap: int) -> str:
+    """Everything ``stream`` says, keeping the first ``cap`` bytes (the rest is read and
+    dropped, so the program never blocks on a full pipe)."""
+    if stream is None:
+        return ""
+    kept = bytearray()
+    dropped = 0
+    while chunk := await stream.read(_CHUNK):
+        room = cap - len(kept)
+        if room > 0:
+            kept += chunk[:room]
+        dropped += max(0, len(chunk) - max(room, 0))
+    text = kept.decode("utf-8", errors="replace")
+    if dropped:
+        text += f"\n[... {dropped} more bytes not kept: output is cut at {cap} bytes]"
+    return text
+
+
+class LocalHost:
+    """The :class:`~deskpilot.desktop.base.DesktopHost` methods of a ``LocalDesktop``."""
+
+    if TYPE_CHECKING:
+        _home: Path | None
+        _procs: list[tuple[str, asyncio.subprocess.Process]]
+        _isolated: set[int]
+        _started: bool
+        width: int
+        height: int
+
+        @property
+        def display(self) -> str: ...
+
+        def _full_env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]: ...
+
+        def _is_alive(self) -> bool: ...
+
+        async def restart(self) -> Self: ...
+
+        async def cursor_position(self) -> tuple[int, int]: ...
+
+    def _running_home(self) -> Path:
+        if not self._started or self._home is None or not self._is_alive():
+            raise DesktopError(
+                "The desktop is not running; start it (async with LocalDesktop(...)) or reset it."
+            )
+        return self._home
+
+    def resolve_path(self, path: str) -> str:
+        """The absolute path for ``path``: ``~`` and relative paths are under the desktop's
+        HOME, absolute paths are this machine's own.
+
+        Raises:
+            DesktopError: the desktop is not running (it has no HOME) and ``path`` needs it.
+        """
+        if path.startswith("~"):
+            if path != "~" and not path.startswith("~/"):
+                raise DesktopError(f"{path!r}: only ~ and ~/... name the desktop's HOME.")
+            return os.path.normpath(str(self._running_home()) + path[1:])
+        if os.path.isabs(path):
+            return os.path.normpath(path)
+        return os.path.normpath(str(self._running_home() / path))
+
+    async def run_command(
+        self,
+        command: str | Sequence[str],
+        *,
+        timeout_s: float = 60.0,
+        background: bool = False,
+        cwd: str | None = None,
+    ) -> CommandOutput:
+        """Run a command on this desktop (see
+        :meth:`deskpilot.desktop.base.DesktopHost.run_command`)."""
+        home = self._running_home()
+        if isinstance(command, str):
+            argv = ["bash", "-c", command]
+        else:
+            argv = [str(a) for a in command]
+            if not argv:
+                return CommandOutput(127, "", "The command is empty: give a program to run.")
+        env = self._full_env()
+        if shutil.which(argv[0], path=env.get("PATH")) is None:
+            return CommandOutput(
+                127, "", f"{argv[0]}: command not found on the desktop's PATH ({env.get('PATH')})."
+            )
+        workdir = self.resolve_path(cwd) if cwd is not None else str(home)
+        wrapped, isolated = namespace_argv(argv)
+        out = asyncio.subprocess.DEVNULL if background else asyncio.subprocess.PIPE
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *with_pdeathsig(wrapped, signal.SIGKILL if isolated else signal.SIGTERM),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+                env=env,
+                cwd=workdir,
+            )
+        except OSError as exc:  # the program was found above: the directory is the problem
+            return CommandOutput(
+                127, "", f"Could not start {argv[0]} in {workdir}: {exc.strerror or exc}."
+            )
+        reaper().watch_group(proc.pid)
+        if background:
+            self._procs.append((Path(argv[0]).name, proc))
+            if isolated:
+                self._isolated.add(proc.pid)
+            log.info("started %s in the background (pid %d)", argv[0], proc.pid)
+            return CommandOutput(None, "", "")
+        drains = asyncio.gather(
+            _drain(proc.stdout, MAX_OUTPUT_BYTES), _drain(proc.stderr, MAX_OUTPUT_BYTES)
+        )
+        timed_out = False
+        try:
+            stdout, stderr = await asyncio.wait_for(asyncio.shield(drains), timeout_s)
+            await proc.wait()
+        except TimeoutError:
+            timed_out = True
+            signal_group(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            stdout, stderr = await drains
+        finally:
+            # What it left in its group goes with it (as the namespace's processes do).
+            signal_group(proc.pid, signal.SIGKILL)
+            reaper().unwatch_group(proc.pid)
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if timed_out:
+            return CommandOutput(
+                None,
+                stdout,
+                stderr + f"\nThe command was killed after {timeout_s:g} s (timeout_s).",
+                timed_out=True,
+            )
+        return CommandOutput(proc.returncode, stdout, stderr)
+
+    async def put_file(self, path: str, data: bytes) -> str:
+        """Write ``data`` to ``path`` (see :meth:`deskpilot.desktop.base.DesktopHost.put_file`)."""
+        target = Path(self.resolve_path(path))
+
+        def write() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+
+        try:
+            await asyncio.to_thread(write)
+        except OSError as exc:
+            raise DesktopError(f"Could not write {target}: {exc.strerror or exc}.") from exc
+        return str(target)
+
+    async def get_file(self, path: str, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+        """The bytes at ``path`` (see :meth:`deskpilot.desktop.base.DesktopHost.get_file`)."""
+        target = Path(self.resolve_path(path))
+
+        def read() -> bytes:
+            if not target.exists():
+                raise DesktopError(f"No file at {target}.")
+            if not target.is_file():
+                raise DesktopError(f"{target} is not a regular file.")
+            size = target.stat().st_size
+            if size > max_bytes:
+                raise DesktopError(
+                    f"{target} is {size} bytes, more than max_bytes ({max_bytes}); "
+                    "ask for a larger limit or a smaller file."
+                )
+            with target.open("rb") as f:
+                return f.read(max_bytes + 1)[:max_bytes]
+
+        try:
+            return await asyncio.to_thread(read)
+        except OSError as exc:
+            raise DesktopError(f"Could not read {target}: {exc.strerror or exc}.") from exc
+
+    async def reset(self) -> None:
+        """A fresh desktop (see :meth:`deskpilot.desktop.base.DesktopHost.reset`): every
+        process group stopped, the X server and the scratch HOME made new, the apps started
+        again. Takes about as long as a start.
+
+        Raises:
+            DesktopError: it could not start again.
+        """
+        started = time.perf_counter()
+        await self.restart()
+        log.info("reset %s in %.2f s", self.display, time.perf_counter() - started)
+
+    async def health(self) -> dict[str, Any]:
+        """Whether the desktop runs and its X server answers (see
+        :meth:`deskpilot.desktop.base.DesktopHost.health`)."""
+        info: dict[str, Any] = {
+            "ok": False,
+            "display": self.display,
+            "width": self.width,
+            "height": self.height,
+            "detail": "",
+        }
+        if not self._started or not self._is_alive():
+            info["detail"] = "The desktop is not running."
+            return info
+        try:
+            await asyncio.wait_for(self.cursor_position(), 5.0)
+        except Exception as exc:
+            info["detail"] = f"The X server does not answer: {type(exc).__name__}: {exc}"
+            return info
+        info["ok"] = True
+        info["detail"] = "The desktop is running and its X server answers."
+        return info
+
+
+__all__ = ["LocalHost"]

@@ -1,0 +1,118 @@
+"""LocalDesktop as a DesktopHost on a real Xvfb: commands, files, reset and health."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import pytest
+
+from deskpilot.desktop.base import CommandOutput, DesktopHost
+from deskpilot.desktop.local import LocalDesktop
+from deskpilot.errors import DesktopError
+
+pytestmark = pytest.mark.desktop
+
+
+async def test_local_desktop_is_a_desktop_host():
+    async with LocalDesktop(320, 240, window_manager=None) as desktop:
+        assert isinstance(desktop, DesktopHost)
+
+
+async def test_run_command_sees_the_desktop_and_its_home():
+    async with LocalDesktop(320, 240, window_manager=None) as desktop:
+        out = await desktop.run_command('echo "$DISPLAY|$HOME|$PWD"; echo err >&2; exit 3')
+        assert out.returncode == 3 and not out.ok and not out.timed_out
+        assert out.stdout.strip() == f"{desktop.display}|{desktop.home}|{desktop.home}"
+        assert out.stderr.strip() == "err"
+        listed = await desktop.run_command(["ls", "-a"], cwd="~")
+        assert listed.ok and ".config" in listed.stdout.split()
+        # the desktop's programs never see deskpilot's environment
+        os.environ["DESKPILOT_HOST_TEST_SECRET"] = "s3cret"
+        try:
+            env = await desktop.run_command(["env"])
+        finally:
+            del os.environ["DESKPILOT_HOST_TEST_SECRET"]
+        assert env.ok and "s3cret" not in env.stdout
+
+
+async def test_run_command_errors_are_results_with_a_sentence():
+    async with LocalDesktop(320, 240, window_manager=None) as desktop:
+        missing = await desktop.run_command(["no-such-program-here", "x"])
+        assert missing.returncode == 127 and "not found" in missing.stderr
+        assert (await desktop.run_command([])).returncode == 127
+        bad_dir = await desktop.run_command(["true"], cwd="~/no/such/dir")
+        assert bad_dir.returncode == 127 and "no/such/dir" in bad_dir.stderr
+        t0 = time.perf_counter()
+        slow = await desktop.run_command("sleep 30", timeout_s=0.5)
+        assert time.perf_counter() - t0 < 5
+        assert slow.timed_out and slow.returncode is None and "0.5 s" in slow.stderr
+
+
+async def test_run_command_keeps_the_first_megabyte_and_drains_the_rest():
+    async with LocalDesktop(320, 240, window_manager=None) as desktop:
+        out = await desktop.run_command("head -c 3000000 /dev/zero | tr '\\0' a")
+        assert out.ok
+        assert (
+            out.stdout.startswith("a" * 1000)
+            and f"{3000000 - 2**20} more bytes not kept" in out.stdout
+        )
+
+
+async def test_background_commands_run_until_reset():
+    async with LocalDesktop(320, 240, window_manager=None) as desktop:
+        started = await desktop.run_command(["sleep", "60"], background=True)
+        assert started == CommandOutput(None, "", "")
+        sleeper = desktop.pids[-1]  # its process group, tracked with the desktop's programs
+        os.killpg(sleeper, 0)  # alive (raises ProcessLookupError otherwise)
+        await desktop.reset()
+        assert sleeper not in desktop.pids
+        with pytest.raises(ProcessLookupError):
+            os.killpg(sleeper, 0)
+
+
+async def test_files_round_trip_and_errors():
+    async with LocalDesktop(320, 240, window_manager=None) as desktop:
+        assert desktop.resolve_path("~") == str(desktop.home)
+        written = await desktop.put_file("~/a/b/c.txt", b"hello\n")
+        assert written == str(desktop.home / "a/b/c.txt")
+        assert await desktop.get_file("a/b/c.txt") == b"hello\n"
+        out = await desktop.run_command(["cat", "a/b/c.txt"])
+        assert out.stdout == "hello\n"
+        with pytest.raises(DesktopError, match="No file at"):
+            await desktop.get_file("~/missing.txt")
+        with pytest.raises(DesktopError, match="not a regular file"):
+            await desktop.get_file("~/a")
+        with pytest.raises(DesktopError, match="more than max_bytes"):
+            await desktop.get_file("~/a/b/c.txt", max_bytes=3)
+        with pytest.raises(DesktopError, match="only ~ and ~/"):
+            desktop.resolve_path("~root/x")
+
+
+async def test_reset_gives_a_fresh_desktop_with_its_apps():
+    async with LocalDesktop(640, 480, apps=("terminal",)) as desktop:
+        old_home = desktop.home
+        await desktop.put_file("~/left-over.txt", b"x")
+        await desktop.run_command(["xterm"], background=True)
+        await asyncio.sleep(0.5)
+        assert len(await desktop.client_windows()) == 2
+        await desktop.reset()
+        assert desktop.home != old_home and old_home is not None and not old_home.exists()
+        with pytest.raises(DesktopError):
+            await desktop.get_file("~/left-over.txt")
+        assert len(await desktop.client_windows()) == 1  # the configured terminal only
+        health = await desktop.health()
+        assert health["ok"] is True and health["display"] == desktop.display
+        assert (health["width"], health["height"]) == (640, 480)
+
+
+async def test_health_and_commands_of_a_stopped_desktop():
+    desktop = LocalDesktop(320, 240, window_manager=None)
+    health = await desktop.health()
+    assert health["ok"] is False and "not running" in health["detail"]
+    with pytest.raises(DesktopError, match="not running"):
+        await desktop.run_command("true")
+    async with desktop:
+        assert (await desktop.health())["ok"] is True
+    assert (await desktop.health())["ok"] is False
