@@ -193,16 +193,36 @@ def _launch_argv(ctx: EvalContext, argv: list[str]) -> tuple[list[str], str | No
     return argv, None
 
 
+_WAIT_WINDOW = (
+    # xdotool's own --sync dies on BadWindow when a starting app (chromium) drops a window
+    # while it searches, so the search is retried in one shell loop on the desktop.
+    'end=$((SECONDS + $2)); until xdotool search --onlyvisible --class "$1" 2>/dev/null; do '
+    "[ $SECONDS -ge $end ] && exit 1; sleep 0.2; done"
+)
+
+
+_WAIT_PAGE = (
+    # chromium shows its window before the page: wait until the title is the page's own.
+    "end=$((SECONDS + $1)); while :; do "
+    "t=$(xdotool search --onlyvisible --class chromium getwindowname %@ 2>/dev/null); "
+    'case "$t" in ""|Chromium|*"Untitled - Chromium"*|*"about:blank"*) ;; *) exit 0;; esac; '
+    "[ $SECONDS -ge $end ] && exit 1; sleep 0.2; done"
+)
+
+
 async def _wait_window(ctx: EvalContext, wm_class: str) -> None:
+    limit = int(WINDOW_TIMEOUT_S)
     out = await ctx.host.run_command(
-        ["xdotool", "search", "--sync", "--onlyvisible", "--class", wm_class],
-        timeout_s=WINDOW_TIMEOUT_S,
+        ["bash", "-c", _WAIT_WINDOW, "bash", wm_class, str(limit)], timeout_s=limit + 5
     )
     if not out.ok:
-        raise SetupError(
-            f"No {wm_class} window appeared within {WINDOW_TIMEOUT_S:.0f} s"
-            + (f": {tail(out.stderr)}" if out.stderr.strip() else ".")
+        raise SetupError(f"No {wm_class} window appeared within {limit} s.")
+    if wm_class == "chromium":
+        page = await ctx.host.run_command(
+            ["bash", "-c", _WAIT_PAGE, "bash", str(limit)], timeout_s=limit + 5
         )
+        if not page.ok:
+            raise SetupError(f"Chromium's window showed no page title within {limit} s.")
 
 
 async def _start(ctx: EvalContext, argv: list[str]) -> str:

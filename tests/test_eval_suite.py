@@ -1,0 +1,97 @@
+"""The bundled suite ``basic``: its shape (size, categories, solutions, assets), and its
+tasks end to end on a real desktop: each passes when its solution is served and fails under
+a do-nothing model, the infeasible ones pass only when declared infeasible."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from deskpilot.errors import ConfigError
+from deskpilot.eval import bundled_suite, load_tasks
+from eval_oracle import SCREEN, run_one
+
+SUITE = bundled_suite("basic")
+TASKS = load_tasks(SUITE)
+BY_ID = {t.id: t for t in TASKS}
+CATEGORIES = {"files", "editor", "terminal", "dialogs", "clipboard", "browser", "infeasible"}
+#: one task of each kind, for the quick end-to-end test (the whole suite is the slow one)
+QUICK = ["files-sort-by-type", "edit-find-replace", "clip-paste-to-file", "infeasible-printer"]
+
+
+def test_the_suite_is_large_varied_and_fully_runnable():
+    assert len(TASKS) >= 25
+    for task in TASKS:
+        assert task.runnable, (task.id, task.unsupported)
+        assert task.solution and task.solution[-1].stop_reason == "end_turn", task.id
+        assert task.instruction.strip() and task.tags, task.id
+    tags = Counter(tag for t in TASKS for tag in t.tags)
+    assert CATEGORIES <= set(tags), CATEGORIES - set(tags)
+    assert tags["infeasible"] == 3 and all(t.infeasible for t in TASKS if "infeasible" in t.tags)
+    levels = Counter(tag for t in TASKS for tag in t.tags if tag in ("easy", "medium", "hard"))
+    assert min(levels["easy"], levels["medium"], levels["hard"]) >= 5, levels
+    # the infeasible answers follow the rule; the feasible ones never start with it
+    for task in TASKS:
+        assert task.solution is not None
+        final = task.solution[-1].content[0]["text"]
+        assert final.startswith("INFEASIBLE") == task.infeasible, task.id
+
+
+def test_every_local_asset_a_task_names_exists():
+    named = set()
+    for path in SUITE.glob("*.json"):
+        data = json.loads(path.read_text("utf-8"))
+        for text in json.dumps(data).split('"'):
+            if text.startswith("_assets/"):
+                named.add(text)
+    assert named, "the suite uses assets"
+    for rel in named:
+        assert (SUITE / rel).is_file(), rel
+    assert {p.name for p in (SUITE / "_assets").iterdir()} == {Path(r).name for r in named}
+
+
+def test_unknown_bundled_suites_are_named():
+    with pytest.raises(ConfigError, match="the bundled suites are \\['basic'\\]"):
+        bundled_suite("nope")
+    with pytest.raises(ConfigError):
+        bundled_suite("../basic")
+
+
+async def _verdicts(ids: list[str], tmp_path: Path) -> dict[tuple[str, str], object]:
+    from deskpilot import LocalDesktop
+
+    out = {}
+    async with LocalDesktop(*SCREEN) as desktop:
+        for task_id in ids:
+            for mode in ("oracle", "nothing"):
+                out[task_id, mode] = await run_one(BY_ID[task_id], desktop, mode, tmp_path)
+    return out
+
+
+def _assert_verdicts(outcomes: dict) -> None:
+    wrong = [
+        f"{task_id} {mode}: {o.summary}"
+        for (task_id, mode), o in outcomes.items()
+        if o.passed != (mode == "oracle")
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.desktop
+async def test_quick_tasks_pass_with_their_solution_and_fail_doing_nothing(tmp_path):
+    _assert_verdicts(await _verdicts(QUICK, tmp_path))
+
+
+@pytest.mark.desktop
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("DESKPILOT_EVAL_FULL"),
+    reason="about 2 minutes; set DESKPILOT_EVAL_FULL=1 (deskpilot eval --suite basic --oracle "
+    "covers it in tests/test_eval_runner.py)",
+)
+async def test_every_bundled_task_passes_its_oracle_and_fails_doing_nothing(tmp_path):
+    _assert_verdicts(await _verdicts([t.id for t in TASKS], tmp_path))
