@@ -72,6 +72,7 @@ def _dest(ctx: EvalContext, dest: str) -> Path:
     name = PurePosixPath(dest).name
     if not name or name in (".", ".."):
         raise SetupError(f"The getter's dest {dest!r} is not a file name.")
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
     return ctx.work_dir / name
 
 

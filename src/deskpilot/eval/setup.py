@@ -196,7 +196,8 @@ def _launch_argv(ctx: EvalContext, argv: list[str]) -> tuple[list[str], str | No
 _WAIT_WINDOW = (
     # xdotool's own --sync dies on BadWindow when a starting app (chromium) drops a window
     # while it searches, so the search is retried in one shell loop on the desktop.
-    'end=$((SECONDS + $2)); until xdotool search --onlyvisible --class "$1" 2>/dev/null; do '
+    # $1: --class or --name, $2: the pattern, $3: seconds.
+    'end=$((SECONDS + $3)); until xdotool search --onlyvisible "$1" "$2" 2>/dev/null; do '
     "[ $SECONDS -ge $end ] && exit 1; sleep 0.2; done"
 )
 
@@ -210,13 +211,16 @@ _WAIT_PAGE = (
 )
 
 
-async def _wait_window(ctx: EvalContext, wm_class: str) -> None:
+async def _wait_window(ctx: EvalContext, wm_class: str, title: str | None = None) -> None:
+    """Wait for a window of ``wm_class`` (and, with ``title``, one whose title holds it)."""
     limit = int(WINDOW_TIMEOUT_S)
+    how = ["--class", wm_class] if title is None else ["--name", ere_escape(title)]
     out = await ctx.host.run_command(
-        ["bash", "-c", _WAIT_WINDOW, "bash", wm_class, str(limit)], timeout_s=limit + 5
+        ["bash", "-c", _WAIT_WINDOW, "bash", *how, str(limit)], timeout_s=limit + 5
     )
     if not out.ok:
-        raise SetupError(f"No {wm_class} window appeared within {limit} s.")
+        what = f" titled {title!r}" if title else ""
+        raise SetupError(f"No {wm_class} window{what} appeared within {limit} s.")
     if wm_class == "chromium":
         page = await ctx.host.run_command(
             ["bash", "-c", _WAIT_PAGE, "bash", str(limit)], timeout_s=limit + 5
@@ -225,7 +229,7 @@ async def _wait_window(ctx: EvalContext, wm_class: str) -> None:
             raise SetupError(f"Chromium's window showed no page title within {limit} s.")
 
 
-async def _start(ctx: EvalContext, argv: list[str]) -> str:
+async def _start(ctx: EvalContext, argv: list[str], title: str | None = None) -> str:
     argv, wm_class = _launch_argv(ctx, argv)
     found = await ctx.host.run_command(
         ["bash", "-c", 'command -v -- "$1"', "bash", argv[0]], timeout_s=10
@@ -237,6 +241,8 @@ async def _start(ctx: EvalContext, argv: list[str]) -> str:
     await ctx.host.run_command(argv, background=True)
     if wm_class is not None:
         await _wait_window(ctx, wm_class)
+        if title is not None:  # a running mousepad opens the file in a new tab
+            await _wait_window(ctx, wm_class, title)
     return f"started {shlex.join(argv[:3])}{' ...' if len(argv) > 3 else ''}"
 
 
@@ -259,7 +265,7 @@ async def _open(ctx: EvalContext, p: dict[str, Any]) -> str:
     suffix = PurePosixPath(path).suffix.lower()
     if suffix in _BROWSER_SUFFIXES:
         return await _start(ctx, ["chromium", "file://" + path])
-    return await _start(ctx, ["mousepad", path])
+    return await _start(ctx, ["mousepad", path], title=PurePosixPath(path).name)
 
 
 async def _sleep(ctx: EvalContext, p: dict[str, Any]) -> str:
