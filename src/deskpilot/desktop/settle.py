@@ -19,15 +19,24 @@ the screenshot and can wait again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from deskpilot.desktop.damage import Box, DamageWatch, hub, union
 from deskpilot.errors import ConfigError
 
-__all__ = ["SettleConfig", "Settler", "changed_pixels"]
+if TYPE_CHECKING:
+    from deskpilot.desktop.capture import ScreenCapture
+
+__all__ = ["DamageSettler", "SettleConfig", "Settler", "changed_pixels", "make_settler"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +130,9 @@ class Settler:
         """Forget a pending action (e.g. after the display was restarted)."""
         self._baseline = None
 
+    def on_full_grab(self) -> None:
+        """Called (X thread) before a screenshot grabs the whole screen (nothing to do)."""
+
     async def wait(self, *, timeout_s: float | None = None) -> float:
         """Wait until the screen settles; returns the seconds spent in this call.
 
@@ -164,3 +176,178 @@ class Settler:
         if self._grab_async is not None:
             return await self._grab_async()
         return self._grab()
+
+
+class DamageSettler:
+    """The settle detector driven by X DAMAGE notifications instead of polling frames.
+
+    Same contract and timing as :class:`Settler` (first change of more than
+    ``min_changed_px`` pixels within ``first_change_s`` of the action, then ``quiet_s``
+    without one, at most ``cap_s``), but nothing is grabbed while the screen does not
+    change: :class:`~deskpilot.desktop.damage.DamageWatch` reports the box the X server
+    drew, and only that box is grabbed and compared with the last frame (a preallocated
+    buffer, :attr:`ScreenCapture.frame <deskpilot.desktop.capture.ScreenCapture.frame>`).
+    While the screen keeps changing, a box is checked at most every ``poll_s``.
+
+    The frame is kept equal to the screen: before an action (:meth:`mark`) the boxes drawn
+    since the last check are grabbed into it; a full screenshot (``on_full_grab``) resets
+    the watch. Pixel counts are exact, as in :class:`Settler`; damage only says where to
+    look.
+
+    Args:
+        watch: the display's :class:`~deskpilot.desktop.damage.DamageWatch` (added to the hub).
+        sync_region: ``sync_region(box, threshold) -> changed pixels`` in the X thread
+            (:meth:`ScreenCapture.sync_region <deskpilot.desktop.capture.ScreenCapture.sync_region>`).
+        config: detector timing.
+        check_async: ``check_async(box, threshold)``: ``sync_region`` run in the X thread
+            with the backend's response timeout (awaited by :meth:`wait`).
+        clock: monotonic clock in seconds.
+    """
+
+    def __init__(
+        self,
+        watch: DamageWatch,
+        sync_region: Callable[[Box, int], int],
+        config: SettleConfig | None = None,
+        *,
+        check_async: Callable[[Box, int], Awaitable[int]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.watch = watch
+        self._sync = sync_region
+        self._check_async = check_async
+        self.config = config or SettleConfig()
+        self._clock = clock
+        self._pending = False
+        self._marked_at = 0.0
+        self._first_change_s = self.config.first_change_s
+
+    @property
+    def pending(self) -> bool:
+        """True when an action was marked and not waited for yet."""
+        return self._pending
+
+    def mark(self, *, first_change_s: float | None = None) -> None:
+        """In the X thread, before an action: bring the frame up to date with what was drawn
+        since the last check (usually nothing), and note the time."""
+        fc = self.config.first_change_s if first_change_s is None else first_change_s
+        if self._pending:
+            self._first_change_s = max(self._first_change_s, fc)
+            return
+        box = self.watch.take()
+        if box is not None:
+            self._sync(box, -1)
+        self._pending = True
+        self._marked_at = self._clock()
+        self._first_change_s = fc
+
+    def discard(self) -> None:
+        """Forget a pending action."""
+        self._pending = False
+
+    def on_full_grab(self) -> None:
+        """Called (X thread) before a screenshot grabs the whole screen into the frame: what
+        was drawn so far will be in it."""
+        self.watch.clear()
+
+    def close(self) -> None:
+        """Stop the DAMAGE notifications (closes the watch's connection in the hub)."""
+        hub().remove(self.watch)
+
+    async def wait(self, *, timeout_s: float | None = None) -> float:
+        """Wait until the screen settles; returns the seconds spent in this call (see
+        :meth:`Settler.wait`)."""
+        cfg = self.config
+        cap = cfg.cap_s if timeout_s is None else max(0.0, timeout_s)
+        start = self._clock()
+        pending, self._pending = self._pending, False
+        threshold = cfg.min_changed_px
+        woken = asyncio.Event()
+        self.watch.wake_on(woken)
+        acc: Box | None = None
+        try:
+            if pending:
+                deadline = min(self._marked_at + self._first_change_s, start + cap)
+                while True:
+                    box = await self._next_box(woken, deadline)
+                    if box is None:
+                        return self._clock() - start
+                    acc = union(acc, box)
+                    if await self._check_async(acc, threshold) > threshold:
+                        acc = None
+                        break
+                    await asyncio.sleep(cfg.poll_s)
+            else:
+                box = self.watch.take()
+                if box is not None:
+                    await self._check_async(box, -1)
+            last_change = self._clock()
+            while True:
+                deadline = min(last_change + cfg.quiet_s, start + cap)
+                box = await self._next_box(woken, deadline)
+                if box is None:
+                    return self._clock() - start
+                acc = union(acc, box)
+                if await self._check_async(acc, threshold) > threshold:
+                    acc = None
+                    last_change = self._clock()
+                await asyncio.sleep(cfg.poll_s)
+        finally:
+            self.watch.wake_on(None)
+            if acc is not None:  # small changes not copied into the frame: check them later
+                self.watch.add(acc)
+
+    async def _next_box(self, woken: asyncio.Event, deadline: float) -> Box | None:
+        """The next box drawn, or None once ``deadline`` passed without one."""
+        while True:
+            woken.clear()
+            box = self.watch.take()
+            if box is not None:
+                return box
+            remaining = deadline - self._clock()
+            if remaining <= 0 or not self.watch.alive:
+                return None
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):
+                    await woken.wait()
+
+
+def make_settler(
+    capture: ScreenCapture,
+    config: SettleConfig,
+    call: Callable[..., Awaitable[Any]],
+    *,
+    xauthority: str | None = None,
+) -> Settler | DamageSettler:
+    """In the X thread: the display's settle detector, a :class:`DamageSettler` where the X
+    server has the DAMAGE extension (Xvfb, Xorg, Xvnc), else a polling :class:`Settler`.
+
+    Args:
+        capture: the display's capture (its frame is the settler's reference).
+        config: detector timing.
+        call: ``call(what, fn, *args)`` awaits ``fn(*args)`` in the X thread with the
+            backend's response timeout (``X11Connection._call``).
+        xauthority: the display's Xauthority file, or None.
+    """
+    watch = DamageWatch(capture.display, xauthority=xauthority)
+    try:
+        has_damage = watch.open()
+    except Exception as exc:  # a second connection refused: poll frames instead
+        log.info("no DAMAGE notifications on %s (%s); polling frames", capture.display, exc)
+        has_damage = False
+    if has_damage:
+        hub().add(watch)
+        capture.grab_frame()  # the reference frame, before any action
+
+        async def check(box: Box, threshold: int) -> int:
+            return int(await call("capture the screen", capture.sync_region, box, threshold))
+
+        return DamageSettler(watch, capture.sync_region, config, check_async=check)
+
+    def grab() -> bytes:
+        return capture.grab_raw()[0]
+
+    async def grab_async() -> bytes:
+        return bytes(await call("capture the screen", grab))
+
+    return Settler(grab, config, grab_async=grab_async)

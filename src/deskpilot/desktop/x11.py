@@ -82,6 +82,8 @@ class X11Computer(X11Connection):
 
     def _grab_image(self) -> PILImage:
         assert self._capture is not None
+        if self._settler is not None:
+            self._settler.on_full_grab()
         return self._capture.grab()
 
     async def screenshot_bytes(self, format: ImageFormat = "png", *, quality: int = 80) -> bytes:

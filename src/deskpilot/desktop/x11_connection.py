@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from deskpilot.desktop.capture import ScreenCapture
 from deskpilot.desktop.keys import keysym_for_name
-from deskpilot.desktop.settle import SettleConfig, Settler
+from deskpilot.desktop.settle import DamageSettler, SettleConfig, Settler, make_settler
 from deskpilot.desktop.text_input import (
     REMAP_SETTLE_S,
     REUSE_GRACE_S,
@@ -128,7 +128,7 @@ class X11Connection:
         self._root: Window | None = None
         self._keymap: Keymap | None = None
         self._capture: ScreenCapture | None = None
-        self._settler: Settler | None = None
+        self._settler: Settler | DamageSettler | None = None
         self._size = (0, 0)
         self._closed = False
         self._dead = False
@@ -187,9 +187,9 @@ class X11Connection:
         self._size = (screen.width_in_pixels, screen.height_in_pixels)
         self._keymap = Keymap(d)
         self._capture = ScreenCapture(self.display_name, xauthority=self.xauthority)
-        if self._settle_config is not None:
-            self._settler = Settler(
-                self._grab_raw, self._settle_config, grab_async=self._grab_raw_async
+        if self._settle_config is not None:  # DAMAGE notifications where the server has them
+            self._settler = make_settler(
+                self._capture, self._settle_config, self._call, xauthority=self.xauthority
             )
         self._closed = False
         self._dead = False
@@ -244,6 +244,8 @@ class X11Connection:
                     self._d.sync()
             with contextlib.suppress(Exception):
                 self._d.close()
+        if isinstance(self._settler, DamageSettler):
+            self._settler.close()
         if self._capture is not None:
             self._capture.close()
         self._d = None
@@ -411,13 +413,6 @@ class X11Connection:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.01)  # the X thread's own wait; the event loop is not blocked
-
-    def _grab_raw(self) -> bytes:
-        assert self._capture is not None
-        return self._capture.grab_raw()[0]
-
-    async def _grab_raw_async(self) -> bytes:
-        return await self._call("capture the screen", self._grab_raw)
 
     def _mark(self, first_change_s: float | None = None) -> None:
         if self._settler is not None:
