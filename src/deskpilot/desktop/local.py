@@ -49,6 +49,7 @@ from deskpilot.desktop.processes import (
     with_pdeathsig,
 )
 from deskpilot.desktop.settle import SettleConfig
+from deskpilot.desktop.startlimit import starting
 from deskpilot.desktop.x11 import DEFAULT_RESPONSE_TIMEOUT_S
 from deskpilot.desktop.x11_windows import set_background, wm_ready
 from deskpilot.desktop.xauth import new_cookie, write_xauthority
@@ -240,7 +241,8 @@ class LocalDesktop(LocalHost, X11Display):
         if self._started:
             return self
         try:
-            await self._start_all()
+            async with starting():  # at most MAX_STARTING desktops start at once
+                await self._start_all()
         except BaseException:
             await self._stop_all()
             raise
