@@ -32,7 +32,7 @@ from typing import Any
 
 from ..errors import DesktopError
 from .context import EvalContext, SetupError, tail
-from .setup import TERMINAL_LOG
+from .setup import TERMINAL_LOG, TERMINAL_PROGRAMS
 
 __all__ = ["GETTER_TYPES", "Got", "check_getter", "get_value", "strip_terminal"]
 
@@ -109,14 +109,12 @@ def check_getter(config: dict[str, Any], *, steps: Sequence[Any] = ()) -> str | 
         if "rules" not in config:
             return "the rule getter needs 'rules'"
     elif kind == "vm_terminal_output":
-        from .setup import _TERMINALS
-
         launches = [
             s
             for s in steps
             if s.type == "launch"
             and isinstance(s.parameters.get("command"), list | str)
-            and _first_word(s.parameters["command"]) in _TERMINALS
+            and _first_word(s.parameters["command"]) in TERMINAL_PROGRAMS
         ]
         if not launches:
             return (

@@ -47,6 +47,7 @@ __all__ = [
     "MAX_SLEEP_S",
     "STEP_TYPES",
     "TERMINAL_LOG",
+    "TERMINAL_PROGRAMS",
     "WINDOW_TIMEOUT_S",
     "check_step",
     "ere_escape",
@@ -59,7 +60,8 @@ WINDOW_TIMEOUT_S = 20.0
 TERMINAL_LOG = "~/.cache/deskpilot/terminal.log"
 """Where terminals started by ``launch`` record their transcript (``script -f``)."""
 
-_TERMINALS = {"gnome-terminal", "xterm", "terminal", "x-terminal-emulator"}
+TERMINAL_PROGRAMS = frozenset({"gnome-terminal", "xterm", "terminal", "x-terminal-emulator"})
+"""Programs a ``launch`` step starts as deskpilot's recorded xterm."""
 _BROWSERS = {"google-chrome", "chromium", "chromium-browser", "chrome", "browser"}
 _EDITORS = {"gedit", "mousepad", "text_editor", "editor"}
 _BROWSER_SUFFIXES = {".html", ".htm", ".xhtml", ".svg", ".pdf", ".png", ".jpg", ".jpeg", ".gif"}
@@ -180,7 +182,7 @@ def _launch_argv(ctx: EvalContext, argv: list[str]) -> tuple[list[str], str | No
     """(argv to run, WM_CLASS to wait for) for a launch command."""
     home = ctx.host.resolve_path("~")
     name = PurePosixPath(argv[0]).name
-    if name in _TERMINALS:
+    if name in TERMINAL_PROGRAMS:
         log = ctx.host.resolve_path(TERMINAL_LOG)
         spec = APPS["terminal"]
         return [*spec.argv(home), "-e", "script", "-q", "-f", "-a", "-c", "bash", log], "xterm"
