@@ -96,6 +96,8 @@ async def test_launch_and_open_start_the_right_app_and_wait_for_its_window(ctx):
         await run_step(ctx, "launch", {"command": ["no-such-app", "--flag"]})
     with pytest.raises(SetupError, match=r"No file at .*missing\.txt to open"):
         await run_step(ctx, "open", {"path": "~/missing.txt"})
+    with pytest.raises(SetupError, match="is a folder; no file manager"):
+        await run_step(ctx, "open", {"path": "~"})
     assert "LibreOffice" in (check_step("open", {"path": "~/a.docx"}) or "")
 
 

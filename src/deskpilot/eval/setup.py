@@ -263,6 +263,9 @@ async def _open(ctx: EvalContext, p: dict[str, Any]) -> str:
     path = ctx.host.resolve_path(p["path"])
     exists = await ctx.host.run_command(["test", "-f", path], timeout_s=10)
     if not exists.ok:
+        folder = await ctx.host.run_command(["test", "-d", path], timeout_s=10)
+        if folder.ok:
+            raise SetupError(f"{path} is a folder; no file manager here opens folders.")
         raise SetupError(f"No file at {path} to open.")
     suffix = PurePosixPath(path).suffix.lower()
     if suffix in _BROWSER_SUFFIXES:
