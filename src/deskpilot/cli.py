@@ -31,6 +31,7 @@ import click
 from . import __version__
 from .cli_show import step_printer
 from .errors import ConfigError, DeskpilotError, MissingDependencyError
+from .eval.command import eval_group
 from .mcp.command import mcp as mcp_command
 from .terminal import visible
 
@@ -585,6 +586,7 @@ def demo(out: str, keep_open: bool) -> None:
 # --- mcp (deskpilot.mcp.command: the desktop as an MCP server) --------------------------------
 
 main.add_command(mcp_command, name="mcp")
+main.add_command(eval_group, name="eval")
 
 
 if __name__ == "__main__":  # pragma: no cover
