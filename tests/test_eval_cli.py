@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -76,6 +77,24 @@ def test_a_killed_run_resumes_without_duplicates(tmp_path: Path) -> None:
 
 
 @pytest.mark.desktop
+def test_sigterm_stops_the_run_and_keeps_the_finished_tasks(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = _eval(str(TINY), "--oracle", "--out", str(out))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "results.jsonl").is_file() and (out / "results.jsonl").read_text():
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)
+    text, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, text
+    assert "SIGTERM: stopped; finished tasks are in" in text and "--resume" in text
+    finished = read_results(out).results
+    assert finished and all(r.status != "error" for r in finished)
+    assert (out / "index.html").is_file()  # written for the finished tasks
+
+
+@pytest.mark.desktop
 def test_exit_status_and_terminal_summary(tmp_path: Path) -> None:
     """The do-nothing model fails tasks (exit 0: every task got a verdict); under --oracle a
     task that does not pass is exit 1."""
@@ -108,6 +127,35 @@ def test_usage_errors_are_one_sentence(args: list[str], message: str, tmp_path: 
     result = CliRunner().invoke(main, ["eval", *args, "--out", str(tmp_path / "o")])
     assert result.exit_code in (1, 2), result.output
     assert message in result.output
+
+
+def test_model_mode_needs_a_key_before_any_desktop_starts(tmp_path: Path) -> None:
+    env = {"ANTHROPIC_API_KEY": None, "ANTHROPIC_AUTH_TOKEN": None}
+    result = CliRunner().invoke(main, ["eval", str(TINY), "--out", str(tmp_path / "o")], env=env)
+    assert result.exit_code == 1
+    assert "ANTHROPIC_API_KEY is not set" in result.output and "--oracle" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.desktop
+def test_model_mode_talks_to_the_configured_endpoint(tmp_path: Path) -> None:
+    """A real model run: the client reads ANTHROPIC_BASE_URL and the key like `deskpilot
+    run` (here the fake server, whose default answer is "Done.")."""
+    from deskpilot.testing import FakeModelServer
+
+    with FakeModelServer(api_key="sk-ant-eval-test-key-0123456789") as server:
+        env = {
+            "ANTHROPIC_BASE_URL": server.url,
+            "ANTHROPIC_API_KEY": "sk-ant-eval-test-key-0123456789",
+        }
+        args = ["eval", str(TINY), "--tasks", "tiny-infeasible", "--out", str(tmp_path / "o")]
+        result = CliRunner().invoke(main, [*args, "--model", "claude-sonnet-4-5"], env=env)
+        assert len(server.requests) == 1
+        system = server.requests[0].body["system"]
+    assert result.exit_code == 0, result.output
+    assert "fail        tiny-infeasible" in result.output
+    assert "INFEASIBLE" in json.dumps(system)
+    assert "mode               model" in result.output
 
 
 def test_help_lists_the_options_and_compare() -> None:

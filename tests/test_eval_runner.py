@@ -236,3 +236,31 @@ def test_results_reader_keeps_the_last_line_of_a_task(tmp_path: Path) -> None:
     assert [(r.id, r.status) for r in latest] == [("a", "pass"), ("b", "fail")]
     with pytest.raises(ConfigError, match="No eval results at"):
         read_results(tmp_path / "nothing")
+
+
+# --- the bundled suite ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_bundled_suite_passes_under_oracle_and_fails_under_noop(tmp_path: Path) -> None:
+    """Every bundled task passes with its solution on 2 desktops, and fails when the model
+    does nothing (the infeasible ones too: they pass only when declared)."""
+    from deskpilot.eval import bundled_suite
+
+    suite = bundled_suite("basic")
+    tasks = load_tasks(suite)
+    assert len(tasks) >= 25
+    assert all(t.unsupported is None and t.solution for t in tasks)
+    oracle = asyncio.run(
+        run_suite(suite, EvalOptions(out=tmp_path / "oracle", mode="oracle", desktops=2))
+    )
+    not_passed = [(r.id, r.status, r.reason or r.evidence) for r in oracle.results if not r.passed]
+    assert not_passed == []
+    assert len(oracle.results) == len(tasks)
+    noop = asyncio.run(
+        run_suite(suite, EvalOptions(out=tmp_path / "noop", mode="noop", desktops=2))
+    )
+    not_failed = [
+        (r.id, r.status, r.reason or r.evidence) for r in noop.results if r.status != "fail"
+    ]
+    assert not_failed == []

@@ -217,6 +217,29 @@ def _jobs(
     return jobs, skipped
 
 
+def _require_credentials(opts: EvalOptions, client_options: dict[str, Any]) -> None:
+    """Fail before any desktop starts when the Anthropic API or a gateway has no key (the
+    other platforms' credential chains are checked by their first request).
+
+    Raises:
+        ConfigError: the key is missing.
+    """
+    from ..client.config import read_environment
+    from ..models import resolve_model
+
+    if "api_key" in client_options or "auth_token" in client_options:
+        return
+    provider = resolve_model(opts.model_name, opts.provider).provider
+    env = read_environment()
+    if provider == "anthropic" and not (env.anthropic_api_key or env.anthropic_auth_token):
+        raise ConfigError(
+            "ANTHROPIC_API_KEY is not set; export it (or ANTHROPIC_AUTH_TOKEN), or run the "
+            "suite without a model: --oracle (the tasks' solutions) or --noop."
+        )
+    if provider == "gateway" and not env.openai_api_key:
+        raise ConfigError("OPENAI_API_KEY is not set (the gateway provider sends it); export it.")
+
+
 @contextlib.asynccontextmanager
 async def _shared_client(opts: EvalOptions) -> Any:
     """The client every task shares (model and noop modes), or None."""
@@ -279,6 +302,8 @@ async def run_suite(
     tasks = select_tasks(await asyncio.to_thread(load_tasks, suite), opts.pattern)
     label = suite_label or str(suite)
     settings = harness_settings(label, opts, len(tasks))
+    if opts.mode == "model":
+        _require_credentials(opts, opts.client_options)
     done = await asyncio.to_thread(_check_out, opts, settings)
     jobs, skipped = _jobs(tasks, opts, done)
     await asyncio.to_thread(write_settings, opts.out, settings)
