@@ -119,6 +119,7 @@ def test_exit_status_and_terminal_summary(tmp_path: Path) -> None:
     ("args", "message"),
     [
         ([], "Give a SUITE path or --suite NAME"),
+        (["--suite", "nope"], "No bundled suite named 'nope'"),
         ([str(TINY), "--oracle", "--noop"], "Choose one of --oracle, --noop and --replay"),
         ([str(TINY), "--tasks", "zzz*", "--noop"], "selects no task"),
     ],
