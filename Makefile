@@ -30,3 +30,4 @@ bench: setup
 	$(PY) benchmarks/desktop_bench.py
 	$(PY) benchmarks/agent_bench.py
 	$(PY) benchmarks/count_bench.py --exact-mode
+	$(PY) benchmarks/eval_bench.py
