@@ -158,6 +158,41 @@ def test_errors_are_results_not_crashes(tmp_path: Path) -> None:
     }
 
 
+def test_the_time_limit_stops_the_agent_after_the_action_in_progress(tmp_path: Path) -> None:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    task = {
+        "id": "slow",
+        "instruction": "Write hi to ~/x.",
+        "timeout_s": 3,
+        "evaluator": {
+            "func": "exact_match",
+            "result": {"type": "vm_command_line", "command": "cat ~/x", "shell": True},
+            "expected": {"type": "rule", "rules": {"expected": "hi\n"}},
+        },
+        "solution": [
+            {
+                "content": [
+                    {
+                        "type": "tool_use",
+                        "name": "bash",
+                        "input": {"command": "sleep 5; echo hi > ~/x"},
+                    }
+                ],
+                "stop_reason": "tool_use",
+            },
+            {"content": [{"type": "text", "text": "Done."}], "stop_reason": "end_turn"},
+        ],
+    }
+    (suite / "slow.json").write_text(json.dumps(task))
+    run = asyncio.run(run_suite(suite, EvalOptions(out=tmp_path / "out", mode="oracle")))
+    (r,) = run.results
+    assert r.stop_reason == "interrupted at the task's time limit (3 s)"
+    assert r.steps <= 1  # the second turn was never asked for
+    if r.steps == 1:  # the action in progress (the sleep) finished, then the check ran
+        assert r.status == "pass" and r.timings.agent_s >= 5
+
+
 def test_out_holding_results_needs_resume_and_the_same_settings(tmp_path: Path) -> None:
     out = tmp_path / "out"
     first = asyncio.run(

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import fnmatch
 import logging
 import sys
@@ -299,6 +300,10 @@ async def run_suite(
         DeskpilotError: ``results.jsonl`` or ``settings.json`` cannot be written.
     """
     t0 = time.monotonic()
+    if opts.mode == "replay" and opts.model is None and opts.replay_dir is not None:
+        recorded = read_settings(opts.replay_dir)  # the recorded run's model and tools
+        if recorded is not None and recorded.model:
+            opts = dataclasses.replace(opts, model=recorded.model)
     tasks = select_tasks(await asyncio.to_thread(load_tasks, suite), opts.pattern)
     label = suite_label or str(suite)
     settings = harness_settings(label, opts, len(tasks))

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..agent.loop import Agent
 from ..agent.toolbox import Toolbox
-from ..errors import DeskpilotError
+from ..errors import DeskpilotError, DeskpilotTimeoutError
 from .options import (
     DEFAULT_MAX_TURNS,
     DEFAULT_TIMEOUT_S,
@@ -41,6 +41,9 @@ if TYPE_CHECKING:
     from .checker import CheckResult
 
 log = logging.getLogger("deskpilot.eval")
+
+HARD_LIMIT_GRACE_S = 60.0
+"""Seconds a run may take to stop after its time limit interrupted it, before it is cancelled."""
 
 __all__ = ["Job", "TaskRunner", "evidence_text", "fake_client_options", "now_iso", "run_name"]
 
@@ -196,6 +199,9 @@ class TaskRunner:
             "final_text": run.final_text,
             "trajectory_dir": self._rel(traj),
         }
+        if run.stop_reason == "interrupted":
+            limit = task.timeout_s or DEFAULT_TIMEOUT_S
+            stats["stop_reason"] = f"interrupted at the task's time limit ({limit:.0f} s)"
         if run.stop_reason in ("api_error", "error", "desktop_dead"):
             reason = f"The agent run stopped with {run.stop_reason}: {run.error or 'no detail'}"
             fields: dict[str, Any] = {"status": "error", "reason": reason, **stats}
@@ -248,8 +254,13 @@ class TaskRunner:
             loop = asyncio.get_running_loop()
             soft = loop.call_later(timeout_s, agent.interrupt)
             try:  # the hard limit: the run did not stop within a minute of its interrupt
-                async with asyncio.timeout(timeout_s + 60.0):
+                async with asyncio.timeout(timeout_s + HARD_LIMIT_GRACE_S):
                     return await agent.run(task.instruction)
+            except TimeoutError:
+                raise DeskpilotTimeoutError(
+                    f"The agent's run did not stop within {HARD_LIMIT_GRACE_S:.0f} s of the "
+                    f"task's time limit ({timeout_s:.0f} s) and was cancelled."
+                ) from None
             finally:
                 soft.cancel()
 
