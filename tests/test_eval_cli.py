@@ -272,3 +272,23 @@ async def test_index_in_headless_chromium_sorts_and_runs_no_injected_script(
             assert bg == "rgb(245, 245, 247)"  # the stylesheet passed the CSP
         finally:
             await browser.close()
+
+
+def test_outputs_never_write_through_a_planted_symlink(tmp_path: Path) -> None:
+    from deskpilot.errors import DeskpilotError
+    from deskpilot.eval.results import ResultsWriter, write_settings
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("index.html", "settings.json"):
+        (out / name).symlink_to(victim)
+    write_index(out, _hostile_results(), None)
+    write_settings(out, HarnessSettings())
+    assert victim.read_text() == "keep"
+    assert not (out / "index.html").is_symlink() and not (out / "settings.json").is_symlink()
+    (out / "results.jsonl").symlink_to(victim)
+    with pytest.raises(DeskpilotError, match="symbolic link"):
+        ResultsWriter(out)
+    assert victim.read_text() == "keep"

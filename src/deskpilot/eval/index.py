@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
+from ..agent.runfiles import replace_file
 from ..errors import DeskpilotError
 from ..terminal import one_line
 from .results import HarnessSettings, SuiteSummary, TaskResult, summarize
@@ -177,20 +178,18 @@ def write_index(
     results: Sequence[TaskResult],
     settings: HarnessSettings | None,
 ) -> Path:
-    """Write ``OUT/index.html`` (a new file renamed over the old one); returns its path.
+    """Write ``OUT/index.html`` (a new file renamed over the old one, mode ``0600``);
+    returns its path.
 
     Raises:
         DeskpilotError: it could not be written.
     """
     target = Path(out) / INDEX_FILE
-    text = render_index(build_index(results, settings))
-    tmp = target.with_name(f".{INDEX_FILE}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(target)
-    except OSError as exc:
+    data = render_index(build_index(results, settings)).encode("utf-8")
+    try:  # a new file renamed over the name: a planted symlink is replaced, never followed
+        return replace_file(Path(out), INDEX_FILE, data)
+    except (OSError, ValueError) as exc:
         raise DeskpilotError(f"Could not write {target}: {exc}.") from exc
-    return target
 
 
 def summary_table(results: Sequence[TaskResult], *, width: int = 100) -> str:

@@ -284,15 +284,15 @@ def write_settings(out: str | os.PathLike[str], settings: HarnessSettings) -> Pa
     Raises:
         DeskpilotError: it could not be written.
     """
+    from ..agent.runfiles import replace_file
+
     path = Path(out) / SETTINGS_FILE
-    try:
+    data = (settings.model_dump_json(indent=1) + "\n").encode("utf-8")
+    try:  # a new file renamed over the name: a planted symlink is replaced, never followed
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{SETTINGS_FILE}.tmp")
-        tmp.write_text(settings.model_dump_json(indent=1) + "\n", encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
+        return replace_file(path.parent, SETTINGS_FILE, data)
+    except (OSError, ValueError) as exc:
         raise DeskpilotError(f"Could not write {path}: {exc}.") from exc
-    return path
 
 
 def read_settings(out: str | os.PathLike[str]) -> HarnessSettings | None:
