@@ -151,8 +151,24 @@ def _mode(oracle: bool, noop: bool, replay: str | None) -> Mode:
     is_flag=True,
     help="A fake model that answers 'Done.' at once (every checker's failing side).",
 )
-@click.option("--width", type=click.IntRange(200, 8192), default=1280, show_default=True)
-@click.option("--height", type=click.IntRange(200, 8192), default=800, show_default=True)
+@click.option(
+    "--width",
+    type=click.IntRange(200, 8192),
+    default=1280,
+    show_default=True,
+    envvar="DESKPILOT_WIDTH",
+    show_envvar=True,
+    help="Desktop width in pixels (a task's solution coordinates assume its suite's size).",
+)
+@click.option(
+    "--height",
+    type=click.IntRange(200, 8192),
+    default=800,
+    show_default=True,
+    envvar="DESKPILOT_HEIGHT",
+    show_envvar=True,
+    help="Desktop height in pixels.",
+)
 @click.pass_context
 def eval_group(
     ctx: click.Context,
