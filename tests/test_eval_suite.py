@@ -4,8 +4,8 @@ a do-nothing model, the infeasible ones pass only when declared infeasible."""
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -13,13 +13,14 @@ import pytest
 
 from deskpilot.errors import ConfigError
 from deskpilot.eval import bundled_suite, load_tasks
-from eval_oracle import SCREEN, run_one
+from deskpilot.eval.options import EvalOptions
+from deskpilot.eval.runner import run_suite
 
 SUITE = bundled_suite("basic")
 TASKS = load_tasks(SUITE)
 BY_ID = {t.id: t for t in TASKS}
 CATEGORIES = {"files", "editor", "terminal", "dialogs", "clipboard", "browser", "infeasible"}
-#: one task of each kind, for the quick end-to-end test (the whole suite is the slow one)
+#: one task of each kind, for the quick end-to-end test (the whole suite: test_eval_runner)
 QUICK = ["files-sort-by-type", "edit-find-replace", "clip-paste-to-file", "infeasible-printer"]
 
 
@@ -61,37 +62,18 @@ def test_unknown_bundled_suites_are_named():
         bundled_suite("../basic")
 
 
-async def _verdicts(ids: list[str], tmp_path: Path) -> dict[tuple[str, str], object]:
-    from deskpilot import LocalDesktop
-
-    out = {}
-    async with LocalDesktop(*SCREEN) as desktop:
-        for task_id in ids:
-            for mode in ("oracle", "nothing"):
-                out[task_id, mode] = await run_one(BY_ID[task_id], desktop, mode, tmp_path)
-    return out
-
-
-def _assert_verdicts(outcomes: dict) -> None:
-    wrong = [
-        f"{task_id} {mode}: {o.summary}"
-        for (task_id, mode), o in outcomes.items()
-        if o.passed != (mode == "oracle")
-    ]
-    assert not wrong, "\n".join(wrong)
-
-
 @pytest.mark.desktop
-async def test_quick_tasks_pass_with_their_solution_and_fail_doing_nothing(tmp_path):
-    _assert_verdicts(await _verdicts(QUICK, tmp_path))
-
-
-@pytest.mark.desktop
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not os.environ.get("DESKPILOT_EVAL_FULL"),
-    reason="about 2 minutes; set DESKPILOT_EVAL_FULL=1 (deskpilot eval --suite basic --oracle "
-    "covers it in tests/test_eval_runner.py)",
-)
-async def test_every_bundled_task_passes_its_oracle_and_fails_doing_nothing(tmp_path):
-    _assert_verdicts(await _verdicts([t.id for t in TASKS], tmp_path))
+def test_quick_tasks_pass_with_their_solution_and_fail_doing_nothing(tmp_path):
+    """One task of each kind through the runner (tests/test_eval_runner.py runs them all)."""
+    pattern = ",".join(QUICK)
+    verdicts = {}
+    for mode in ("oracle", "noop"):
+        run = asyncio.run(
+            run_suite(
+                SUITE, EvalOptions(out=tmp_path / mode, mode=mode, pattern=pattern, report=False)
+            )
+        )
+        verdicts[mode] = {r.id: (r.status, r.reason or r.evidence) for r in run.results}
+    assert set(verdicts["oracle"]) == set(QUICK) == set(verdicts["noop"])
+    assert {k: v for k, v in verdicts["oracle"].items() if v[0] != "pass"} == {}
+    assert {k: v for k, v in verdicts["noop"].items() if v[0] != "fail"} == {}

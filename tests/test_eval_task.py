@@ -246,3 +246,10 @@ def test_solution_responses_are_full_messages_api_bodies():
     assert last["stop_reason"] == "end_turn" and last["content"][0]["text"] == "Done."
     with pytest.raises(ConfigError, match="has no solution"):
         parse_task(minimal(), where="t.json").solution_responses()
+
+
+def test_the_example_in_docs_eval_md_is_a_runnable_task():
+    doc = (Path(__file__).parent.parent / "docs" / "eval.md").read_text("utf-8")
+    example = doc.split("```json\n", 1)[1].split("```", 1)[0]
+    task = parse_task(json.loads(example), where="docs/eval.md")
+    assert task.runnable and task.solution and task.solution[-1].stop_reason == "end_turn"
