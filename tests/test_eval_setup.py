@@ -167,6 +167,7 @@ async def test_activate_and_close_windows_by_title_or_class(ctx):
 
 
 async def test_run_setup_stops_at_the_first_failure_and_names_it(ctx):
+    assert not (await ctx.host.run_command("test -d ~/Desktop")).ok  # a fresh HOME
     steps = [
         SetupStep(type="execute", parameters={"command": "echo 1 > ~/one", "shell": True}),
         SetupStep(type="execute", parameters={"command": "exit 4", "shell": True}),
@@ -181,3 +182,5 @@ async def test_run_setup_stops_at_the_first_failure_and_names_it(ctx):
         await run_setup(ctx, [SetupStep(type="reboot")])
     done = await run_setup(ctx, steps[:1], where="postconfig")
     assert done == ["ran `echo 1 > ~/one`"] and isinstance(ctx.work_dir, Path)
+    # a task's config starts in a home with OSWorld's folders
+    assert (await ctx.host.run_command("test -d ~/Desktop && test -d ~/Downloads")).ok

@@ -44,6 +44,7 @@ from . import pyautogui_compat
 from .context import EvalContext, SetupError, normalize_command, tail
 
 __all__ = [
+    "HOME_FOLDERS",
     "MAX_SLEEP_S",
     "STEP_TYPES",
     "TERMINAL_LOG",
@@ -57,6 +58,8 @@ __all__ = [
 
 MAX_SLEEP_S = 60.0
 WINDOW_TIMEOUT_S = 20.0
+HOME_FOLDERS = ("Desktop", "Documents", "Downloads", "Music", "Pictures", "Videos")
+"""Folders of OSWorld's user home that :func:`run_setup` creates before a task's config."""
 TERMINAL_LOG = "~/.cache/deskpilot/terminal.log"
 """Where terminals started by ``launch`` record their transcript (``script -f``)."""
 
@@ -354,7 +357,9 @@ async def run_step(ctx: EvalContext, step_type: str, parameters: dict[str, Any])
 
 async def run_setup(ctx: EvalContext, steps: Sequence[Any], *, where: str = "config") -> list[str]:
     """Run ``steps`` (:class:`~deskpilot.eval.task.SetupStep` s) in order, stopping at the
-    first failure.
+    first failure. Before a task's ``config`` steps, the home folders OSWorld's VM has
+    (:data:`HOME_FOLDERS`: ``~/Desktop``, ``~/Documents``, ...) are created in the desktop's
+    fresh HOME, since OSWorld's tasks take them for granted.
 
     Returns:
         One line per step saying what it did.
@@ -363,6 +368,13 @@ async def run_setup(ctx: EvalContext, steps: Sequence[Any], *, where: str = "con
         SetupError: ``"config step 2 (launch): ..."`` -- the first step that failed.
     """
     done: list[str] = []
+    if where == "config":
+        home = ctx.host.resolve_path("~")
+        out = await ctx.host.run_command(
+            ["mkdir", "-p", *(f"{home}/{d}" for d in HOME_FOLDERS)], timeout_s=10
+        )
+        if not out.ok:
+            raise SetupError(f"The home folders could not be created: {tail(out.stderr)}")
     for number, step in enumerate(steps, 1):
         try:
             done.append(await run_step(ctx, step.type, step.parameters))
