@@ -1,7 +1,8 @@
 """OSWorld's ``python -c "import pyautogui; ..."`` set-up one-liners, done without Python.
 
-Many OSWorld tasks click the screen centre or press a hotkey in their set-up with a
-pyautogui one-liner run inside the VM (e.g. ``import pyautogui; import time;
+Many OSWorld tasks (https://github.com/xlang-ai/OSWorld/tree/main/evaluation_examples) click
+the screen centre or press a hotkey in their set-up with a pyautogui one-liner run inside the
+VM by its ``execute`` step (e.g. ``import pyautogui; import time;
 pyautogui.click(960, 540); time.sleep(0.5);``). The desktop here has no pyautogui, so the
 code is *parsed* (never executed: :mod:`ast`), and a small whitelist of calls becomes
 :class:`~deskpilot.desktop.base.Computer` actions:
