@@ -137,5 +137,11 @@ def test_check_metric_names_unknown_metrics_and_options():
     assert "not supported here" in (check_metric("compare_pptx_files", {}) or "")
     assert "['x']" in (check_metric("exact_match", {"x": 1}) or "")
     assert "'str' or 'list'" in (check_metric("literal_match", {"type": "dict"}) or "")
+    methods = ["eq", "re", "re.IGNORECASE.MULTILINE", "approx:0.1", "str_set_eq"]
+    ok = {"expect": [{"key": [], "method": m} for m in methods]}
+    assert check_metric("check_json", {}, ok) is None
+    for bad in ("re.NOPE", "approx:x", "range.te"):
+        rules = {"unexpect": [{"key": [], "method": bad}]}
+        assert f"method '{bad}'" in (check_metric("check_json", {}, rules) or "")
     with pytest.raises(KeyError):
         run("infeasible", None)

@@ -162,6 +162,21 @@ def test_missing_suites_bad_lines_and_duplicate_ids_are_refused(tmp_path):
             "must be a list of 2 entries",
         ),
         ({"evaluator": {"func": []}}, "func list is empty"),
+        (
+            {
+                "evaluator": {
+                    "func": "check_json",
+                    "result": {"type": "vm_file", "path": "x"},
+                    "expected": {
+                        "type": "rule",
+                        "rules": {
+                            "expect": [{"key": ["a"], "method": "spreadsheet_range", "ref": 1}]
+                        },
+                    },
+                }
+            },
+            "check_json method 'spreadsheet_range' is not supported",
+        ),
         ({"evaluator": {"func": "exact_match"}}, "has no result getter"),
     ],
 )

@@ -278,8 +278,30 @@ METRIC_TYPES: tuple[str, ...] = (*_METRICS, "infeasible")
 """The supported metric names."""
 
 
-def check_metric(name: str, options: dict[str, Any]) -> str | None:
-    """Why a metric cannot run here (unknown name, unknown option), or None."""
+def _json_method_ok(method: Any) -> bool:
+    m = str(method)
+    if m in _COMPARE or m == "str_set_eq" or m == "re":
+        return True
+    if m.startswith("re."):
+        return all(isinstance(getattr(re, f, None), re.RegexFlag) for f in m.split(".")[1:])
+    if m.startswith("approx:"):
+        try:
+            float(m.split(":", 1)[1])
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def check_metric(name: str, options: dict[str, Any], rules: Any = None) -> str | None:
+    """Why a metric cannot run here (unknown name, unknown option, a ``check_json`` method
+    it does not have in ``rules``, the ``rule`` getter's rules when known), or None."""
+    if name == "check_json" and isinstance(rules, dict):
+        for kind in ("expect", "unexpect"):
+            for rule in rules.get(kind) or []:
+                method = rule.get("method", "eq") if isinstance(rule, dict) else None
+                if not _json_method_ok(method):
+                    return f"check_json method {method!r} is not supported here"
     if name not in METRIC_TYPES:
         return f"metric '{name}' is not supported here (supported: {', '.join(METRIC_TYPES)})"
     extra = set(options) - _OPTIONS.get(name, set())

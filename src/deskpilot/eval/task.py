@@ -276,7 +276,12 @@ def classify(task: Task) -> str | None:
     for check in checks:
         if not check.func:
             return "the evaluator's func is empty (OSWorld has no checker for this task)"
-        reason = check_metric(check.func, check.options)
+        rules = (
+            (check.expected or {}).get("rules")
+            if (check.expected or {}).get("type") == "rule"
+            else None
+        )
+        reason = check_metric(check.func, check.options, rules)
         if reason:
             return reason
         for role, getter in (("result", check.result), ("expected", check.expected)):
