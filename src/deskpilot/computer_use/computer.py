@@ -405,8 +405,14 @@ class ComputerTool(Executor):
     async def _screenshot_part(self) -> Image:
         """Capture, resize to the model size and encode (resize/encode off the event loop)."""
         t0 = time.perf_counter()
-        img = await self._capture()
         size = self.model_size
+        encoded = getattr(self.computer, "screenshot_bytes", None)
+        if self.screenshot_format == "png" and size == self.scaler.native and encoded:
+            # no resize: the backend encodes straight from its frame (X11: no PIL image)
+            part = Image(await encoded("png"), "image/png")
+            self.last_timings["screenshot_s"] = time.perf_counter() - t0
+            return part
+        img = await self._capture()
 
         def work() -> Image:
             from PIL import Image as PILImageModule

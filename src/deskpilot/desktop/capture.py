@@ -24,7 +24,7 @@ from PIL import Image
 from deskpilot.desktop.xauth import authority
 from deskpilot.errors import ConfigError, DesktopError, MissingDependencyError
 
-__all__ = ["ImageFormat", "ScreenCapture", "encode", "media_type", "png_bytes"]
+__all__ = ["ImageFormat", "ScreenCapture", "encode", "media_type", "png_bytes", "png_from_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -59,18 +59,18 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def png_bytes(img: Image.Image) -> bytes:
-    """A PNG of an RGB image: filter 0 on every row (on UI screenshots both faster and smaller
-    than adaptive filters) and deflate at its fastest level (:func:`_deflate`)."""
+def _rows_buffer(w: int, h: int) -> np.ndarray:
+    """This thread's ``(h, 1 + 3 w)`` scanline buffer, filter byte 0 on every row (reused)."""
+    rows: np.ndarray | None = getattr(_rows, "buf", None)
+    if rows is None or rows.shape != (h, 1 + 3 * w):
+        rows = _rows.buf = np.zeros((h, 1 + 3 * w), dtype=np.uint8)
+    return rows
+
+
+def _png(rows: np.ndarray, w: int, h: int) -> bytes:
     global _compress
     if _compress is None:
         _compress = _deflate()
-    rgb = img if img.mode == "RGB" else img.convert("RGB")
-    w, h = rgb.size
-    rows: np.ndarray | None = getattr(_rows, "buf", None)
-    if rows is None or rows.shape != (h, 1 + 3 * w):  # one buffer per thread, reused
-        rows = _rows.buf = np.zeros((h, 1 + 3 * w), dtype=np.uint8)  # filter 0 on every row
-    rows[:, 1:] = np.frombuffer(rgb.tobytes(), dtype=np.uint8).reshape(h, 3 * w)
     header = struct.pack(">2I5B", w, h, 8, 2, 0, 0, 0)  # 8-bit RGB
     return b"".join(
         (
@@ -80,6 +80,29 @@ def png_bytes(img: Image.Image) -> bytes:
             _chunk(b"IEND", b""),
         )
     )
+
+
+def png_bytes(img: Image.Image) -> bytes:
+    """A PNG of an image (converted to RGB): filter 0 on every row (on UI screenshots both
+    faster and smaller than adaptive filters), deflate at its fastest level (:func:`_deflate`)."""
+    rgb = img if img.mode == "RGB" else img.convert("RGB")
+    w, h = rgb.size
+    rows = _rows_buffer(w, h)
+    rows[:, 1:] = np.frombuffer(rgb.tobytes(), dtype=np.uint8).reshape(h, 3 * w)
+    return _png(rows, w, h)
+
+
+def png_from_frame(frame: np.ndarray) -> bytes:
+    """A PNG of a captured frame (``(h, w)`` ``uint32`` BGRX, :attr:`ScreenCapture.frame`),
+    straight from the pixels: no PIL image in between (about 3 ms at 1280x800 with ``isal``)."""
+    h, w = frame.shape
+    rows = _rows_buffer(w, h)
+    bgrx = frame.view(np.uint8).reshape(h, w, 4)
+    rgb = rows[:, 1:].reshape(h, w, 3)
+    rgb[:, :, 0] = bgrx[:, :, 2]
+    rgb[:, :, 1] = bgrx[:, :, 1]
+    rgb[:, :, 2] = bgrx[:, :, 0]
+    return _png(rows, w, h)
 
 
 def encode(img: Image.Image, format: ImageFormat = "png", *, quality: int = 80) -> bytes:

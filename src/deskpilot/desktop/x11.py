@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from deskpilot.desktop.base import MouseButton, ScrollDirection
-from deskpilot.desktop.capture import ImageFormat, encode
+from deskpilot.desktop.capture import ImageFormat, encode, png_from_frame
 from deskpilot.desktop.keys import parse_keys
 from deskpilot.desktop.text_input import TYPE_CHUNK_STROKES, Segment, normalise_text, plan_typing
 from deskpilot.desktop.x11_connection import (
@@ -87,9 +87,22 @@ class X11Computer(X11Connection):
         return self._capture.grab()
 
     async def screenshot_bytes(self, format: ImageFormat = "png", *, quality: int = 80) -> bytes:
-        """:meth:`screenshot` encoded (PNG by default) in a worker thread."""
-        img = await self.screenshot()
-        return await asyncio.to_thread(encode, img, format, quality=quality)
+        """:meth:`screenshot` encoded (PNG by default), off the event loop: a PNG straight
+        from the captured frame in the X thread (no PIL image), other formats in a worker
+        thread."""
+        if format != "png":
+            img = await self.screenshot()
+            return await asyncio.to_thread(encode, img, format, quality=quality)
+        async with self._lock:
+            if self._settler is not None and self._settler.pending:
+                await self._wait_settled_locked(None)
+            return await self._call("capture the screen", self._grab_png)
+
+    def _grab_png(self) -> bytes:
+        assert self._capture is not None
+        if self._settler is not None:
+            self._settler.on_full_grab()
+        return png_from_frame(self._capture.grab_frame())
 
     async def wait_settled(self, *, timeout_s: float = 2.0) -> float:
         """Wait until the screen stops changing; returns the seconds waited.
