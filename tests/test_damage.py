@@ -161,7 +161,8 @@ async def test_real_desktop_settles_from_damage_and_grabs_nothing_when_static(de
         return real_region(box)
 
     capture.region = counting_region
-    await desktop.screenshot()  # the frame now holds everything drawn at start
+    await desktop.move(4, 4)  # the action brings the frame up to date with the start
+    await desktop.wait_settled(timeout_s=3.0)
     grabs = 0
     await desktop.move(5, 5)
     waited = await desktop.wait_settled(timeout_s=3.0)

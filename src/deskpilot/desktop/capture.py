@@ -10,12 +10,13 @@ backends fail on some servers (TigerVNC's Xvnc); :class:`ScreenCapture` then fal
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import struct
 import threading
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
 import numpy as np
@@ -52,19 +53,42 @@ def _deflate() -> Callable[[Any], bytes]:
 
 
 _compress: Callable[[Any], bytes] | None = None
-_rows = threading.local()
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def _rows_buffer(w: int, h: int) -> np.ndarray:
-    """This thread's ``(h, 1 + 3 w)`` scanline buffer, filter byte 0 on every row (reused)."""
-    rows: np.ndarray | None = getattr(_rows, "buf", None)
-    if rows is None or rows.shape != (h, 1 + 3 * w):
-        rows = _rows.buf = np.zeros((h, 1 + 3 * w), dtype=np.uint8)
-    return rows
+class _RowsPool:
+    """Scanline buffers ``(h, 1 + 3 w)`` (filter byte 0 on every row) shared by every thread:
+    a desktop borrows one for an encode and gives it back, so a fleet holds about as many
+    as encode at once (not one per desktop thread, 3 MB each at 1280x800)."""
+
+    def __init__(self, keep: int = 4) -> None:
+        self._free: list[np.ndarray] = []
+        self._lock = threading.Lock()
+        self._keep = keep
+
+    @contextlib.contextmanager
+    def borrow(self, w: int, h: int) -> Iterator[np.ndarray]:
+        shape = (h, 1 + 3 * w)
+        rows: np.ndarray | None = None
+        with self._lock:
+            for i, buf in enumerate(self._free):
+                if buf.shape == shape:
+                    rows = self._free.pop(i)
+                    break
+        if rows is None:
+            rows = np.zeros(shape, dtype=np.uint8)
+        try:
+            yield rows
+        finally:
+            with self._lock:
+                if len(self._free) < self._keep:
+                    self._free.append(rows)
+
+
+_rows = _RowsPool()
 
 
 def _png(rows: np.ndarray, w: int, h: int) -> bytes:
@@ -87,22 +111,22 @@ def png_bytes(img: Image.Image) -> bytes:
     faster and smaller than adaptive filters), deflate at its fastest level (:func:`_deflate`)."""
     rgb = img if img.mode == "RGB" else img.convert("RGB")
     w, h = rgb.size
-    rows = _rows_buffer(w, h)
-    rows[:, 1:] = np.frombuffer(rgb.tobytes(), dtype=np.uint8).reshape(h, 3 * w)
-    return _png(rows, w, h)
+    with _rows.borrow(w, h) as rows:
+        rows[:, 1:] = np.frombuffer(rgb.tobytes(), dtype=np.uint8).reshape(h, 3 * w)
+        return _png(rows, w, h)
 
 
 def png_from_frame(frame: np.ndarray) -> bytes:
     """A PNG of a captured frame (``(h, w)`` ``uint32`` BGRX, :attr:`ScreenCapture.frame`),
     straight from the pixels: no PIL image in between (about 3 ms at 1280x800 with ``isal``)."""
     h, w = frame.shape
-    rows = _rows_buffer(w, h)
     bgrx = frame.view(np.uint8).reshape(h, w, 4)
-    rgb = rows[:, 1:].reshape(h, w, 3)
-    rgb[:, :, 0] = bgrx[:, :, 2]
-    rgb[:, :, 1] = bgrx[:, :, 1]
-    rgb[:, :, 2] = bgrx[:, :, 0]
-    return _png(rows, w, h)
+    with _rows.borrow(w, h) as rows:
+        rgb = rows[:, 1:].reshape(h, w, 3)
+        rgb[:, :, 0] = bgrx[:, :, 2]
+        rgb[:, :, 1] = bgrx[:, :, 1]
+        rgb[:, :, 2] = bgrx[:, :, 0]
+        return _png(rows, w, h)
 
 
 def encode(img: Image.Image, format: ImageFormat = "png", *, quality: int = 80) -> bytes:
@@ -139,10 +163,11 @@ class ScreenCapture:
     """Grabs frames of one X display into one preallocated buffer. Not thread-safe: use it
     from one thread (the backend's X thread).
 
-    The frame lives in :attr:`frame` (a ``(height, width)`` array of ``uint32`` BGRX
-    pixels, allocated once): a grab writes into it instead of allocating a new 4 MB
-    ``bytes`` per frame (issue 8, §6: the copy's page faults cost 4.3 of its 4.7 ms). With
-    mss's MIT-SHM backend the pixels are read straight from its shared segment.
+    With mss's MIT-SHM backend, pixels are read in place from its shared segment: a
+    screenshot no longer copies each frame into a new 4 MB ``bytes`` (issue 8, §6: that
+    copy's page faults cost 4.3 of its 4.7 ms). The settle detector's reference,
+    :attr:`frame` (a ``(height, width)`` array of ``uint32`` BGRX pixels), is allocated once
+    and updated in place, box by box (:meth:`sync_region`).
 
     Args:
         display: the X display name (``":7"``).
@@ -256,15 +281,23 @@ class ScreenCapture:
         mon = self._sct.monitors[1]
         return int(mon["width"]), int(mon["height"])
 
-    def grab_frame(self) -> np.ndarray:
-        """Grab the whole display into :attr:`frame` and return it (``(height, width)``
-        ``uint32`` BGRX pixels; the same array every call, overwritten by the next grab).
+    def screen(self) -> np.ndarray:
+        """The whole display now, as a ``(height, width)`` ``uint32`` BGRX array that may be
+        a view of mss's shared segment, valid only until the next grab (copy it to keep it).
 
         Raises:
             DesktopError: the display cannot be captured.
         """
         w, h = self.size
-        view = self.region((0, 0, w, h))
+        return self.region((0, 0, w, h))
+
+    def grab_frame(self) -> np.ndarray:
+        """Grab the whole display into :attr:`frame` (allocated once) and return it.
+
+        Raises:
+            DesktopError: the display cannot be captured.
+        """
+        view = self.screen()
         frame = self._frame
         if frame is None or frame.shape != view.shape:
             frame = self._frame = np.empty(view.shape, dtype=np.uint32)
@@ -294,14 +327,18 @@ class ScreenCapture:
 
     def grab_raw(self) -> tuple[bytes, tuple[int, int]]:
         """One frame as raw BGRX bytes (4 bytes per pixel, row-major) and its (width, height)."""
-        frame = self.grab_frame()
-        return frame.tobytes(), (frame.shape[1], frame.shape[0])
+        view = self.screen()
+        return view.tobytes(), (view.shape[1], view.shape[0])
 
     def grab(self) -> Image.Image:
-        """One frame (grabbed into :attr:`frame`) as a PIL RGB image of the native size."""
-        frame = self.grab_frame()
-        size = (frame.shape[1], frame.shape[0])
-        return Image.frombuffer("RGB", size, frame, "raw", "BGRX", 0, 1)
+        """One frame as a PIL RGB image of the display's native size."""
+        view = self.screen()
+        size = (view.shape[1], view.shape[0])
+        return Image.frombuffer("RGB", size, view, "raw", "BGRX", 0, 1)
+
+    def grab_png(self) -> bytes:
+        """One frame as a PNG, encoded straight from the pixels (:func:`png_from_frame`)."""
+        return png_from_frame(self.screen())
 
     def close(self) -> None:
         """Release the mss handle (safe to call twice)."""

@@ -130,9 +130,6 @@ class Settler:
         """Forget a pending action (e.g. after the display was restarted)."""
         self._baseline = None
 
-    def on_full_grab(self) -> None:
-        """Called (X thread) before a screenshot grabs the whole screen (nothing to do)."""
-
     async def wait(self, *, timeout_s: float | None = None) -> float:
         """Wait until the screen settles; returns the seconds spent in this call.
 
@@ -189,10 +186,9 @@ class DamageSettler:
     buffer, :attr:`ScreenCapture.frame <deskpilot.desktop.capture.ScreenCapture.frame>`).
     While the screen keeps changing, a box is checked at most every ``poll_s``.
 
-    The frame is kept equal to the screen: before an action (:meth:`mark`) the boxes drawn
-    since the last check are grabbed into it; a full screenshot (``on_full_grab``) resets
-    the watch. Pixel counts are exact, as in :class:`Settler`; damage only says where to
-    look.
+    The frame is kept equal to the screen box by box: before an action (:meth:`mark`) the
+    boxes drawn since the last check are grabbed into it (screenshots do not touch it).
+    Pixel counts are exact, as in :class:`Settler`; damage only says where to look.
 
     Args:
         watch: the display's :class:`~deskpilot.desktop.damage.DamageWatch` (added to the hub).
@@ -244,11 +240,6 @@ class DamageSettler:
     def discard(self) -> None:
         """Forget a pending action."""
         self._pending = False
-
-    def on_full_grab(self) -> None:
-        """Called (X thread) before a screenshot grabs the whole screen into the frame: what
-        was drawn so far will be in it."""
-        self.watch.clear()
 
     def close(self) -> None:
         """Stop the DAMAGE notifications (closes the watch's connection in the hub)."""

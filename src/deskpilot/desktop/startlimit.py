@@ -18,8 +18,8 @@ from collections.abc import AsyncIterator
 
 __all__ = ["MAX_STARTING", "starting"]
 
-MAX_STARTING = max(2, os.cpu_count() or 2)
-"""Desktops that may start at once in one event loop (the number of cores, at least 2)."""
+MAX_STARTING = 2 * max(1, os.cpu_count() or 1)
+"""Desktops that may start at once in one event loop (twice the number of cores)."""
 
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from deskpilot.desktop.base import MouseButton, ScrollDirection
-from deskpilot.desktop.capture import ImageFormat, encode, png_from_frame
+from deskpilot.desktop.capture import ImageFormat, encode
 from deskpilot.desktop.keys import parse_keys
 from deskpilot.desktop.text_input import TYPE_CHUNK_STROKES, Segment, normalise_text, plan_typing
 from deskpilot.desktop.x11_connection import (
@@ -82,8 +82,6 @@ class X11Computer(X11Connection):
 
     def _grab_image(self) -> PILImage:
         assert self._capture is not None
-        if self._settler is not None:
-            self._settler.on_full_grab()
         return self._capture.grab()
 
     async def screenshot_bytes(self, format: ImageFormat = "png", *, quality: int = 80) -> bytes:
@@ -100,9 +98,7 @@ class X11Computer(X11Connection):
 
     def _grab_png(self) -> bytes:
         assert self._capture is not None
-        if self._settler is not None:
-            self._settler.on_full_grab()
-        return png_from_frame(self._capture.grab_frame())
+        return self._capture.grab_png()
 
     async def wait_settled(self, *, timeout_s: float = 2.0) -> float:
         """Wait until the screen stops changing; returns the seconds waited.
