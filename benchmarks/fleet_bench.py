@@ -15,9 +15,11 @@ Per N it prints:
 * ``act p50/p95``: per computer action, seconds from the call to its result (input, settle,
   screenshot and encoding: ``ActionTimings.total_s``);
 * ``lag p50/p95/max``: event-loop lag in ms (a 10 ms sleeper's lateness);
-* ``cpu/step``: CPU ms of this Python process (every thread) per model turn;
+* ``cpu/step``: CPU ms of this Python process (every thread) per model turn, plus that of
+  the ``deskpilot serve`` processes for the rows through the computer server;
 * ``PSS/desk``: proportional set size (MB) of the processes started for the desktops (Xvfb,
-  openbox, xterm, the bash shells and their wrappers) divided by N, sampled once mid-run;
+  openbox, xterm, the bash shells and their wrappers; the ``deskpilot serve`` processes for
+  the rows through the server) divided by N, sampled once mid-run;
   ``py PSS``: this Python process's PSS in MB at the same moment.
 
 The last lines compare per-action p95 to N=1 against the targets of issue 8 (N=16: 1.2x,
@@ -29,6 +31,7 @@ Usage::
     python benchmarks/fleet_bench.py --n 1,2,4       # a quick subset
     python benchmarks/fleet_bench.py --n 8 --tasks 3 --latency 1.0
     python benchmarks/fleet_bench.py --remote        # also through ``deskpilot serve`` (when present)
+    python benchmarks/fleet_bench.py --shared-limit  # plus 4 processes sharing one rate limit
 
 Rows that need other packages (remote desktops through ``deskpilot serve``; four processes
 sharing one rate limit) are added when those packages are installed, else skipped with a note.
@@ -178,14 +181,16 @@ def pss_mb(pid: int) -> float:
 
 def children_pss_mb(exclude: set[int]) -> tuple[float, int]:
     """(total PSS in MB, process count) of this process's descendants but ``exclude`` and
-    Python processes (deskpilot's watcher)."""
+    Python processes other than ``deskpilot serve`` (deskpilot's watcher)."""
     import psutil
 
     total, count = 0.0, 0
     for child in psutil.Process().children(recursive=True):
         try:
-            if child.pid in exclude or "python" in child.name():
+            if child.pid in exclude:
                 continue
+            if "python" in child.name() and "serve" not in child.cmdline():
+                continue  # deskpilot's watcher; a `deskpilot serve` counts (it is the desktop's)
             total += child.memory_full_info().pss / 2**20
             count += 1
         except (psutil.NoSuchProcess, psutil.AccessDenied):
@@ -306,6 +311,8 @@ async def run_fleet(
             cpu1 = me.cpu_times()
             await lag.stop()
     row.cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system) - sample_cpu[0]
+    row.cpu_s += sum(SERVER_CPU)  # through `deskpilot serve`: the servers' Python CPU too
+    SERVER_CPU.clear()
     row.steps = steps
     row.lag = lag.samples
     row.ok = sum(1 for r in results if r.ok and r.steps == STEPS)
@@ -324,6 +331,10 @@ def remote_factory() -> Callable[[], Any] | None:
     except ImportError:
         return None
     return _RemoteServed
+
+
+SERVER_CPU: list[float] = []
+"""CPU seconds of the ``deskpilot serve`` processes that ended (added to the row's CPU)."""
 
 
 class _RemoteServed:
@@ -367,20 +378,43 @@ class _RemoteServed:
         with contextlib.suppress(Exception):
             await self._desk.__aexit__(*exc)
         if self._proc is not None and self._proc.returncode is None:
+            import psutil
+
+            with contextlib.suppress(psutil.Error):
+                t = psutil.Process(self._proc.pid).cpu_times()
+                SERVER_CPU.append(t.user + t.system)
             self._proc.terminate()
             await self._proc.wait()
 
 
-def shared_limit_rows() -> list[str]:
-    """The 4-process shared-limit measurement (``deskpilot.fleet``), or a note."""
+def shared_limit_rows(window_s: float) -> list[str]:
+    """The most requests in any window with 4 processes sharing one limit vs each holding its
+    own: ``benchmarks/fleet_limit_bench.py`` (``deskpilot.fleet``, on a local Ray) run with
+    the window scaled to ``window_s`` seconds, or a note when it is not there."""
+    script = Path(__file__).with_name("fleet_limit_bench.py")
     try:
-        import deskpilot.fleet as fleet
+        import deskpilot.fleet  # noqa: F401
     except ImportError:
-        return ["shared limit: deskpilot.fleet is not installed yet; row skipped"]
-    bench = getattr(fleet, "shared_limit_bench", None)
-    if bench is None:
-        return ["shared limit: deskpilot.fleet has no shared_limit_bench(); row skipped"]
-    return [str(line) for line in bench()]
+        return ["shared limit: deskpilot.fleet is not installed; row skipped"]
+    if not script.exists():
+        return [f"shared limit: {script.name} is missing; row skipped"]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--window",
+            f"{window_s:g}",
+            "--duration",
+            f"{window_s * 4 / 3:g}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln and not ln.startswith("[")]
+    if proc.returncode != 0:
+        return [f"shared limit: {script.name} failed: {proc.stderr.strip()[-300:]}"]
+    return lines
 
 
 # ------------------------------------------------------------------ main
@@ -452,7 +486,8 @@ async def amain(args: argparse.Namespace) -> int:
                     make_desktop=make,
                 )
                 rows.append(row)
-                print_table([row]) if args.verbose else None
+                if args.verbose:
+                    print_table([row])
     print(
         f"\nfleet_bench: {STEPS}-step scripted xterm task, {args.tasks} task(s) per desktop, "
         f"model latency {args.latency:g} s, {os.cpu_count()} cores, 1280x800"
@@ -462,7 +497,8 @@ async def amain(args: argparse.Namespace) -> int:
     for line in verdicts(rows):
         print(line)
     if args.shared_limit:
-        for line in shared_limit_rows():
+        print()
+        for line in shared_limit_rows(args.limit_window):
             print(line)
     if args.json:
         Path(args.json).write_text(
@@ -497,7 +533,10 @@ def main() -> int:
     ap.add_argument("--tasks", type=int, default=2, help="tasks per desktop (default 2)")
     ap.add_argument("--latency", type=float, default=0.0, help="model latency in seconds")
     ap.add_argument("--remote", action="store_true", help="also through deskpilot serve")
-    ap.add_argument("--shared-limit", action="store_true", help="the 4-process limit row")
+    ap.add_argument("--shared-limit", action="store_true", help="the 4-process limit rows")
+    ap.add_argument(
+        "--limit-window", type=float, default=6.0, help="their window, s (60 = real minutes)"
+    )
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     ap.add_argument("-v", "--verbose", action="store_true", help="print each row as it ends")
     ap.add_argument("--serve-model", action="store_true", help=argparse.SUPPRESS)
