@@ -66,6 +66,10 @@ DEFAULT_RESPONSE_TIMEOUT_S = 10.0
 not responding. A healthy Xvfb answers in well under 100 ms even on a loaded 2-core machine."""
 
 Stroke = tuple[int, bool]
+ALIVE_CHECK_S = 0.05
+"""Seconds an owner's "the X server runs" answer (a ``/proc`` read) is trusted before an
+action asks again; a server that died meanwhile fails the X request, which is then reported
+as :class:`DisplayDiedError` all the same (``_confirm_dead``)."""
 
 
 def _died_message(display: str) -> str:
@@ -135,6 +139,7 @@ class X11Connection:
         self._hung = False
         self._held_buttons: set[int] = set()
         self._fake_cache: dict[tuple[int, int], bytes] = {}
+        self._alive_at = -1e9  # when the owner last said the server runs (monotonic s)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -300,9 +305,11 @@ class X11Connection:
             )
         if self._hung:
             raise DisplayDiedError(_hung_message(self.display_name, self.response_timeout_s))
-        if self._dead or not self._is_alive():
+        now = time.monotonic()
+        if self._dead or (now - self._alive_at > ALIVE_CHECK_S and not self._is_alive()):
             self._dead = True
             raise DisplayDiedError(_died_message(self.display_name))
+        self._alive_at = now
 
     async def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` in the X thread with ``response_timeout_s``; X errors translated.
