@@ -29,5 +29,6 @@ bench: setup
 	$(PY) benchmarks/client_bench.py
 	$(PY) benchmarks/desktop_bench.py
 	$(PY) benchmarks/agent_bench.py
+	$(PY) benchmarks/fleet_bench.py
 	$(PY) benchmarks/count_bench.py --exact-mode
 	$(PY) benchmarks/eval_bench.py
