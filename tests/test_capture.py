@@ -24,6 +24,23 @@ def test_png_is_lossless():
     assert back.size == (64, 48) and back.convert("RGB").tobytes() == sample().tobytes()
 
 
+def test_png_from_a_bgrx_frame_is_lossless_and_matches_the_image_path():
+    import numpy as np
+
+    from deskpilot.desktop.capture import png_from_frame
+
+    rgb = np.asarray(sample())
+    frame = np.zeros(rgb.shape[:2], dtype=np.uint32)  # 0x00RRGGBB = bytes B, G, R, X
+    frame |= rgb[:, :, 0].astype(np.uint32) << 16
+    frame |= rgb[:, :, 1].astype(np.uint32) << 8
+    frame |= rgb[:, :, 2].astype(np.uint32)
+    for _ in range(2):  # the second encode reuses a pooled scanline buffer
+        back = Image.open(io.BytesIO(png_from_frame(frame))).convert("RGB")
+        assert back.tobytes() == sample().tobytes()
+    other = Image.new("RGB", (10, 7), (1, 2, 3))  # another size: its own buffer
+    assert Image.open(io.BytesIO(encode(other))).convert("RGB").tobytes() == other.tobytes()
+
+
 @pytest.mark.parametrize(("fmt", "magic"), [("jpeg", b"\xff\xd8"), ("webp", b"RIFF")])
 def test_lossy_formats(fmt, magic):
     data = encode(sample(), fmt, quality=90)
