@@ -16,7 +16,9 @@ Per N it prints:
   screenshot and encoding: ``ActionTimings.total_s``);
 * ``lag p50/p95/max``: event-loop lag in ms (a 10 ms sleeper's lateness);
 * ``cpu/step``: CPU ms of this Python process (every thread) per model turn, plus that of
-  the ``deskpilot serve`` processes for the rows through the computer server;
+  the ``deskpilot serve`` processes for the rows through the computer server; ``cores``: the
+  same as cores used on average; ``host``: how busy the machine's CPUs were (everything on
+  it: Xvfb, the apps, the fake server, other programs);
 * ``PSS/desk``: proportional set size (MB) of the processes started for the desktops (Xvfb,
   openbox, xterm, the bash shells and their wrappers; the ``deskpilot serve`` processes for
   the rows through the server) divided by N, sampled once mid-run;
@@ -219,6 +221,8 @@ class Row:
     steps: int = 0
     pss_desk: float = float("nan")
     pss_py: float = float("nan")
+    core_share: float = float("nan")
+    host_busy: float = float("nan")
     note: str = ""
 
     @property
@@ -296,6 +300,7 @@ async def run_fleet(
         ) as client:
             lag.start()
             cpu0 = me.cpu_times()
+            host0 = psutil.cpu_times()
             t0 = time.perf_counter()
             results = await run_many(
                 [TASK] * row.tasks,
@@ -309,11 +314,16 @@ async def run_fleet(
             )
             row.wall_s = time.perf_counter() - t0
             cpu1 = me.cpu_times()
+            host1 = psutil.cpu_times()
             await lag.stop()
     row.cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system) - sample_cpu[0]
     row.cpu_s += sum(SERVER_CPU)  # through `deskpilot serve`: the servers' Python CPU too
     SERVER_CPU.clear()
     row.steps = steps
+    row.core_share = row.cpu_s / row.wall_s
+    busy = [b - a for a, b in zip(host0, host1, strict=True)]
+    idle = (host1.idle - host0.idle) + (host1.iowait - host0.iowait)
+    row.host_busy = 1 - idle / max(1e-9, sum(busy))
     row.lag = lag.samples
     row.ok = sum(1 for r in results if r.ok and r.steps == STEPS)
     bad = [r for r in results if not (r.ok and r.steps == STEPS)]
@@ -422,7 +432,7 @@ def print_table(rows: list[Row]) -> None:
     print(
         f"\n{'desktops':<14}{'N':>4}{'tasks':>7}{'ok':>5}{'tasks/min':>10}{'start p50':>10}"
         f"{'act p50':>9}{'act p95':>9}{'lag p50':>9}{'lag p95':>9}{'lag max':>9}"
-        f"{'cpu/step':>10}{'PSS/desk':>10}{'py PSS':>8}"
+        f"{'cpu/step':>10}{'cores':>7}{'host':>6}{'PSS/desk':>10}{'py PSS':>8}"
     )
     for r in rows:
         print(
@@ -431,8 +441,8 @@ def print_table(rows: list[Row]) -> None:
             f"{pct(r.actions, 0.5):>9.3f}{pct(r.actions, 0.95):>9.3f}"
             f"{pct(r.lag, 0.5) * 1e3:>9.1f}{pct(r.lag, 0.95) * 1e3:>9.1f}"
             f"{max(r.lag, default=float('nan')) * 1e3:>9.1f}"
-            f"{r.cpu_s / max(1, r.steps) * 1e3:>10.1f}{r.pss_desk:>10.1f}{r.pss_py:>8.0f}"
-            + (f"  {r.note}" if r.note else "")
+            f"{r.cpu_s / max(1, r.steps) * 1e3:>10.1f}{r.core_share:>7.2f}{r.host_busy:>6.0%}"
+            f"{r.pss_desk:>10.1f}{r.pss_py:>8.0f}" + (f"  {r.note}" if r.note else "")
         )
 
 
@@ -516,6 +526,8 @@ async def amain(args: argparse.Namespace) -> int:
                         "lag_p50_ms": pct(r.lag, 0.5) * 1e3,
                         "lag_p95_ms": pct(r.lag, 0.95) * 1e3,
                         "cpu_ms_per_step": r.cpu_s / max(1, r.steps) * 1e3,
+                        "cores": r.core_share,
+                        "host_busy": r.host_busy,
                         "pss_mb_per_desktop": r.pss_desk,
                         "python_pss_mb": r.pss_py,
                     }
