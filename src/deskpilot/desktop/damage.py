@@ -235,13 +235,15 @@ class DamageHub:
 
 
 _hub: DamageHub | None = None
+_hub_pid = 0
 _hub_lock = threading.Lock()
 
 
 def hub() -> DamageHub:
-    """The process's :class:`DamageHub` (started on first use)."""
-    global _hub
+    """The process's :class:`DamageHub` (started on first use, and again in a forked child,
+    which does not inherit the thread)."""
+    global _hub, _hub_pid
     with _hub_lock:
-        if _hub is None:
-            _hub = DamageHub()
+        if _hub is None or _hub_pid != os.getpid():
+            _hub, _hub_pid = DamageHub(), os.getpid()
         return _hub
