@@ -27,6 +27,7 @@ _EXPORTS: dict[str, str] = {
     "LocalDesktop": "deskpilot.desktop.local",
     "Message": "deskpilot.prompt",
     "NotSupported": "deskpilot.errors",
+    "RemoteDesktop": "deskpilot.remote.client",
     "Text": "deskpilot.prompt",
     "Thinking": "deskpilot.prompt",
     "Tool": "deskpilot.tool",

@@ -33,6 +33,8 @@ from .cli_show import step_printer
 from .errors import ConfigError, DeskpilotError, MissingDependencyError
 from .eval.command import eval_group
 from .mcp.command import mcp as mcp_command
+from .remote.option import computer_option
+from .server.command import serve as serve_command
 from .terminal import visible
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -135,10 +137,10 @@ def main(debug: bool, debug_http: bool) -> None:
 # --- shared helpers --------------------------------------------------------------------------
 
 
-def _require_xvfb() -> None:
+def _require_xvfb(remote: str | None = None) -> None:
     from .install import INSTALL_HINT
 
-    missing = [p for p in ("Xvfb", "openbox") if shutil.which(p) is None]
+    missing = [p for p in ("Xvfb", "openbox") if shutil.which(p) is None and not remote]
     if missing:
         raise MissingDependencyError(
             f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed, so "
@@ -302,6 +304,7 @@ def _write_outputs(run_dir: Path) -> Path:
     envvar="DESKPILOT_APPS",
     help=f"Apps to open on the desktop at start, comma-separated: {', '.join(APPS)}.",
 )
+@computer_option
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -318,6 +321,7 @@ def run(
     budget_usd: float | None,
     budget_tokens: int | None,
     apps: str,
+    computer_url: str | None,
 ) -> None:
     """Run TASK with Claude on a fresh local desktop; write the trajectory and report.
 
@@ -336,6 +340,8 @@ def run(
 
     app_list = _parse_apps(apps)
     replay_run = None
+    if replay_dir is not None and computer_url:
+        raise click.UsageError("--replay runs on a fresh local desktop, not on --computer.")
     if replay_dir is not None:
         from .agent.trajectory import read_run
 
@@ -371,7 +377,7 @@ def run(
             replay_run.problems,
             assume_yes,
         )
-    _require_xvfb()
+    _require_xvfb(remote=computer_url)  # a desktop of a computer server needs none here
     from .cli_run import run_task
 
     code = asyncio.run(
@@ -389,6 +395,7 @@ def run(
             apps=app_list,
             step_printer=step_printer,
             write_outputs=_write_outputs,
+            computer_url=computer_url,
         )
     )
     sys.exit(code)
@@ -587,6 +594,7 @@ def demo(out: str, keep_open: bool) -> None:
 
 main.add_command(mcp_command, name="mcp")
 main.add_command(eval_group, name="eval")
+main.add_command(serve_command, name="serve")  # deskpilot.server.command: the computer server
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -130,6 +130,7 @@ async def run_task(
     apps: tuple[str, ...],
     step_printer: StepPrinter,
     write_outputs: Callable[[Path], Path],
+    computer_url: str | None = None,
 ) -> int:
     """``deskpilot run``: a desktop, the client, the agent, progress lines, the report.
 
@@ -138,6 +139,8 @@ async def run_task(
     read (and its calls approved) by the caller whose model turns are served offline; its
     calls run on executors of the recorded versions, bash and the editor confined to the
     desktop's scratch directory (:func:`deskpilot.agent.replay.replay_tools`).
+    ``computer_url``: drive the desktop of that computer server (a ``RemoteDesktop``,
+    every tool on its host) instead of starting a local one.
 
     Returns:
         The exit status: 0 when the model ended the run, 1 when a limit or an error
@@ -160,6 +163,7 @@ async def run_task(
                 apps=apps,
                 step_printer=step_printer,
                 write_outputs=write_outputs,
+                computer_url=computer_url,
             )
         except asyncio.CancelledError:
             if not bridge.aborted:
@@ -188,8 +192,9 @@ async def _run_task(
     apps: tuple[str, ...],
     step_printer: StepPrinter,
     write_outputs: Callable[[Path], Path],
+    computer_url: str | None = None,
 ) -> int:
-    from . import Agent, LLMClient, LocalDesktop
+    from . import Agent, LLMClient, LocalDesktop, RemoteDesktop
 
     async with contextlib.AsyncExitStack() as stack:
         client_kwargs: dict[str, Any] = {}
@@ -209,19 +214,24 @@ async def _run_task(
         client = LLMClient(model, **client_kwargs)
         watch(client)  # its credentials are cut from every log line from now on
         stack.push_async_callback(client.close)
-        click.echo(f"Starting a {size[0]}x{size[1]} desktop...")
-        desktop = await stack.enter_async_context(
-            LocalDesktop(width=size[0], height=size[1], apps=apps)
-        )
-        click.echo(
-            f"Desktop on DISPLAY={desktop.display}; model {one_line(model, 80)}. "
-            "Ctrl-C stops after the current action."
-        )
+        desktop: LocalDesktop | RemoteDesktop
+        if computer_url:
+            click.echo(f"Connecting to the computer server at {one_line(computer_url, 200)}...")
+            desktop = await stack.enter_async_context(RemoteDesktop(computer_url))
+            where = f"{desktop.size[0]}x{desktop.size[1]} desktop at {desktop.url}"
+        else:
+            click.echo(f"Starting a {size[0]}x{size[1]} desktop...")
+            desktop = await stack.enter_async_context(
+                LocalDesktop(width=size[0], height=size[1], apps=apps)
+            )
+            where = f"Desktop on DISPLAY={desktop.display}"
+        click.echo(f"{where}; model {one_line(model, 80)}. Ctrl-C stops after the current action.")
 
         tools = None
         if replay is not None and replay.start is not None:
             from .agent.replay import replay_sandbox, replay_tools
 
+            assert isinstance(desktop, LocalDesktop)  # the CLI refuses --replay with --computer
             sandbox, owned = replay_sandbox(desktop)
             if owned:
                 stack.callback(shutil.rmtree, sandbox, ignore_errors=True)

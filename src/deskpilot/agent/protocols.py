@@ -6,6 +6,8 @@
 * :class:`DesktopExtras`: what a desktop may offer beyond the
   :class:`~deskpilot.desktop.base.Computer` protocol (``LocalDesktop`` does): the environment
   its programs see and the apps it opened.
+* :class:`ExecutorSource`: a desktop that supplies the agent's executors itself
+  (:class:`~deskpilot.RemoteDesktop`: every tool call then runs on the desktop's host).
 * The executors are :class:`~deskpilot.computer_use.base.ToolExecutor` and
   :class:`~deskpilot.computer_use.base.ComputerExecutor`.
 """
@@ -16,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from ..computer_use.base import ToolExecutor
+    from ..computer_use.scaling import ImageTier
     from ..models import ModelSpec
     from ..prompt import Conversation
     from ..response import APIResponse
@@ -68,4 +72,22 @@ class DesktopExtras(Protocol):
     def apps(self) -> Sequence[str]: ...
 
 
-__all__ = ["AgentClient", "DesktopExtras"]
+@runtime_checkable
+class ExecutorSource(Protocol):
+    """A desktop that makes the agent's executors (instead of the local ComputerTool,
+    EditorTool and BashTool), e.g. a remote desktop whose tools run on its own host."""
+
+    def tool_executors(
+        self,
+        *,
+        computer: str | None,
+        editor: str | None,
+        bash: str | None,
+        image_tier: ImageTier | None = None,
+    ) -> list[ToolExecutor]:
+        """Executors of these tool versions (None: leave that kind out), in that order;
+        the computer tool's screenshots follow ``image_tier``."""
+        ...
+
+
+__all__ = ["AgentClient", "DesktopExtras", "ExecutorSource"]

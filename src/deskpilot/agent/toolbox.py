@@ -22,6 +22,7 @@ from ..computer_use.specs import KINDS, ToolGroup, step_down, tool_spec
 from ..errors import ConfigError
 from ..providers.tools import group_for
 from ..tool import Tool
+from .protocols import ExecutorSource
 
 if TYPE_CHECKING:
     from ..computer_use.scaling import ImageTier
@@ -86,7 +87,9 @@ class Toolbox:
         """The run's tools: ``given`` as is when it holds an executor; otherwise a
         ComputerTool (when there is a ``computer``), an EditorTool and a BashTool of the
         model's group on ``platform`` past the ``rejected`` types (the client's choice for
-        ``computer_use=True``), then ``given``'s custom Tools. Given executors whose types
+        ``computer_use=True``), then ``given``'s custom Tools. A ``computer`` that is an
+        :class:`~deskpilot.agent.protocols.ExecutorSource` (a ``RemoteDesktop``) makes
+        those three executors itself. Given executors whose types
         were already rejected are moved down the same way.
 
         Raises:
@@ -104,6 +107,16 @@ class Toolbox:
 
         group = group_for(spec, platform, rejected)
         assert group.computer and group.editor and group.bash  # named groups have every kind
+        if isinstance(computer, ExecutorSource):  # e.g. a RemoteDesktop: tools on its host
+            supplied = list(
+                computer.tool_executors(
+                    computer=computer_version or group.computer,
+                    editor=group.editor,
+                    bash=group.bash,
+                    image_tier=image_tier or spec.image_tier,
+                )
+            )
+            return cls([*supplied, *items], owned=supplied)
         created: list[ToolExecutor] = []
         if computer is not None:
             created.append(

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from ..errors import MissingDependencyError
+from ..remote.option import computer_option
 
 __all__ = ["mcp"]
 
@@ -102,6 +103,7 @@ def _parse_apps(value: str) -> tuple[str, ...]:
     help="Offer only screenshot and the computer tool's screenshot, cursor_position and zoom: "
     "no input, no shell, no editor.",
 )
+@computer_option
 @click.pass_context
 def mcp(
     ctx: click.Context,
@@ -113,6 +115,7 @@ def mcp(
     height: int,
     apps: str,
     read_only: bool,
+    computer_url: str | None,
 ) -> None:
     """Serve a fresh local desktop to MCP clients: screenshot, computer, bash and
     str_replace_based_edit_tool, with the arguments and errors of Anthropic's tools.
@@ -158,6 +161,7 @@ def mcp(
             port=port,
             token=token,
             echo=echo,
+            computer_url=computer_url,
         )
     )
     sys.exit(code)

@@ -223,6 +223,7 @@ async def serve(
     port: int = 8765,
     token: str | None = None,
     echo: Callable[[str], Any],
+    computer_url: str | None = None,
 ) -> int:
     """Start a desktop, serve it over ``transport`` until the client leaves or a signal.
 
@@ -234,6 +235,8 @@ async def serve(
         host / port: where HTTP listens (port 0: a free one; the URL is echoed).
         token: the bearer token HTTP requires (checked by :func:`check_http_options`).
         echo: writes one line for the user (to stderr: stdout may be the stdio transport).
+        computer_url: serve the desktop of this computer server (``deskpilot serve``)
+            instead of starting one (width, height and apps are then the server's).
 
     Returns:
         The exit status: 0 when the client ended the session (stdio) or the server stopped,
@@ -258,7 +261,9 @@ async def serve(
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, on_signal, sig)
     try:
-        async with desktop_tools(width, height, apps=apps, read_only=read_only) as (tools, dt):
+        async with desktop_tools(
+            width, height, apps=apps, read_only=read_only, computer_url=computer_url
+        ) as (tools, dt):
             server = build_server(tools)
             w, h = tools.computer.model_size
             echo(

@@ -60,6 +60,8 @@ from ..computer_use.computer import ComputerTool
 from ..computer_use.editor import EditorTool
 from ..computer_use.specs import computer_spec, editor_spec, versions
 from ..prompt import Image, Text, ToolCall, ToolResult
+from ..remote.client import RemoteDesktop
+from ..remote.executors import RemoteBashTool, RemoteComputerTool, RemoteEditorTool
 
 if TYPE_CHECKING:
     from ..desktop.base import Computer
@@ -209,8 +211,8 @@ class DesktopTools:
     def __init__(
         self,
         computer: ComputerTool,
-        bash: BashTool | None = None,
-        editor: EditorTool | None = None,
+        bash: BashTool | RemoteBashTool | None = None,
+        editor: EditorTool | RemoteEditorTool | None = None,
         *,
         read_only: bool = False,
     ) -> None:
@@ -241,6 +243,15 @@ class DesktopTools:
         Raises:
             ConfigError: ``computer`` does not implement the Computer protocol.
         """
+        if isinstance(computer, RemoteDesktop):  # every tool runs on the server's host
+            remote = RemoteComputerTool(computer, COMPUTER_VERSION, enable_zoom=True)
+            if read_only:
+                return cls(remote, read_only=True)
+            return cls(
+                remote,
+                RemoteBashTool(computer, BASH_VERSION),
+                RemoteEditorTool(computer, EDITOR_VERSION),
+            )
         tool = ComputerTool(computer, COMPUTER_VERSION, enable_zoom=True)
         if read_only:
             return cls(tool, read_only=True)
@@ -373,14 +384,23 @@ class DesktopTools:
 
 @contextlib.asynccontextmanager
 async def desktop_tools(
-    width: int, height: int, *, apps: Sequence[str] = (), read_only: bool = False
-) -> AsyncIterator[tuple[DesktopTools, LocalDesktop]]:
-    """Start a ``LocalDesktop`` and its tools; close both on exit (also on cancellation).
+    width: int,
+    height: int,
+    *,
+    apps: Sequence[str] = (),
+    read_only: bool = False,
+    computer_url: str | None = None,
+) -> AsyncIterator[tuple[DesktopTools, LocalDesktop | RemoteDesktop]]:
+    """Start a ``LocalDesktop`` (or connect to a computer server) and its tools; close both
+    on exit (also on cancellation).
 
     Args:
         width / height: the desktop's size in native pixels.
         apps: apps to open at start (``"terminal"``, ``"text_editor"``, ``"browser"``).
         read_only: see :class:`DesktopTools`.
+        computer_url: serve the desktop of this computer server (``ws://host:8766``, its
+            token from ``DESKPILOT_SERVER_TOKEN``) instead; width, height and apps are then
+            the server's.
 
     Yields:
         (the tools, the started desktop).
@@ -391,6 +411,14 @@ async def desktop_tools(
     """
     from ..desktop.local import LocalDesktop
 
+    if computer_url:
+        async with RemoteDesktop(computer_url) as remote:
+            tools = DesktopTools.for_computer(remote, read_only=read_only)
+            try:
+                yield tools, remote
+            finally:
+                await tools.aclose()
+        return
     async with LocalDesktop(width=width, height=height, apps=tuple(apps)) as desktop:
         tools = DesktopTools.for_computer(desktop, read_only=read_only, shell_env=desktop.env)
         try:
