@@ -293,3 +293,42 @@ async def test_mcp_serves_a_remote_desktop(desktop):
             shot = await tools.call("screenshot", {})
             assert shot.content[0].mime_type == "image/png"
         assert reply_cache(app).counts["close_session"] == 2  # the shell and editor closed
+
+
+@pytest.mark.slow
+async def test_deskpilot_run_with_computer_url(tmp_path):
+    """`deskpilot run --computer ws://...` (a CLI subprocess) drives a `deskpilot serve`
+    subprocess: bash runs on the server's desktop, the run and report are written here."""
+    import os
+    import sys
+
+    from served import served
+
+    marker = tmp_path / "display.txt"
+    script = [
+        message_response(
+            [tool_use_block("bash", {"command": f"echo $DISPLAY > {marker}"}, id="t1")]
+        ),
+        text_response("done"),
+    ]
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("ANTHROPIC_", "AWS_", "OPENAI_", "DESKPILOT_"))
+    }
+    with served("--apps", "") as url:
+        async with FakeModelServer(script) as server, RemoteDesktop(url) as remote:
+            env.update(ANTHROPIC_BASE_URL=server.url, ANTHROPIC_API_KEY="sk-ant-test-remote-0")
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "deskpilot", "run", "Say where you are",
+                "--computer", url, "--out", str(tmp_path / "runs"),
+                env=env, cwd=str(tmp_path),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            output = (await asyncio.wait_for(proc.communicate(), 120))[0].decode()
+            assert proc.returncode == 0, output
+            assert marker.read_text().strip() == remote.display
+    assert f"desktop at {url}" in output and "end_turn" in output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert (run_dir / "report.html").is_file()
