@@ -1,7 +1,8 @@
 """Remote benchmark: the latency ``deskpilot serve`` + ``RemoteDesktop`` add per action.
 
 Starts a local 1280x800 desktop in this process and ``deskpilot serve`` (its own 1280x800
-desktop) as a subprocess on loopback, then runs the same tool calls alternately on the
+desktop) as a subprocess on loopback, each with an xterm filled with a directory listing (a
+screenshot of some detail), then runs the same tool calls alternately on the
 local executors (``ComputerTool``, ``BashTool``) and on the RemoteDesktop's (each call one
 round trip), and prints medians in milliseconds:
 
@@ -66,7 +67,7 @@ async def start_server() -> tuple[asyncio.subprocess.Process, str]:
         "--port",
         "0",
         "--apps",
-        "",
+        "terminal",
         "--width",
         str(WIDTH),
         "--height",
@@ -91,14 +92,21 @@ def ms(values: list[float]) -> str:
 async def main(n: int) -> None:
     proc, url = await start_server()
     try:
-        async with LocalDesktop(WIDTH, HEIGHT) as local, RemoteDesktop(url) as remote:
+        async with (
+            LocalDesktop(WIDTH, HEIGHT, apps=("terminal",)) as local,
+            RemoteDesktop(url) as remote,
+        ):
+            for desktop in (local, remote):  # the same busy screen on both
+                await desktop.click(300, 200)
+                await desktop.type_text("clear; ls -l /usr/bin | head -40\n")
+            await asyncio.sleep(1.0)
             computer = ComputerTool(local, "computer_20251124")
             bash = BashTool()
             r_computer, _, r_bash = remote.tool_executors(
                 computer="computer_20251124", editor="text_editor_20250728", bash="bash_20250124"
             )
             rows: dict[str, dict[str, list[float]]] = {}
-            sizes: list[int] = []
+            sizes: list[tuple[int, int]] = []
             for i in range(n + 2):  # two warm-up rounds
                 for name, call in actions(i):
                     lo, re_ = (bash, r_bash) if call.name == "bash" else (computer, r_computer)
@@ -116,7 +124,7 @@ async def main(n: int) -> None:
                     row["remote"].append(t2 - t1)
                     row["added"].append((t2 - t1) - server_s)
                     if name == "screenshot":
-                        sizes.append(len(theirs.images[0].data))
+                        sizes.append((len(mine.images[0].data), len(theirs.images[0].data)))
             await bash.aclose()
             for tool in (r_computer, r_bash):
                 await tool.aclose()
@@ -124,7 +132,8 @@ async def main(n: int) -> None:
         proc.send_signal(signal.SIGTERM)
         await proc.wait()
     print(f"remote_bench: {WIDTH}x{HEIGHT}, loopback, {n} calls per action, medians in ms")
-    print(f"screenshot PNG {statistics.median(sizes) / 1000:.0f} kB (base64 on the wire)")
+    local_kb, remote_kb = (statistics.median(s) / 1000 for s in zip(*sizes, strict=True))
+    print(f"screenshot PNG {local_kb:.0f} kB local, {remote_kb:.0f} kB remote (base64 on the wire)")
     print(f"{'action':<18}{'local':>8}{'remote':>8}{'remote-local':>14}{'added':>8}")
     for name, row in rows.items():
         diff = statistics.median(row["remote"]) - statistics.median(row["local"])

@@ -13,33 +13,39 @@ import time
 from collections.abc import Iterator
 
 
-@contextlib.contextmanager
-def served(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60.0) -> Iterator[str]:
-    """Start ``deskpilot serve --port 0 ARGS`` and yield its ``ws://`` URL; SIGTERM at exit
-    (the server must then stop with status 128 + 15)."""
+def start_server(*args: str, timeout_s: float = 60.0) -> tuple[subprocess.Popen[str], str]:
+    """Start ``deskpilot serve --port 0 ARGS`` (a later ``--port`` wins); returns the process
+    and its ``ws://`` URL once it listens."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "deskpilot", "serve", "--port", "0", *args],
         stderr=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
-        env={**os.environ, **(env or {})},
+        env=dict(os.environ),
         text=True,
     )
     assert proc.stderr is not None
     lines: list[str] = []
     deadline = time.monotonic() + timeout_s
+    while True:
+        ready, _, _ = select.select([proc.stderr], [], [], max(0.0, deadline - time.monotonic()))
+        line = proc.stderr.readline() if ready else ""
+        if not line:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"deskpilot serve did not start: {''.join(lines)}")
+        lines.append(line)
+        found = re.search(r"listening on (ws://\S+)", line)
+        if found:
+            return proc, found.group(1)
+
+
+@contextlib.contextmanager
+def served(*args: str) -> Iterator[str]:
+    """Start ``deskpilot serve --port 0 ARGS`` and yield its ``ws://`` URL; SIGTERM at exit
+    (the server must then stop with status 128 + 15)."""
+    proc, url = start_server(*args)
     try:
-        while True:
-            ready, _, _ = select.select(
-                [proc.stderr], [], [], max(0.0, deadline - time.monotonic())
-            )
-            line = proc.stderr.readline() if ready else ""
-            if not line:
-                raise AssertionError(f"deskpilot serve did not start: {''.join(lines)}")
-            lines.append(line)
-            found = re.search(r"listening on (ws://\S+)", line)
-            if found:
-                break
-        yield found.group(1)
+        yield url
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -48,5 +54,7 @@ def served(*args: str, env: dict[str, str] | None = None, timeout_s: float = 60.
         except subprocess.TimeoutExpired:
             proc.kill()
             raise
-        proc.stderr.close()
-    assert code == 128 + signal.SIGTERM, (code, "".join(lines))
+        finally:
+            assert proc.stderr is not None
+            proc.stderr.close()
+    assert code == 128 + signal.SIGTERM, code

@@ -211,6 +211,42 @@ async def test_dropped_connection_mid_action_reconnects_and_runs_once(desktop, t
         assert (await remote.cursor_position()) is not None  # the new connection works
 
 
+@pytest.mark.slow
+async def test_a_server_restart_mid_action_fails_the_action_instead_of_rerunning_it(tmp_path):
+    """The server dies mid-action and another one comes up on the same port: the client's
+    resend reaches a new instance, so the action fails with a sentence (it never runs on
+    the new desktop), and the next action runs there."""
+    import signal
+
+    from served import start_server
+
+    out = tmp_path / "ran.txt"
+    first, url = start_server("--apps", "")
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    second = None
+    try:
+        async with RemoteDesktop(url) as remote:
+            [bash] = remote.tool_executors(computer=None, editor=None, bash="bash_20250124")
+            cmd = f"sleep 1; echo x >> {out}"
+            task = asyncio.create_task(bash.execute(ToolCall("s", "bash", {"command": cmd})))
+            await asyncio.sleep(0.3)
+            first.send_signal(signal.SIGKILL)  # the server dies mid-action
+            first.wait()
+            second, _ = await asyncio.to_thread(start_server, "--apps", "", "--port", port)
+            result = await asyncio.wait_for(task, 60)
+            assert result.is_error and "restarted" in result.text, result
+            again = await bash.execute(ToolCall("t", "bash", {"command": "echo fresh"}))
+            assert again.text == "fresh"  # the next action runs on the new server
+    finally:
+        for proc in (first, second):
+            if proc is not None and proc.poll() is None:
+                proc.terminate()
+                proc.wait(30)
+            if proc is not None and proc.stderr is not None:
+                proc.stderr.close()
+    assert not out.exists()  # the action was not run again on the new server
+
+
 async def test_the_agent_uses_the_executors_a_remote_desktop_supplies(desktop):
     async with serving(desktop) as (url, _), RemoteDesktop(url) as remote:
         box = Toolbox.for_run(

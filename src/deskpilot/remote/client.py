@@ -170,6 +170,7 @@ class RemoteDesktop:
                 heartbeat=30.0,
                 timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
                 autoping=True,
+                compress=0,  # the server's choice too: see deskpilot.server.app
             )
         except aiohttp.WSServerHandshakeError as exc:
             if exc.status == 401:

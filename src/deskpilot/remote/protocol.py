@@ -181,13 +181,13 @@ def error_reply(rid: str | None, code: ErrorCode, message: str) -> Reply:
 
 
 def encode_reply(reply: Reply) -> str:
-    """The JSON text of ``reply`` (``result`` or ``error``, never both)."""
-    body: dict[str, Any] = {"id": reply.id}
+    """The JSON text of ``reply`` (``result`` or ``error``, never both; pydantic's
+    serializer, several times faster than ``json.dumps`` on a screenshot's base64)."""
     if reply.error is not None:
-        body["error"] = {"code": reply.error.code, "message": reply.error.message}
-    else:
-        body["result"] = reply.result if reply.result is not None else {}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        return reply.model_dump_json(exclude={"result"})
+    if reply.result is None:
+        reply = reply.model_copy(update={"result": {}})
+    return reply.model_dump_json(exclude={"error"})
 
 
 def b64decode(text: str, what: str) -> bytes:
