@@ -321,3 +321,39 @@ async def test_disconnect_mid_action_runs_once_and_the_reconnect_gets_the_result
             assert (await w.reply())["result"]["content"] == "finished"
         assert out.read_text() == "ran\n"  # it ran once
         assert reply_cache(app).runs == 1
+
+
+async def test_serve_an_existing_display(desktop, monkeypatch):
+    """`deskpilot serve --display :N` (run_server in-process): the Computer methods and tool
+    calls work on that display; reset, files and commands are `not_supported`."""
+    from deskpilot import RemoteDesktop
+    from deskpilot.errors import NotSupported
+    from deskpilot.prompt import ToolCall
+    from deskpilot.server.command import run_server
+
+    monkeypatch.setenv("XAUTHORITY", desktop.xauthority)
+    stop, lines = asyncio.Event(), []
+    server = asyncio.create_task(
+        run_server(port=0, display=desktop.display, echo=lines.append, stop=stop)
+    )
+    while not lines:
+        assert not server.done(), server
+        await asyncio.sleep(0.05)
+    url = lines[0].split("listening on ")[1].split()[0]
+    async with RemoteDesktop(url) as remote:
+        assert remote.display == desktop.display and remote.size == (1280, 800)
+        await remote.move(33, 44)
+        assert await desktop.cursor_position() == (33, 44)
+        [computer] = remote.tool_executors(computer="computer_20250124", editor=None, bash=None)
+        shot = await computer.execute(ToolCall("s", "computer", {"action": "screenshot"}))
+        assert not shot.is_error and shot.images[0].size == (1280, 800)
+        for attempt in (
+            remote.reset(),
+            remote.run_command("true"),
+            remote.get_file("/etc/hostname"),
+        ):
+            with pytest.raises(NotSupported, match="serve a LocalDesktop"):
+                await attempt
+        assert (await remote.health())["ok"]
+    stop.set()
+    assert await asyncio.wait_for(server, 30) == 0
