@@ -357,3 +357,33 @@ async def test_serve_an_existing_display(desktop, monkeypatch):
         assert (await remote.health())["ok"]
     stop.set()
     assert await asyncio.wait_for(server, 30) == 0
+
+
+async def test_bash_sessions_are_bounded_and_the_oldest_idle_one_closes(monkeypatch):
+    from deskpilot.desktop.fake import FakeComputer
+    from deskpilot.server import service as service_module
+
+    monkeypatch.setattr(service_module, "MAX_SESSIONS", 2)
+    service = DesktopService(FakeComputer())
+    try:
+
+        async def pid(session):
+            r = await service.call(
+                "tool",
+                {
+                    "kind": "bash",
+                    "version": "bash_20250124",
+                    "session": session,
+                    "call": {"id": "x", "name": "bash", "input": {"command": "echo $$"}},
+                },
+            )
+            return r["content"]
+
+        first = await pid("a")
+        await pid("b")
+        assert await pid("a") == first  # kept: the same shell
+        await pid("c")  # a third session: "b", the oldest idle one, is closed
+        assert sorted(service._sessions) == ["a", "c"]
+        assert await pid("a") == first
+    finally:
+        await service.aclose()

@@ -125,6 +125,7 @@ class DesktopService:
         self._input = asyncio.Lock()
         self._computers: OrderedDict[tuple[str, p.ComputerOptions], ComputerTool] = OrderedDict()
         self._sessions: OrderedDict[str, _Session] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
         self._handlers: dict[str, Callable[[Any], Awaitable[Any]]] = {
             "hello": self._hello,
             "health": self._health,
@@ -254,7 +255,9 @@ class DesktopService:
             idle = [k for k, s in self._sessions.items() if not s.lock.locked() and k != name]
             while len(self._sessions) > MAX_SESSIONS and idle:
                 old = self._sessions.pop(idle.pop(0))
-                asyncio.get_running_loop().create_task(old.aclose())
+                closing = asyncio.get_running_loop().create_task(old.aclose())
+                self._closing.add(closing)  # keep a reference until it is done
+                closing.add_done_callback(self._closing.discard)
         self._sessions.move_to_end(name)
         session.used = time.monotonic()
         return session
