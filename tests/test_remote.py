@@ -368,3 +368,27 @@ async def test_deskpilot_run_with_computer_url(tmp_path):
     assert f"desktop at {url}" in output and "end_turn" in output
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert (run_dir / "report.html").is_file()
+
+
+async def test_sigterm_stops_the_server_promptly_with_a_client_connected():
+    import signal
+    import time
+
+    from served import start_server
+
+    proc, url = start_server("--apps", "")
+    try:
+        async with RemoteDesktop(url, reconnect_timeout_s=1) as remote:
+            assert (await remote.health())["ok"]
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(proc.wait, 30) == 128 + signal.SIGTERM
+            assert time.monotonic() - t0 < 10  # not aiohttp's 60 s wait for open sockets
+            with pytest.raises(RemoteError, match="Cannot reach"):
+                await remote.cursor_position()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stderr is not None
+        proc.stderr.close()

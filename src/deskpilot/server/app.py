@@ -159,6 +159,7 @@ def make_app(
     """
     cache = ReplyCache(service)
     expected = token.encode() if token else None
+    sockets: set[web.WebSocketResponse] = set()
 
     def refused(request: web.Request) -> p.Reply | None:
         if request.headers.get("Origin") is not None:
@@ -226,6 +227,7 @@ def make_app(
             max_msg_size=2 * max_message_bytes + 2**20, heartbeat=30.0, compress=False
         )
         await ws.prepare(request)
+        sockets.add(ws)
         send_lock = asyncio.Lock()
         pending: set[asyncio.Task[None]] = set()
 
@@ -263,6 +265,7 @@ def make_app(
                 elif msg.type == WSMsgType.ERROR:
                     log.info("A WebSocket connection failed: %s", ws.exception())
         finally:
+            sockets.discard(ws)
             for task in list(pending):
                 task.cancel()
         return ws
@@ -272,9 +275,17 @@ def make_app(
     app.router.add_get("/v1/ws", websocket)
     app.router.add_post("/v1/{method}", post)
 
+    async def on_shutdown(app: web.Application) -> None:
+        # close the open WebSockets (1001 "going away"): their clients reconnect elsewhere
+        # or fail their unanswered requests, instead of the server waiting for them
+        for ws in list(sockets):
+            with contextlib.suppress(Exception):
+                await ws.close(code=1001, message=b"The computer server is stopping.")
+
     async def on_cleanup(app: web.Application) -> None:
         await cache.aclose()
 
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     app[CACHE_KEY] = cache
     return app

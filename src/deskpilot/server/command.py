@@ -27,6 +27,9 @@ __all__ = ["check_bind", "run_server", "serve"]
 
 STOP_SIGNALS = (2, 15)  # SIGINT, SIGTERM
 
+SHUTDOWN_TIMEOUT_S = 5.0
+"""Seconds a stopping server gives requests in progress before it cancels them."""
+
 
 def check_bind(host: str, token: str | None) -> str | None:
     """The token to demand (None: none), or refuse a non-loopback ``host`` without one.
@@ -125,7 +128,9 @@ async def run_server(
                 loopback=is_loopback(host),
                 max_message_bytes=max_message_bytes,
             )
-            runner = web.AppRunner(app, handle_signals=False, access_log=None)
+            runner = web.AppRunner(
+                app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+            )
             await runner.setup()
             try:
                 await web.SockSite(runner, sock).start()
