@@ -42,8 +42,19 @@ def wait_for_file_cmd(path, expect_lines=1):
     )
 
 
-@pytest.fixture
-async def terminal_desktop():
+@pytest.fixture(params=["local", "remote"])
+async def terminal_desktop(request):
+    """A 1280x800 desktop with an xterm: a LocalDesktop, or (remote) the desktop of a
+    `deskpilot serve` subprocess driven through RemoteDesktop (every tool on the server)."""
+    if request.param == "remote":
+        from served import served
+
+        from deskpilot import RemoteDesktop
+
+        with served("--apps", "terminal", "--width", "1280", "--height", "800") as url:
+            async with RemoteDesktop(url) as d:
+                yield d
+        return
     from deskpilot.desktop.local import LocalDesktop
 
     async with LocalDesktop(1280, 800, apps=("terminal",)) as d:
