@@ -47,9 +47,8 @@ async def terminal_desktop(request):
     """A 1280x800 desktop with an xterm: a LocalDesktop, or (remote) the desktop of a
     `deskpilot serve` subprocess driven through RemoteDesktop (every tool on the server)."""
     if request.param == "remote":
-        from served import served
-
         from deskpilot import RemoteDesktop
+        from served import served
 
         with served("--apps", "terminal", "--width", "1280", "--height", "800") as url:
             async with RemoteDesktop(url) as d:

@@ -387,3 +387,46 @@ async def test_bash_sessions_are_bounded_and_the_oldest_idle_one_closes(monkeypa
         assert await pid("a") == first
     finally:
         await service.aclose()
+
+
+async def test_binary_frames_carry_a_tool_results_images_as_bytes(desktop):
+    from deskpilot.remote import frames
+
+    request = {
+        "id": "bin-1",
+        "method": "tool",
+        "params": {
+            "kind": "computer",
+            "version": "computer_20250124",
+            "call": {
+                "id": "c",
+                "name": "computer",
+                "input": {"action": "mouse_move", "coordinate": [9, 9]},
+            },
+        },
+    }
+    async with serving(desktop) as (url, app):
+        async with wire(url) as w:
+            ok(await w.call("hello", {"protocol_version": p.PROTOCOL_VERSION, "binary": True}))
+            await w.send_raw(json.dumps(request))
+            msg = await asyncio.wait_for(w.ws.receive(), 30)
+            assert msg.type == aiohttp.WSMsgType.BINARY and msg.data[:4] == frames.MAGIC
+            reply = frames.decode_binary(msg.data)
+            text, image = reply.result["content"]
+            assert text == {"type": "text", "text": "Moved the pointer to (9, 9)."}
+            with PILImage.open(io.BytesIO(image["raw"])) as im:
+                assert im.format == "PNG" and im.size == (1280, 800)
+            assert ok(await w.call("cursor_position")) == {"x": 9, "y": 9}  # no image: text
+        async with wire(url) as w:  # a text client asking again for that id: base64
+            await w.send_raw(json.dumps(request))
+            again = await w.reply()
+            assert base64.b64decode(again["result"]["content"][1]["data"]) == image["raw"]
+        assert reply_cache(app).counts["tool"] == 1
+    for bad in (b"XXXX\0\0\0\2{}", frames.MAGIC + b"\0\0\0\2{}"[:3]):
+        with pytest.raises(ValueError):
+            frames.decode_binary(bad)
+    head = (
+        b'{"id":"x","result":{"content":[{"type":"image","media_type":"image/png","blob":[0,99]}]}}'
+    )
+    with pytest.raises(ValueError, match="outside"):
+        frames.decode_binary(frames.MAGIC + len(head).to_bytes(4, "big") + head + b"short")

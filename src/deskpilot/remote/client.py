@@ -32,6 +32,7 @@ from ..errors import (
     NotSupported,
     ToolInputError,
 )
+from . import frames
 from . import protocol as p
 
 if TYPE_CHECKING:
@@ -214,7 +215,7 @@ class RemoteDesktop:
             self._reader = loop.create_task(self._read(ws))
             previous = self._hello
             hello = p.HelloResult.model_validate(
-                await self._roundtrip(ws, "hello", p.HelloParams().model_dump(), 30.0)
+                await self._roundtrip(ws, "hello", p.HelloParams(binary=True).model_dump(), 30.0)
             )
             if previous is not None:
                 self.reconnects += 1
@@ -240,10 +241,13 @@ class RemoteDesktop:
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         try:
             async for msg in ws:
-                if msg.type != aiohttp.WSMsgType.TEXT:
-                    continue
                 try:
-                    reply = p.Reply.model_validate_json(msg.data)
+                    if msg.type == aiohttp.WSMsgType.TEXT:
+                        reply = p.Reply.model_validate_json(msg.data)
+                    elif msg.type == aiohttp.WSMsgType.BINARY:
+                        reply = frames.decode_binary(msg.data)
+                    else:
+                        continue
                 except ValueError:
                     log.warning("The computer server sent an unreadable reply; ignored.")
                     continue

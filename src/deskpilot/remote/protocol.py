@@ -255,7 +255,8 @@ class _TextPart(_Lenient):
 class _ImagePart(_Lenient):
     type: Literal["image"]
     media_type: str
-    data: str  # base64
+    data: str = ""  # base64
+    raw: bytes | None = None  # the bytes of a binary frame (deskpilot.remote.frames)
 
 
 class ToolResultWire(_Lenient):
@@ -273,17 +274,29 @@ class ToolResultWire(_Lenient):
 
     @classmethod
     def of(
-        cls, result: ToolResult, timings: Mapping[str, float] | None = None, server_s: float = 0.0
+        cls,
+        result: ToolResult,
+        timings: Mapping[str, float] | None = None,
+        server_s: float = 0.0,
+        blobs: list[bytes] | None = None,
     ) -> ToolResultWire:
-        """The wire form of ``result`` (images keep their bytes and media type)."""
+        """The wire form of ``result`` (images keep their bytes and media type). With
+        ``blobs``, each image's bytes are appended there and its part says where
+        (``"blob": [offset, length]``, :mod:`deskpilot.remote.frames`) instead of ``data``."""
         content: str | list[dict[str, Any]]
         if isinstance(result.result, str):
             content = result.result
         else:
             content = []
+            offset = sum(len(b) for b in blobs) if blobs is not None else 0
             for part in result.result:
                 if isinstance(part, Text):
                     content.append({"type": "text", "text": part.text})
+                elif isinstance(part, Image) and blobs is not None:
+                    blob = [offset, len(part.data)]
+                    content.append({"type": "image", "media_type": part.media_type, "blob": blob})
+                    blobs.append(part.data)
+                    offset += len(part.data)
                 elif isinstance(part, Image):
                     content.append(
                         {"type": "image", "media_type": part.media_type, "data": part.base64}
@@ -314,10 +327,12 @@ class ToolResultWire(_Lenient):
                 parts.append(Text(_TextPart.model_validate(item).text))
             elif kind == "image":
                 img = _ImagePart.model_validate(item)
-                try:  # from base64 text: the text is kept for the request body
-                    parts.append(Image(img.data, img.media_type))
+                try:  # bytes from a binary frame, or base64 text (kept for the request body)
+                    parts.append(
+                        Image(img.raw if img.raw is not None else img.data, img.media_type)
+                    )
                 except ConfigError as exc:
-                    raise ConfigError(f"An image part is not base64 image data ({exc}).") from exc
+                    raise ConfigError(f"An image part holds no image data ({exc}).") from exc
             else:
                 parts.append(dict(item))
         return ToolResult(self.tool_call_id, parts, self.is_error, self.toolset_name)
@@ -327,9 +342,11 @@ class ToolResultWire(_Lenient):
 
 
 class HelloParams(_Strict):
-    """``hello``: the protocol version the client speaks."""
+    """``hello``: the protocol version the client speaks; ``binary``: send this
+    connection's tool results with images as binary frames (:mod:`deskpilot.remote.frames`)."""
 
     protocol_version: int = PROTOCOL_VERSION
+    binary: bool = False
 
 
 class HelloResult(_Lenient):

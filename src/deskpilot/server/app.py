@@ -34,12 +34,16 @@ from collections import Counter, OrderedDict
 
 from aiohttp import WSMsgType, web
 
+from ..remote import frames
 from ..remote import protocol as p
 from .service import DesktopService, Refusal
 
 __all__ = ["REPLY_CACHE_SIZE", "ReplyCache", "is_loopback", "make_app"]
 
 log = logging.getLogger("deskpilot.server")
+
+Answer = tuple[p.Reply, list[bytes]]
+"""A reply and the bytes of its images (:mod:`deskpilot.remote.frames`)."""
 
 REPLY_CACHE_SIZE = 512
 """Replies kept for requests sent again with the same id (finished ones, oldest dropped)."""
@@ -82,25 +86,25 @@ class ReplyCache:
     def __init__(self, service: DesktopService, size: int = REPLY_CACHE_SIZE) -> None:
         self.service = service
         self.size = size
-        self._tasks: OrderedDict[str, tuple[str, asyncio.Task[p.Reply]]] = OrderedDict()
+        self._tasks: OrderedDict[str, tuple[str, asyncio.Task[Answer]]] = OrderedDict()
         self.runs = 0  # methods started (a request sent again is not counted)
         self.counts: Counter[str] = Counter()  # the same, per method
 
-    def reply(self, request: p.Request) -> asyncio.Future[p.Reply]:
-        """The reply to ``request``: the running or finished one for its id, or a new run."""
+    def reply(self, request: p.Request) -> asyncio.Future[Answer]:
+        """The reply to ``request`` (with its images' bytes): the running or finished one
+        for its id, or a new run."""
         found = self._tasks.get(request.id)
         if found is not None:
             method, task = found
             if method != request.method:
-                fut: asyncio.Future[p.Reply] = asyncio.get_running_loop().create_future()
-                fut.set_result(
-                    p.error_reply(
-                        request.id,
-                        "id_conflict",
-                        f"Request id {request.id!r} was already used for {method}; use a new "
-                        "id for each request (the same id only to ask again for one reply).",
-                    )
+                fut: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+                conflict = p.error_reply(
+                    request.id,
+                    "id_conflict",
+                    f"Request id {request.id!r} was already used for {method}; use a new "
+                    "id for each request (the same id only to ask again for one reply).",
                 )
+                fut.set_result((conflict, []))
                 return fut
             return task
         task = asyncio.get_running_loop().create_task(self._run(request))
@@ -110,12 +114,12 @@ class ReplyCache:
         self._trim()
         return task
 
-    async def _run(self, request: p.Request) -> p.Reply:
+    async def _run(self, request: p.Request) -> Answer:
         try:
-            result = await self.service.call(request.method, request.params)
+            result, blobs = await self.service.call_blobs(request.method, request.params)
         except Refusal as exc:
-            return p.error_reply(request.id, exc.code, exc.message)
-        return p.Reply(id=request.id, result=result)
+            return p.error_reply(request.id, exc.code, exc.message), []
+        return p.Reply(id=request.id, result=result), blobs
 
     def _trim(self) -> None:
         excess = len(self._tasks) - self.size
@@ -215,7 +219,8 @@ def make_app(
         )
         if isinstance(parsed, p.Reply):
             return _json_response(parsed)
-        return _json_response(await asyncio.shield(cache.reply(parsed)))
+        reply, blobs = await asyncio.shield(cache.reply(parsed))
+        return _json_response(frames.inline(reply, blobs))
 
     async def websocket(request: web.Request) -> web.StreamResponse:
         denied = refused(request)
@@ -230,17 +235,25 @@ def make_app(
         sockets.add(ws)
         send_lock = asyncio.Lock()
         pending: set[asyncio.Task[None]] = set()
+        binary = False  # set by a hello with binary: true (deskpilot.remote.frames)
 
-        async def answer(reply: p.Reply | asyncio.Future[p.Reply]) -> None:
-            done = reply if isinstance(reply, p.Reply) else await asyncio.shield(reply)
-            text = p.encode_reply(done)
+        async def answer(reply: p.Reply | asyncio.Future[Answer]) -> None:
+            done, blobs = (reply, []) if isinstance(reply, p.Reply) else await asyncio.shield(reply)
+            frame: str | bytes
+            if blobs and binary:
+                frame = frames.encode_binary(done, blobs)
+            else:
+                frame = p.encode_reply(frames.inline(done, blobs))
             async with send_lock:
                 if ws.closed:
                     return  # the client asks again with the same id after reconnecting
                 with contextlib.suppress(ConnectionError, RuntimeError):
-                    await ws.send_str(text)
+                    if isinstance(frame, bytes):
+                        await ws.send_bytes(frame)
+                    else:
+                        await ws.send_str(frame)
 
-        def spawn(reply: p.Reply | asyncio.Future[p.Reply]) -> None:
+        def spawn(reply: p.Reply | asyncio.Future[Answer]) -> None:
             task = asyncio.get_running_loop().create_task(answer(reply))
             pending.add(task)
             task.add_done_callback(pending.discard)
@@ -253,6 +266,8 @@ def make_app(
                         spawn(_too_large(p.guess_id(data), len(data), max_message_bytes))
                         continue
                     parsed = p.parse_request(data)
+                    if isinstance(parsed, p.Request) and parsed.method == "hello":
+                        binary = parsed.params.get("binary") is True
                     spawn(parsed if isinstance(parsed, p.Reply) else cache.reply(parsed))
                 elif msg.type == WSMsgType.BINARY:
                     spawn(

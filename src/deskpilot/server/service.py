@@ -43,6 +43,7 @@ from ..errors import (
     ToolError,
     ToolInputError,
 )
+from ..remote import frames
 from ..remote import protocol as p
 
 __all__ = ["DesktopService", "Refusal"]
@@ -158,10 +159,22 @@ class DesktopService:
 
     # --- dispatch -------------------------------------------------------------------------
     async def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Run ``method`` with ``params``; returns the result object.
+        """Run ``method`` with ``params``; returns the result object (images in base64).
 
         Raises:
             Refusal: an unknown method, bad params, or the method failed (code + sentence).
+        """
+        result, blobs = await self.call_blobs(method, params)
+        return frames.inline(p.Reply(id="", result=result), blobs).result or {}
+
+    async def call_blobs(
+        self, method: str, params: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[bytes]]:
+        """Like :meth:`call`, but a tool result's images stay bytes: returns the result
+        (image parts pointing into the list, :mod:`deskpilot.remote.frames`) and the bytes.
+
+        Raises:
+            Refusal: see :meth:`call`.
         """
         model = p.METHODS.get(method)
         if model is None:
@@ -174,9 +187,12 @@ class DesktopService:
             result = await self._handlers[method](parsed)
         except Exception as exc:
             raise refusal_of(exc) from exc
+        blobs: list[bytes] = []
+        if isinstance(result, tuple):
+            result, blobs = result
         if isinstance(result, BaseModel):
-            return result.model_dump(mode="json")
-        return dict(result or {})
+            return result.model_dump(mode="json"), blobs
+        return dict(result or {}), blobs
 
     # --- information ----------------------------------------------------------------------
     def hello_result(self) -> p.HelloResult:
@@ -262,15 +278,16 @@ class DesktopService:
         session.used = time.monotonic()
         return session
 
-    async def _tool(self, q: p.ToolParams) -> p.ToolResultWire:
+    async def _tool(self, q: p.ToolParams) -> tuple[p.ToolResultWire, list[bytes]]:
         call = q.call.to_call()
         t0 = time.perf_counter()
+        blobs: list[bytes] = []
         if q.kind == "computer":
             tool = self._computer_tool(q.version, q.options)
             async with self._input:
                 result = await (tool.execute_quiet(call) if q.quiet else tool.execute(call))
                 timings = dict(tool.last_timings)
-            return p.ToolResultWire.of(result, timings, time.perf_counter() - t0)
+            return p.ToolResultWire.of(result, timings, time.perf_counter() - t0, blobs), blobs
         session = self._session(q.session)
         async with session.lock:
             executor: BashTool | EditorTool
@@ -288,7 +305,7 @@ class DesktopService:
                     session.editor = session.editor.with_version(q.version)
                 executor = session.editor
             result = await executor.execute(call)
-        return p.ToolResultWire.of(result, None, time.perf_counter() - t0)
+        return p.ToolResultWire.of(result, None, time.perf_counter() - t0, blobs), blobs
 
     async def _close_session(self, q: p.CloseSessionParams) -> dict[str, Any]:
         session = self._sessions.pop(q.session, None)
