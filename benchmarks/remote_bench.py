@@ -133,7 +133,9 @@ async def main(n: int) -> None:
         await proc.wait()
     print(f"remote_bench: {WIDTH}x{HEIGHT}, loopback, {n} calls per action, medians in ms")
     local_kb, remote_kb = (statistics.median(s) / 1000 for s in zip(*sizes, strict=True))
-    print(f"screenshot PNG {local_kb:.0f} kB local, {remote_kb:.0f} kB remote (binary WebSocket frames)")
+    print(
+        f"screenshot PNG {local_kb:.0f} kB local, {remote_kb:.0f} kB remote (binary WebSocket frames)"
+    )
     print(f"{'action':<18}{'local':>8}{'remote':>8}{'remote-local':>14}{'added':>8}")
     for name, row in rows.items():
         diff = statistics.median(row["remote"]) - statistics.median(row["local"])
