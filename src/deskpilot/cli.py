@@ -340,8 +340,6 @@ def run(
 
     app_list = _parse_apps(apps)
     replay_run = None
-    if replay_dir is not None and computer_url:
-        raise click.UsageError("--replay runs on a fresh local desktop, not on --computer.")
     if replay_dir is not None:
         from .agent.trajectory import read_run
 

@@ -146,6 +146,8 @@ async def run_task(
         The exit status: 0 when the model ended the run, 1 when a limit or an error
         stopped it, 128 + signal number when a signal did (see the module docstring).
     """
+    if replay is not None and computer_url:
+        raise click.UsageError("--replay runs on a fresh local desktop, not on --computer.")
     with SignalBridge() as bridge:
         try:
             return await _run_task(
