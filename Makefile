@@ -30,5 +30,6 @@ bench: setup
 	$(PY) benchmarks/desktop_bench.py
 	$(PY) benchmarks/agent_bench.py
 	$(PY) benchmarks/fleet_bench.py
+	$(PY) benchmarks/remote_bench.py
 	$(PY) benchmarks/count_bench.py --exact-mode
 	$(PY) benchmarks/eval_bench.py
