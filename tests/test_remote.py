@@ -392,3 +392,35 @@ async def test_sigterm_stops_the_server_promptly_with_a_client_connected():
             proc.wait()
         assert proc.stderr is not None
         proc.stderr.close()
+
+
+async def test_run_many_with_remote_desktops(desktop, tmp_path):
+    from deskpilot.agent.many import run_many
+    from deskpilot.agent.trajectory import read_run
+
+    def handler(req):
+        if len(req.body["messages"]) == 1:
+            return message_response(
+                [tool_use_block("bash", {"command": "echo $DISPLAY"}, id=f"b{req.index}")]
+            )
+        return text_response(f"finished {req.prompt_text}")
+
+    async with serving(desktop) as (url, app), FakeModelServer() as server:
+        server.handler = handler
+        async with LLMClient(
+            "claude-4-sonnet", base_url=server.url, api_key="sk-ant-x", progress="none"
+        ) as client:
+            results = await run_many(
+                ["one", "two"],
+                client=client,
+                desktops=1,
+                desktop_factory=lambda: RemoteDesktop(url),
+                show_progress=False,
+                out_dir=tmp_path,
+            )
+        assert [r.final_text for r in results] == ["finished one", "finished two"]
+        for r in results:
+            bash = r.conversation.messages[2].tool_results[0]
+            assert bash.text == desktop.display  # ran on the server's desktop
+            assert read_run(r.trajectory_dir).start.native_size == (1280, 800)
+        assert reply_cache(app).counts["close_session"] >= 2  # each run closed its tools
