@@ -424,3 +424,35 @@ async def test_run_many_with_remote_desktops(desktop, tmp_path):
             assert bash.text == desktop.display  # ran on the server's desktop
             assert read_run(r.trajectory_dir).start.native_size == (1280, 800)
         assert reply_cache(app).counts["close_session"] >= 2  # each run closed its tools
+
+
+async def test_the_agent_restarts_a_dead_remote_desktop(tmp_path):
+    """The server's X server dies under a run: the tool result says so (desktop_dead), the
+    agent resets the remote desktop once, notes it for the model and goes on."""
+    import os
+    import signal
+
+    from deskpilot.agent.desktop_recovery import RESTARTED_NOTE
+    from deskpilot.desktop.local import LocalDesktop
+
+    async with LocalDesktop(640, 480) as desktop, serving(desktop) as (url, _):
+        async with FakeModelServer() as server, RemoteDesktop(url) as remote:
+            server.enqueue(
+                message_response([tool_use_block("computer", {"action": "screenshot"}, id="x1")]),
+                text_response("done"),
+            )
+
+            def approve(call):
+                os.kill(desktop.pids[0], signal.SIGKILL)  # Xvfb dies before the action
+                return True
+
+            async with LLMClient(
+                "claude-4-sonnet", base_url=server.url, api_key="sk-ant-x", progress="none"
+            ) as client:
+                agent = Agent(client, remote, approve=approve, out_dir=tmp_path)
+                result = await agent.run("look")
+            assert result.stop_reason == "end_turn", result.error
+            shot = result.conversation.messages[2].tool_results[0]
+            assert shot.is_error and RESTARTED_NOTE in shot.text
+            assert not remote.dead and (await remote.health())["ok"]
+            assert (await remote.screenshot()).size == (640, 480)

@@ -123,6 +123,9 @@ class RemoteDesktop:
         self._hello: p.HelloResult | None = None
         self._closed = False
         self.reconnects = 0
+        self.dead = False
+        """True when the last tool call found the server's X server gone or not answering
+        (then the agent restarts it: :meth:`restart`, as it does a dead LocalDesktop)."""
 
     def __repr__(self) -> str:
         return f"RemoteDesktop({self.url!r}, display={self.display!r})"
@@ -484,6 +487,12 @@ class RemoteDesktop:
         """A fresh desktop on the server (every program and window gone, a new HOME, the
         apps started again); the server's bash shells and editors start over too."""
         self._hello = p.HelloResult.model_validate(await self.call("reset"))
+
+    async def restart(self) -> Self:
+        """:meth:`reset` (for the agent's recovery of a dead desktop); returns self."""
+        await self.reset()
+        self.dead = False
+        return self
 
     async def health(self) -> dict[str, Any]:
         """The server's desktop health ``{"ok", "display", "width", "height", "detail"}``;

@@ -63,6 +63,7 @@ class RemoteComputerTool(ComputerTool):
         )
         self.last_timings = dict(wire.timings)
         self.last_server_s = wire.server_s
+        self.remote.dead = wire.desktop_dead
         return wire.to_result()
 
     async def _screenshot_part(self) -> Image:
@@ -94,6 +95,7 @@ class _RemoteSessionTool(Executor):
             await self.remote.call("tool", params.model_dump(mode="json"))
         )
         self.last_server_s = wire.server_s
+        self.remote.dead = wire.desktop_dead
         return wire.to_result()
 
     async def aclose(self) -> None:

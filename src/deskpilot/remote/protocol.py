@@ -263,7 +263,9 @@ class ToolResultWire(_Lenient):
     """A :class:`~deskpilot.prompt.ToolResult` in JSON: ``content`` is the text, or a list
     of ``{"type": "text", "text"}`` and ``{"type": "image", "media_type", "data"}`` (base64)
     parts in the executor's order; ``timings`` are the computer executor's
-    ``last_timings`` (seconds) and ``server_s`` the seconds the server spent on the call."""
+    ``last_timings`` (seconds), ``server_s`` the seconds the server spent on the call, and
+    ``desktop_dead`` whether the desktop's X server is gone or not answering after it (a
+    ``reset`` starts a new one)."""
 
     tool_call_id: str
     content: str | list[dict[str, Any]]
@@ -271,6 +273,7 @@ class ToolResultWire(_Lenient):
     toolset_name: str | None = None
     timings: dict[str, float] = Field(default_factory=dict)
     server_s: float = 0.0
+    desktop_dead: bool = False
 
     @classmethod
     def of(

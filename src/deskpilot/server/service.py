@@ -287,7 +287,8 @@ class DesktopService:
             async with self._input:
                 result = await (tool.execute_quiet(call) if q.quiet else tool.execute(call))
                 timings = dict(tool.last_timings)
-            return p.ToolResultWire.of(result, timings, time.perf_counter() - t0, blobs), blobs
+            wire = p.ToolResultWire.of(result, timings, time.perf_counter() - t0, blobs)
+            return wire.model_copy(update={"desktop_dead": self._dead()}), blobs
         session = self._session(q.session)
         async with session.lock:
             executor: BashTool | EditorTool
@@ -305,7 +306,11 @@ class DesktopService:
                     session.editor = session.editor.with_version(q.version)
                 executor = session.editor
             result = await executor.execute(call)
-        return p.ToolResultWire.of(result, None, time.perf_counter() - t0, blobs), blobs
+        wire = p.ToolResultWire.of(result, None, time.perf_counter() - t0, blobs)
+        return wire.model_copy(update={"desktop_dead": self._dead()}), blobs
+
+    def _dead(self) -> bool:
+        return bool(getattr(self.desktop, "dead", False))
 
     async def _close_session(self, q: p.CloseSessionParams) -> dict[str, Any]:
         session = self._sessions.pop(q.session, None)
