@@ -230,7 +230,10 @@ async def test_bad_messages_get_error_replies_and_the_connection_stays(desktop):
 
 
 async def test_http_post_routes(desktop):
-    async with serving(desktop) as (url, app), aiohttp.ClientSession() as s:
+    async with (
+        serving(desktop, max_message_bytes=64 * 1024) as (url, app),
+        aiohttp.ClientSession() as s,
+    ):
         async with s.post(url + "/v1/move", json={"x": 10, "y": 20}) as r:
             assert r.status == 200 and (await r.json())["result"] == {}
         async with s.post(url + "/v1/cursor_position") as r:
@@ -239,6 +242,10 @@ async def test_http_post_routes(desktop):
             assert r.status == 404 and (await r.json())["error"]["code"] == "unknown_method"
         async with s.post(url + "/v1/move", data=b"{oops") as r:
             assert r.status == 400 and (await r.json())["error"]["code"] == "bad_json"
+        for size in (70_000, 3_000_000):  # over our limit; over aiohttp's body limit too
+            body = io.BytesIO(json.dumps({"text": "x" * size}).encode())
+            async with s.post(url + "/v1/type_text", data=body) as r:
+                assert r.status == 413 and (await r.json())["error"]["code"] == "too_large"
         runs = reply_cache(app).runs
         for _ in range(2):  # the same X-Request-Id: one run, one reply
             async with s.post(

@@ -207,7 +207,10 @@ def make_app(
         if denied is not None:
             return _json_response(denied)
         rid = request.headers.get("X-Request-Id") or "http-" + secrets.token_hex(12)
-        raw = await request.read()
+        try:
+            raw = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _json_response(_too_large(rid, request.content_length or 0, max_message_bytes))
         if len(raw) > max_message_bytes:
             return _json_response(_too_large(rid, len(raw), max_message_bytes))
         try:
