@@ -32,6 +32,7 @@ from . import __version__
 from .cli_show import step_printer
 from .errors import ConfigError, DeskpilotError, MissingDependencyError
 from .eval.command import eval_group
+from .fleet.command import fleet as fleet_command
 from .mcp.command import mcp as mcp_command
 from .remote.option import computer_option
 from .server.command import serve as serve_command
@@ -593,6 +594,7 @@ def demo(out: str, keep_open: bool) -> None:
 main.add_command(mcp_command, name="mcp")
 main.add_command(eval_group, name="eval")
 main.add_command(serve_command, name="serve")  # deskpilot.server.command: the computer server
+main.add_command(fleet_command, name="fleet")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,8 +1,9 @@
 """``LLMClient``: the seed's batch client on the real wire formats, with a shared scheduler.
 
 One client owns one :class:`~deskpilot.transport.Transport` (aiohttp by default), one
-:class:`~deskpilot.client.limiter.RateLimiter` (RPM, input TPM, output TPM, concurrency;
-FIFO), the memory of tool types the API rejected per (model, provider), and one
+:class:`~deskpilot.client.limiter.Limiter` (an in-process RateLimiter: RPM, input/output
+TPM, concurrency, FIFO; or a fleet-wide one passed as ``limiter=``), the memory of tool
+types the API rejected per (model, provider), and one
 :class:`~deskpilot.providers.base.Provider` (wire format) per provider. Every
 ``process_prompts_async`` / ``start`` call on the client shares them, so an agent running
 many ``start`` calls at once stays inside the same limits.
@@ -43,7 +44,7 @@ from .classify import Attempt, Fail, Retry, StepDown, classify, should_retry_hea
 from .config import CREDENTIALS_HINT, PROVIDER_LABELS, ClientConfig, make_provider, read_environment
 from .count_tokens import CountTokensAPI, TokenCounter, check_countable
 from .exchange import Answer, exchange
-from .limiter import RateLimiter
+from .limiter import Limiter, RateLimiter
 from .options import CallOptions, build_options, check_prompt, prompt_items
 from .progress import Progress
 from .redact import Redactor
@@ -92,11 +93,15 @@ class LLMClient(CountTokensAPI):
             :class:`~deskpilot.client.aiohttp_transport.AiohttpTransport`, closed with the
             client; a transport passed here is the caller's to close). Tests pass
             :class:`deskpilot.testing.MockTransport`.
+        limiter: a :class:`~deskpilot.client.limiter.Limiter` used instead of an own
+            RateLimiter (e.g. a fleet's :class:`deskpilot.fleet.RayLimiter`); the RPM, TPM,
+            burst and window settings then do not apply to admission.
         **settings: any other :class:`~deskpilot.client.config.ClientConfig` field.
 
     Raises:
         ModelNotFoundError: an unknown model name (with close matches).
         ConfigError: an invalid setting, or a gateway model with no base URL.
+        TypeError: ``limiter`` lacks the :class:`~deskpilot.client.limiter.Limiter` methods.
         MissingDependencyError: a Bedrock / Vertex AI model without botocore / google-auth.
         NotSupported: ``exact_token_counts=True`` with a gateway model (no count endpoint).
     """
@@ -115,8 +120,11 @@ class LLMClient(CountTokensAPI):
         google_credentials: Any = None,
         environ: dict[str, str] | None = None,
         transport: Transport | None = None,
+        limiter: Limiter | None = None,
         **settings: Any,
     ) -> None:
+        if limiter is not None and not isinstance(limiter, Limiter):
+            raise TypeError(f"limiter must be a deskpilot Limiter, not {type(limiter).__name__}.")
         try:
             self.config = ClientConfig(
                 max_requests_per_minute=max_requests_per_minute,
@@ -140,15 +148,17 @@ class LLMClient(CountTokensAPI):
         self._providers: dict[str, Provider] = {}
         for spec in self._models:
             self._provider_for(spec.provider)
-        self.limiter = RateLimiter(
-            requests_per_minute=cfg.max_requests_per_minute,
-            input_tokens_per_minute=cfg.max_tokens_per_minute,
-            output_tokens_per_minute=cfg.max_output_tokens_per_minute,
-            max_concurrent=cfg.max_concurrent_requests,
-            burst_s=cfg.burst_s,
-            window_s=cfg.rate_window_s,
-            safety_s=cfg.rate_safety_s,
-        )
+        if limiter is None:
+            limiter = RateLimiter(
+                requests_per_minute=cfg.max_requests_per_minute,
+                input_tokens_per_minute=cfg.max_tokens_per_minute,
+                output_tokens_per_minute=cfg.max_output_tokens_per_minute,
+                max_concurrent=cfg.max_concurrent_requests,
+                burst_s=cfg.burst_s,
+                window_s=cfg.rate_window_s,
+                safety_s=cfg.rate_safety_s,
+            )
+        self.limiter: Limiter = limiter
         self.retry = RetryPolicy(
             max_attempts=cfg.max_attempts, base_s=cfg.retry_base_s, cap_s=cfg.retry_cap_s
         )

@@ -25,7 +25,7 @@ from ..providers.base import ParsedResponse, Provider
 from ..response import ErrorKind
 from ..transport import HTTPRequest, Transport
 from .classify import kind_of_error
-from .limiter import RateLimiter, Ticket
+from .limiter import Limiter
 from .retry import parse_retry_after, rate_limit_reset_in
 
 logger = logging.getLogger("deskpilot.client")
@@ -59,7 +59,7 @@ class Answer:
 
 
 def note_rate_headers(
-    limiter: RateLimiter,
+    limiter: Limiter,
     headers: Any,
     max_pause_s: float,
     needed: Mapping[str, float] | None = None,
@@ -78,8 +78,8 @@ async def exchange(
     provider: Provider,
     transport: Transport,
     request: HTTPRequest,
-    limiter: RateLimiter,
-    ticket: Ticket,
+    limiter: Limiter,
+    ticket: Any,
     max_pause_s: float,
 ) -> Answer:
     """Sign ``request``, send it, parse the answer and settle ``ticket`` (see the module

@@ -26,6 +26,12 @@ bucket). :meth:`RateLimiter.pause_until` stops all admissions until a time (``re
 
 Clock and timer are injectable (``clock``, ``call_later``) so unit tests drive a virtual
 clock instead of sleeping.
+
+:class:`Limiter` is the interface :class:`~deskpilot.client.core.LLMClient` uses (``acquire``
+before each attempt, ``release`` with the real usage after it, ``pause_for`` on a 429 or
+spent rate-limit headers, ``in_flight`` for the progress bar); :class:`RateLimiter` is the
+default, and ``LLMClient(..., limiter=...)`` takes any other implementation, e.g.
+:class:`deskpilot.fleet.RayLimiter`, one budget shared by every process of a Ray fleet.
 """
 
 from __future__ import annotations
@@ -34,11 +40,50 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from ..errors import ConfigError
 
 _EPS = 1e-9
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """Admission control as :class:`~deskpilot.client.core.LLMClient` uses it.
+
+    The client calls :meth:`acquire` before every HTTP attempt (with its estimates of the
+    request's input tokens and of its output tokens), :meth:`release` exactly once per
+    admission when the attempt ends (with the real token counts from the response's
+    ``usage``, 0 for a refund, or None to keep the estimate), and :meth:`pause_for` when a
+    429's ``retry-after`` or spent ``anthropic-ratelimit-*`` headers say to stop sending.
+    :class:`RateLimiter` (in process) is the default; an implementation shared across
+    processes must keep the same meaning for every call.
+    """
+
+    @property
+    def in_flight(self) -> int:
+        """Requests admitted by this limiter object and not yet released."""
+        ...
+
+    async def acquire(self, input_tokens: float = 0, output_tokens: float = 0) -> Any:
+        """Wait until one request with these token estimates may be sent; returns a ticket
+        (opaque) for :meth:`release`. Cancelling the wait gives the admission back."""
+        ...
+
+    def release(
+        self,
+        ticket: Any,
+        *,
+        input_tokens: float | None = None,
+        output_tokens: float | None = None,
+    ) -> None:
+        """End the request of ``ticket`` (idempotent, never blocks): free its concurrency
+        slot and replace its token estimates by the real counts (None keeps one)."""
+        ...
+
+    def pause_for(self, seconds: float) -> None:
+        """Admit nothing for ``seconds`` from now (every waiter, not only the caller)."""
+        ...
 
 
 class Budget:
@@ -114,6 +159,18 @@ class Budget:
             self.total = max(0.0, self.total + delta)
         entry[1] = float(amount)
 
+    def restamp(self, entry: list[float], now: float) -> list[float]:
+        """Count ``entry``'s amount from ``now`` (its end) instead of its send time: the old
+        entry keeps its place with amount 0 and a new one is appended (the log stays in time
+        order). Returns the entry that now holds the amount."""
+        self._advance(now)
+        if entry[0] <= now - self.window_s or entry[1] == 0:
+            return entry  # already out of the window: nothing to move
+        moved = [now, entry[1]]
+        entry[1] = 0.0
+        self.log.append(moved)
+        return moved
+
     def used(self, now: float) -> float:
         """The amount sent in the window ending at ``now``."""
         self._advance(now)
@@ -153,6 +210,13 @@ class RateLimiter:
         clock: a monotonic clock in seconds (default ``time.monotonic``).
         call_later: ``(delay_s, callback) -> handle with cancel()``; default the running
             loop's ``call_later``.
+        arrival_slack_s: 0 (default): a request counts in the window from its admission.
+            > 0: a request released within this many seconds of its admission counts from
+            its release instead, so a server that counts it on arrival (anywhere between
+            the two) never sees more than the limit however long the request took to leave
+            (a fleet's shared limiter: a cross-process call and a cold connection sit
+            between admission and sending). Costs up to ``arrival_slack_s / window_s`` of
+            the rate when requests take that long.
 
     Raises:
         ConfigError: a non-positive limit or burst.
@@ -170,13 +234,17 @@ class RateLimiter:
         safety_s: float | None = None,
         clock: Callable[[], float] | None = None,
         call_later: Callable[[float, Callable[[], None]], Any] | None = None,
+        arrival_slack_s: float = 0.0,
     ) -> None:
         if burst_s <= 0:
             raise ConfigError(f"burst_s must be positive seconds, not {burst_s}.")
         if max_concurrent is not None and max_concurrent < 1:
             raise ConfigError(f"max_concurrent must be at least 1, not {max_concurrent}.")
+        if arrival_slack_s < 0:
+            raise ConfigError(f"arrival_slack_s must be >= 0 seconds, not {arrival_slack_s}.")
         self._clock = clock or time.monotonic
         self._call_later = call_later
+        self._slack_s = arrival_slack_s
         now = self._clock()
         span = window_s + (window_s / 240.0 if safety_s is None else safety_s)
 
@@ -313,8 +381,22 @@ class RateLimiter:
             if output_tokens is not None and ticket.output_entry is not None:
                 assert self.output_tokens is not None
                 self.output_tokens.adjust(ticket.output_entry, output_tokens, now)
+        if self._slack_s:
+            self._restamp(ticket)
         if self._queue:
             self._wake()
+
+    def _restamp(self, ticket: Ticket) -> None:
+        """Count a ticket's amounts from now when it ends within ``arrival_slack_s``."""
+        now = self._clock()
+        pairs = (
+            (self.requests, ticket.request_entry),
+            (self.input_tokens, ticket.input_entry),
+            (self.output_tokens, ticket.output_entry),
+        )
+        for budget, entry in pairs:
+            if budget is not None and entry is not None and now - entry[0] <= self._slack_s:
+                budget.restamp(entry, now)
 
     def pause_until(self, when: float) -> None:
         """Admit nothing before clock time ``when`` (seconds, same clock as ``clock``)."""
@@ -328,4 +410,4 @@ class RateLimiter:
         self.pause_until(self._clock() + max(0.0, seconds))
 
 
-__all__ = ["Budget", "RateLimiter", "Ticket"]
+__all__ = ["Budget", "Limiter", "RateLimiter", "Ticket"]

@@ -1,0 +1,144 @@
+"""The ``deskpilot fleet`` command (click); the runner is :func:`deskpilot.fleet.run_fleet`.
+
+Only click is imported at load time, so ``deskpilot --help`` stays fast without Ray.
+Options take click's automatic ``DESKPILOT_FLEET_<OPTION>`` variables; ``--model`` also
+reads ``DESKPILOT_MODEL`` like ``deskpilot run``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+__all__ = ["fleet"]
+
+_DEFAULT_MODEL = "claude-sonnet-4-5"
+
+
+def _apps(value: str) -> tuple[str, ...]:
+    """The app names of ``--apps`` (comma-separated), each checked.
+
+    Raises:
+        ConfigError: an unknown app name.
+    """
+    from ..desktop.apps import app_spec
+
+    apps = tuple(a.strip() for a in value.split(",") if a.strip())
+    for name in apps:
+        app_spec(name)
+    return apps
+
+
+@click.command(short_help="Run a JSONL file of tasks over desktops on a Ray cluster.")
+@click.argument("tasks_file", metavar="TASKS.jsonl", type=click.Path(dir_okay=False))
+@click.option("--desktops", type=click.IntRange(1), default=2, show_default=True,
+              help="Desktop actors (tasks running at once).")  # fmt: skip
+@click.option("--address", default=None,
+              help="The Ray cluster to join ('auto': the one `ray start` began on this "
+              "machine; ray://HOST:10001). Default: a local Ray for this run.")  # fmt: skip
+@click.option("--server", default=None, metavar="ws://HOST:PORT",
+              help="Drive this computer server (deskpilot serve) from every actor instead "
+              "of starting local desktops.")  # fmt: skip
+@click.option("--out", "out_dir", default="deskpilot-fleet", show_default=True,
+              type=click.Path(file_okay=False),
+              help="Output directory: results.jsonl and runs/<task id>/.")  # fmt: skip
+@click.option("--resume", is_flag=True,
+              help="Skip tasks that already have a line in OUT/results.jsonl.")  # fmt: skip
+@click.option("--model", default=_DEFAULT_MODEL, show_default=True, envvar="DESKPILOT_MODEL",
+              show_envvar=True, help="Model name (deskpilot models).")  # fmt: skip
+@click.option("--provider", default=None, envvar="DESKPILOT_PROVIDER", show_envvar=True,
+              help="Force a platform: anthropic, bedrock, vertex or gateway.")  # fmt: skip
+@click.option("--base-url", default=None,
+              help="API origin (default ANTHROPIC_BASE_URL or the platform's).")  # fmt: skip
+@click.option("--max-turns", type=click.IntRange(1), default=50, show_default=True,
+              help="Model turns per task.")  # fmt: skip
+@click.option("--width", type=click.IntRange(200, 8192), default=1280, show_default=True,
+              help="Local desktop width in pixels.")  # fmt: skip
+@click.option("--height", type=click.IntRange(200, 8192), default=800, show_default=True,
+              help="Local desktop height in pixels.")  # fmt: skip
+@click.option("--apps", default="", help="Apps on each local desktop: terminal,editor,browser.")
+@click.option("--rpm", type=click.FloatRange(min=0, min_open=True), default=1000.0,
+              show_default=True, help="Requests per minute for the whole fleet.")  # fmt: skip
+@click.option("--itpm", type=click.FloatRange(min=0, min_open=True), default=500_000.0,
+              show_default=True, help="Input tokens per minute for the whole fleet.")  # fmt: skip
+@click.option("--otpm", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Output tokens per minute for the whole fleet (default: no limit).")  # fmt: skip
+@click.option("--max-concurrent", type=click.IntRange(1), default=225, show_default=True,
+              help="Requests in flight at once over the whole fleet.")  # fmt: skip
+@click.option("--desktop-cpus", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Ray CPUs reserved per desktop actor.")  # fmt: skip
+@click.option("--max-retries", type=click.IntRange(0), default=2, show_default=True,
+              help="Reruns of a task whose actor or node died.")  # fmt: skip
+def fleet(
+    tasks_file: str,
+    desktops: int,
+    address: str | None,
+    server: str | None,
+    out_dir: str,
+    resume: bool,
+    model: str,
+    provider: str | None,
+    base_url: str | None,
+    max_turns: int,
+    width: int,
+    height: int,
+    apps: str,
+    rpm: float,
+    itpm: float,
+    otpm: float | None,
+    max_concurrent: int,
+    desktop_cpus: float,
+    max_retries: int,
+) -> None:
+    """Run the tasks of TASKS.jsonl over --desktops desktop actors on Ray, under ONE rate
+    limit shared by every actor (a named limiter actor), and gather the results.
+
+    TASKS.jsonl has one JSON object per line: {"id": "unique-name", "task": "what the agent
+    should do"} (blank lines and lines starting with # are skipped). Each task runs from
+    scratch on a fresh desktop; a task whose actor or node dies is run again elsewhere (up
+    to --max-retries times) and is counted once. OUT/results.jsonl gets one line per task
+    as it finishes, and OUT/runs/<id>/ its trajectory and report. The API key is read from
+    ANTHROPIC_API_KEY (etc.) in each Ray worker's environment. Exit status 1 when a task
+    did not end on its own (see results.jsonl), 0 otherwise. Details: docs/fleet.md.
+    """
+    from .desktop_actor import FleetSettings
+    from .limit import LimitConfig
+    from .records import read_tasks
+    from .run import run_fleet
+
+    tasks = read_tasks(tasks_file)
+    settings = FleetSettings(
+        model=model,
+        provider=provider,
+        base_url=base_url,
+        max_turns=max_turns,
+        width=width,
+        height=height,
+        apps=_apps(apps),
+        server=server,
+    )
+    limits = LimitConfig(
+        requests_per_minute=rpm,
+        input_tokens_per_minute=itpm,
+        output_tokens_per_minute=otpm,
+        max_concurrent=max_concurrent,
+    )
+    results = run_fleet(
+        tasks,
+        settings=settings,
+        desktops=desktops,
+        out_dir=out_dir,
+        resume=resume,
+        limits=limits,
+        desktop_cpus=desktop_cpus,
+        max_retries=max_retries,
+        address=address,
+    )
+    ok = sum(r.ok for r in results)
+    retried = sum(r.attempts > 1 for r in results)
+    click.echo(
+        f"{len(results)} tasks: {ok} ok, {len(results) - ok} not ok, {retried} rerun after a "
+        f"lost desktop; results in {out_dir}/results.jsonl"
+    )
+    sys.exit(0 if ok == len(results) else 1)
