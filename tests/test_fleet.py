@@ -18,7 +18,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from click.testing import CliRunner
 
+from deskpilot.cli import main
 from deskpilot.testing import FakeModelServer
 from deskpilot.testing.wire import message_response, text_response, tool_use_block
 
@@ -80,17 +82,31 @@ def server(script):
         yield s
 
 
+FAKE_KEY = "sk-ant-fleet-test-0000"
+
+
 @pytest.fixture(scope="module")
 def local_ray():
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="deskpilot")
-    yield ray
-    ray.shutdown()
+    """A local Ray for the module; its workers inherit a fake API key (read by actors that
+    get no api_key, like those of `deskpilot fleet`)."""
+    saved = {k: os.environ.get(k) for k in ("RAY_USAGE_STATS_ENABLED", "ANTHROPIC_API_KEY")}
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no network
+    os.environ["ANTHROPIC_API_KEY"] = FAKE_KEY
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="deskpilot")
+        yield ray
+        ray.shutdown()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def settings_for(server) -> FleetSettings:
     return FleetSettings(
-        model=MODEL, base_url=server.url, api_key="sk-ant-fleet-test-0000", width=640,
+        model=MODEL, base_url=server.url, api_key=FAKE_KEY, width=640,
         height=480, max_turns=4, max_attempts=2,
     )  # fmt: skip
 
@@ -129,7 +145,8 @@ def test_24_tasks_over_3_desktop_actors(local_ray, server, tmp_path):
 
 def test_killed_actor_task_reruns_once(local_ray, server, script, tmp_path):
     """An actor killed mid-task: that task reruns from scratch on a new desktop and
-    succeeds; nothing is lost or counted twice; then --resume runs only what is missing."""
+    succeeds; nothing is lost or counted twice; then `deskpilot fleet --resume` runs only
+    what is missing."""
     ids = ["a1", "slow", "a2", "a3", "a4", "a5"]
 
     def kill_slow_actor():
@@ -164,18 +181,23 @@ def test_killed_actor_task_reruns_once(local_ray, server, script, tmp_path):
     lines = (tmp_path / "results.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["id"] for line in lines) == sorted(ids)
 
-    # resume: drop two results; only those two run again
+    # `deskpilot fleet --resume` after dropping two results: only those two run again
     keep = [line for line in lines if json.loads(line)["id"] not in ("a2", "a5")]
     (tmp_path / "results.jsonl").write_text("\n".join(keep) + "\n")
+    tasks_file = tmp_path / "tasks.jsonl"
+    tasks_file.write_text("".join(json.dumps(t) + "\n" for t in tasks(ids)))
     before = dict(script.first_turns)
-    again = run_fleet(
-        tasks(ids), settings=settings_for(server), desktops=2, out_dir=tmp_path,
-        desktop_cpus=0.5, show_progress=False, resume=True,
-    )  # fmt: skip
-    assert [r.id for r in again] == ids and all(r.ok for r in again)
+    cli = CliRunner().invoke(main, [
+        "fleet", str(tasks_file), "--desktops", "2", "--desktop-cpus", "0.5", "--resume",
+        "--out", str(tmp_path), "--base-url", server.url, "--model", MODEL,
+        "--max-turns", "4", "--width", "640", "--height", "480",
+    ])  # fmt: skip
+    assert cli.exit_code == 0, cli.output
+    assert "6 tasks: 6 ok, 0 not ok" in cli.output
     ran = {k for k, v in script.first_turns.items() if v != before.get(k)}
     assert ran == {"a2", "a5"}
-    assert sorted(read_results(tmp_path)) == sorted(ids)
+    again = read_results(tmp_path)
+    assert sorted(again) == sorted(ids) and all(r.ok for r in again.values())
 
 
 @ray.remote(num_cpus=0)
@@ -186,7 +208,7 @@ class PromptProcess:
         from deskpilot import LLMClient
 
         client = LLMClient(
-            MODEL, base_url=url, api_key="sk-ant-fleet-test-0000", progress="none",
+            MODEL, base_url=url, api_key=FAKE_KEY, progress="none",
             max_concurrent_requests=64, max_attempts=1, limiter=RayLimiter.connect(limiter),
         )  # fmt: skip
         try:

@@ -32,14 +32,15 @@ def _apps(value: str) -> tuple[str, ...]:
 
 @click.command(short_help="Run a JSONL file of tasks over desktops on a Ray cluster.")
 @click.argument("tasks_file", metavar="TASKS.jsonl", type=click.Path(dir_okay=False))
-@click.option("--desktops", type=click.IntRange(1), default=2, show_default=True,
-              help="Desktop actors (tasks running at once).")  # fmt: skip
+@click.option("--desktops", type=click.IntRange(1), default=None,
+              help="Desktop actors (tasks running at once). Default: one per --server, "
+              "else 2.")  # fmt: skip
 @click.option("--address", default=None,
               help="The Ray cluster to join ('auto': the one `ray start` began on this "
               "machine; ray://HOST:10001). Default: a local Ray for this run.")  # fmt: skip
-@click.option("--server", default=None, metavar="ws://HOST:PORT",
-              help="Drive this computer server (deskpilot serve) from every actor instead "
-              "of starting local desktops.")  # fmt: skip
+@click.option("--server", "servers", multiple=True, metavar="ws://HOST:PORT",
+              help="A computer server (deskpilot serve, one desktop) for one actor to drive "
+              "instead of a local desktop; repeat it, one per desktop.")  # fmt: skip
 @click.option("--out", "out_dir", default="deskpilot-fleet", show_default=True,
               type=click.Path(file_okay=False),
               help="Output directory: results.jsonl and runs/<task id>/.")  # fmt: skip
@@ -72,9 +73,9 @@ def _apps(value: str) -> tuple[str, ...]:
               help="Reruns of a task whose actor or node died.")  # fmt: skip
 def fleet(
     tasks_file: str,
-    desktops: int,
+    desktops: int | None,
     address: str | None,
-    server: str | None,
+    servers: tuple[str, ...],
     out_dir: str,
     resume: bool,
     model: str,
@@ -116,7 +117,7 @@ def fleet(
         width=width,
         height=height,
         apps=_apps(apps),
-        server=server,
+        servers=servers,
     )
     limits = LimitConfig(
         requests_per_minute=rpm,
@@ -127,7 +128,7 @@ def fleet(
     results = run_fleet(
         tasks,
         settings=settings,
-        desktops=desktops,
+        desktops=desktops or len(servers) or 2,
         out_dir=out_dir,
         resume=resume,
         limits=limits,

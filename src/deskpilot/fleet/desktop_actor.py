@@ -46,9 +46,11 @@ class FleetSettings:
         request_timeout: seconds per HTTP attempt; max_attempts: attempts per request.
         width / height: the desktop size in pixels (local desktops).
         apps: apps started on each local desktop (``deskpilot.desktop.apps`` names).
-        server: a ``ws://host:port`` computer server (``deskpilot serve``): every actor then
-            drives that RemoteDesktop instead of starting a LocalDesktop.
-        server_token: the server's bearer token (None: ``DESKPILOT_SERVER_TOKEN``). Not in repr.
+        servers: ``ws://host:port`` computer servers (``deskpilot serve``, one desktop each):
+            desktop actor ``i`` drives ``RemoteDesktop(servers[i])`` instead of starting a
+            LocalDesktop (so there must be one per desktop actor).
+        server_token: the servers' bearer token (None: ``DESKPILOT_SERVER_TOKEN``). Not in
+            repr.
         fresh_desktop: reset the desktop between tasks (a new desktop when it has no
             ``reset``); False runs task after task on the same desktop state.
         limiter_name / namespace: the shared limiter actor to admit requests from; None
@@ -67,7 +69,7 @@ class FleetSettings:
     width: int = 1280
     height: int = 800
     apps: tuple[str, ...] = ()
-    server: str | None = None
+    servers: tuple[str, ...] = ()
     server_token: str | None = field(default=None, repr=False)
     fresh_desktop: bool = True
     limiter_name: str | None = LIMITER_NAME
@@ -75,8 +77,9 @@ class FleetSettings:
     keep_screenshots: int | None = 3
 
     def __post_init__(self) -> None:
-        if self.server is not None and not self.server.startswith(("ws://", "wss://")):
-            raise ConfigError(f"server must be a ws:// or wss:// URL, not {self.server!r}.")
+        for url in self.servers:
+            if not url.startswith(("ws://", "wss://")):
+                raise ConfigError(f"A server must be a ws:// or wss:// URL, not {url!r}.")
         if self.max_turns < 1:
             raise ConfigError(f"max_turns must be at least 1, not {self.max_turns}.")
 
@@ -98,11 +101,14 @@ class DesktopActor:
     Args:
         settings: the fleet's :class:`FleetSettings`.
         name: this actor's Ray name (recorded in each result).
+        server: the computer server this actor drives (one of ``settings.servers``), or
+            None for a LocalDesktop.
     """
 
-    def __init__(self, settings: FleetSettings, name: str) -> None:
+    def __init__(self, settings: FleetSettings, name: str, server: str | None = None) -> None:
         self._settings = settings
         self._name = name
+        self._server = server
         self._client: LLMClient | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._desktop: Any = None
@@ -133,14 +139,14 @@ class DesktopActor:
 
     def _make_desktop(self) -> Any:
         s = self._settings
-        if s.server is not None:
+        if self._server is not None:
             try:
                 remote = importlib.import_module("deskpilot.remote")
             except ImportError as exc:
                 raise ConfigError(
                     "This deskpilot has no RemoteDesktop (deskpilot.remote); drop --server."
                 ) from exc
-            return remote.RemoteDesktop(s.server, token=s.server_token)
+            return remote.RemoteDesktop(self._server, token=s.server_token)
         from ..desktop.local import LocalDesktop
 
         return LocalDesktop(s.width, s.height, apps=s.apps)

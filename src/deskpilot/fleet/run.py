@@ -75,6 +75,8 @@ class _Fleet:
     def start(self, slot: int) -> tuple[str, Any]:
         name = f"deskpilot-desktop-{self._tag}-{self._made}"
         self._made += 1
+        servers = self._settings.servers
+        server = servers[slot] if servers else None  # a replacement drives the same one
         handle = (
             self._ray.remote(DesktopActor)
             .options(
@@ -84,7 +86,7 @@ class _Fleet:
                 max_restarts=0,
                 max_concurrency=4,  # run_task plus current_task/close calls
             )
-            .remote(self._settings, name)
+            .remote(self._settings, name, server)
         )
         self.actors[slot] = (name, handle)
         return name, handle
@@ -131,7 +133,8 @@ def run_fleet(
         tasks: :class:`FleetTask` objects or ``{"id", "task"}`` mappings (unique ids).
         settings: how each actor builds its client, desktop and agent (default
             :class:`FleetSettings()`); its ``limiter_name`` names the shared limiter.
-        desktops: how many desktop actors (and so tasks) run at once (>= 1).
+        desktops: how many desktop actors (and so tasks) run at once (>= 1; at most
+            ``len(settings.servers)`` when servers are given).
         out_dir: the output directory: ``results.jsonl`` and ``runs/<task id>/``.
         resume: skip tasks that already have a line in ``out_dir/results.jsonl`` (their
             old result is returned); False starts the file over.
@@ -148,7 +151,8 @@ def run_fleet(
         results in the order of ``tasks`` (resumed ones included).
 
     Raises:
-        ConfigError: ``desktops`` < 1, negative ``max_retries`` or duplicate task ids.
+        ConfigError: ``desktops`` < 1 or more than the servers, negative ``max_retries``
+            or duplicate task ids.
         MissingDependencyError: Ray is not installed.
     """
     if not isinstance(desktops, int) or desktops < 1:
@@ -160,6 +164,12 @@ def run_fleet(
     all_tasks = [_as_task(t) for t in tasks]
     check_unique(all_tasks)
     settings = settings or FleetSettings()
+    if settings.servers and desktops > len(settings.servers):
+        raise ConfigError(
+            f"{desktops} desktops need {desktops} computer servers (one desktop each), but "
+            f"{len(settings.servers)} were given; pass --desktops {len(settings.servers)} or "
+            "more --server URLs."
+        )
     out = Path(out_dir)
     (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
     done: dict[str, FleetResult] = {}
