@@ -99,7 +99,8 @@ def fleet(
     should do"} (blank lines and lines starting with # are skipped). Each task runs from
     scratch on a fresh desktop; a task whose actor or node dies is run again elsewhere (up
     to --max-retries times) and is counted once. OUT/results.jsonl gets one line per task
-    as it finishes, and OUT/runs/<id>/ its trajectory and report. The API key is read from
+    as it finishes, and OUT/runs/<id>/ its trajectory (deskpilot report OUT/runs/<id> draws
+    it). The API key is read from
     ANTHROPIC_API_KEY (etc.) in each Ray worker's environment. Exit status 1 when a task
     did not end on its own (see results.jsonl), 0 otherwise. Details: docs/fleet.md.
     """
