@@ -6,13 +6,15 @@ and records when each request arrives; the 4 client processes are Ray actors on 
 (``ray.init(num_cpus=2)``), each an ``LLMClient`` sending short prompts as fast as its
 limiter admits them (32 at a time) for ``--duration`` seconds. Reported per mode: requests
 sent, the most requests in any window (the limit's window, 60 s) at the server, that as a
-share of the limit, and the steady rate after the first window (requests per window).
+share of the limit, and the mean rate after the first window (requests per window; a short
+run shows the first window's requests leaving it again as a burst).
 
 Expected: shared -> the most in any window <= 300 and >= 95% of it; own limiters -> about
 4 x 300 (LiteLLM's documented failure without a shared store).
 
 ``--window 6`` scales time by 1/10 (300 per 6 s; the same count) for a quick run.
-:func:`measure` is importable (``benchmarks/fleet_bench.py`` calls it for its row).
+:func:`measure` and :func:`summary_lines` are importable (``benchmarks/fleet_bench.py
+--shared-limit`` calls the latter).
 
 Usage: ``python benchmarks/fleet_limit_bench.py [--duration 80] [--window 60] [--rpm 300]``.
 """
@@ -161,6 +163,68 @@ def measure(
     }
 
 
+def summary_lines(
+    *,
+    duration_s: float = 80.0,
+    window_s: float = 60.0,
+    rpm: float = 300.0,
+    processes: int = 4,
+    only: str | None = None,
+) -> list[str]:
+    """Both modes (or ``only`` ``"shared"`` / ``"own"``) from scratch: the fake server in its
+    own process, a local Ray (``num_cpus=2``) unless one is connected; returns the table's
+    lines, the last one the rows as JSON. ``benchmarks/fleet_bench.py --shared-limit`` calls
+    this."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "deskpilot.testing.fake_server", "--no-record"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    started = False
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip().split("=", 1)[1]
+        if not ray.is_initialized():
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            started = True
+        rows = [
+            measure(
+                url,
+                shared=shared,
+                processes=processes,
+                rpm=rpm,
+                window_s=window_s,
+                duration_s=duration_s,
+            )
+            for shared in (True, False)
+            if only is None or only == ("shared" if shared else "own")
+        ]
+    finally:
+        if started:
+            ray.shutdown()
+        server.terminate()
+        server.wait(10)
+    w = f"{window_s:g} s"
+    head = (
+        f"{'mode':<20} {'procs':>5} {'sent':>6} {'errors':>6} {'most in ' + w:>14} "
+        f"{'of limit':>8} {'mean/' + w:>10}"
+    )
+    lines = [
+        f"shared limit: {processes} processes, limit {rpm:g} requests per {w}, {duration_s:g} s "
+        f"per mode, fake server in its own process, {os.cpu_count()} CPUs",
+        head,
+        "-" * len(head),
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['mode']:<20} {r['processes']:>5} {r['sent']:>6} {r['errors']:>6} "
+            f"{r['most_in_window']:>14} {r['share_of_limit']:>8.1%} "
+            f"{r['steady_per_window']:>10.1f}"
+        )
+    lines.append(json.dumps(rows))
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=80.0, help="seconds per mode")
@@ -169,47 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--only", choices=("shared", "own"), default=None)
     args = parser.parse_args(argv)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "deskpilot.testing.fake_server", "--no-record"],
-        stdout=subprocess.PIPE,
-        text=True,
+    lines = summary_lines(
+        duration_s=args.duration,
+        window_s=args.window,
+        rpm=args.rpm,
+        processes=args.processes,
+        only=args.only,
     )
-    try:
-        assert server.stdout is not None
-        url = server.stdout.readline().strip().split("=", 1)[1]
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        rows = []
-        for shared in (True, False):
-            if args.only and args.only != ("shared" if shared else "own"):
-                continue
-            rows.append(
-                measure(
-                    url,
-                    shared=shared,
-                    processes=args.processes,
-                    rpm=args.rpm,
-                    window_s=args.window,
-                    duration_s=args.duration,
-                )
-            )
-        ray.shutdown()
-    finally:
-        server.terminate()
-        server.wait(10)
-    w = f"{args.window:g} s"
-    print(
-        f"fleet_limit_bench: {args.processes} processes, limit {args.rpm:g} requests per {w}, "
-        f"{args.duration:g} s per mode, fake server in its own process, {os.cpu_count()} CPUs"
-    )
-    head = f"{'mode':<20} {'procs':>5} {'sent':>6} {'errors':>6} {'most in ' + w:>14} {'of limit':>8} {'steady/' + w:>11}"
-    print(head)
-    print("-" * len(head))
-    for r in rows:
-        print(
-            f"{r['mode']:<20} {r['processes']:>5} {r['sent']:>6} {r['errors']:>6} "
-            f"{r['most_in_window']:>14} {r['share_of_limit']:>8.1%} {r['steady_per_window']:>11.1f}"
-        )
-    print(json.dumps(rows))
+    print("\n".join(lines))
     return 0
 
 
