@@ -596,6 +596,5 @@ main.add_command(eval_group, name="eval")
 main.add_command(serve_command, name="serve")  # deskpilot.server.command: the computer server
 main.add_command(fleet_command, name="fleet")
 
-
 if __name__ == "__main__":  # pragma: no cover
     main()
