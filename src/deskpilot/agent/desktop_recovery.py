@@ -13,7 +13,9 @@ calls, :class:`DesktopRecovery` looks at the desktop (a :class:`RestartableCompu
    ``desktop_restart`` record is written to the trajectory;
 2. the second time, the run stops with ``stop_reason="desktop_dead"``.
 
-A desktop without ``dead``/``restart`` (a fake, a remote desktop) is left alone.
+A ``RemoteDesktop`` has both: its ``dead`` comes from the server's tool results and its
+``restart`` resets the server's desktop (``docs/computer-server.md``). A desktop without
+``dead``/``restart`` (an in-memory fake) is left alone.
 """
 
 from __future__ import annotations
