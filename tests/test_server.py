@@ -240,7 +240,9 @@ async def test_http_post_routes(desktop):
             assert (await r.json())["result"] == {"x": 10, "y": 20}
         async with s.post(url + "/v1/nope", json={}) as r:
             assert r.status == 404 and (await r.json())["error"]["code"] == "unknown_method"
-        async with s.post(url + "/v1/move", data=b"{oops") as r:
+        async with s.post(
+            url + "/v1/move", data=b"{oops", headers={"Content-Type": "application/json"}
+        ) as r:
             assert r.status == 400 and (await r.json())["error"]["code"] == "bad_json"
         for size in (70_000, 3_000_000):  # over our limit; over aiohttp's body limit too
             body = io.BytesIO(json.dumps({"text": "x" * size}).encode())

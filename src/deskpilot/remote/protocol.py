@@ -73,6 +73,7 @@ __all__ = [
     "encode_reply",
     "error_reply",
     "guess_id",
+    "loads",
     "parse_request",
 ]
 
@@ -149,12 +150,25 @@ def guess_id(raw: bytes | str) -> str | None:
     return found.group(1).decode("ascii") if found else None
 
 
+def loads(raw: bytes | str) -> Any:
+    """``json.loads`` for untrusted text: nesting too deep for the parser (``[[[[...``,
+    which makes it raise RecursionError) is a ValueError like any other unreadable JSON.
+
+    Raises:
+        ValueError: not JSON, not UTF-8, or nested too deeply.
+    """
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("it is nested too deeply") from None
+
+
 def parse_request(raw: bytes | str) -> Request | Reply:
     """Read one request; an unreadable one becomes the error :class:`Reply` to send back
     (``bad_json`` or ``bad_request``, with the id when one could be found)."""
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = loads(raw)
+    except ValueError as exc:
         return error_reply(guess_id(raw), "bad_json", f"The message is not JSON ({exc}).")
     try:
         return Request.model_validate(data)

@@ -5,32 +5,37 @@ Routes (``docs/computer-server.md``):
 * ``GET /v1/ws``: a WebSocket; each text frame is one request ``{id, method, params}`` and
   gets one reply ``{id, result | error}`` (replies may come out of order: several requests
   can be in flight);
-* ``POST /v1/<method>``: the body is the ``params`` object, the optional ``X-Request-Id``
-  header the id; the body of the answer is the reply;
+* ``POST /v1/<method>``: the body is the ``params`` object (``Content-Type:
+  application/json``; an empty body is ``{}``), the optional
+  ``X-Request-Id`` header the id; the body of the answer is the reply;
 * ``GET /healthz``: ``{"ok": bool}`` without a token (for container health checks).
 
 Every route but ``/healthz`` demands ``Authorization: Bearer <token>`` when the server has a
 token (compared in constant time). Requests carrying an ``Origin`` header (a web page) are
 refused, and on a loopback bind so is a ``Host`` that is not a loopback name (DNS
-rebinding). Nothing a client sends drops its connection or stops the server: unreadable
+rebinding); a POST whose body is not typed ``application/json`` (a form or ``text/plain``,
+which a web page can send without a CORS preflight) is refused too. Nothing a client sends drops its connection or stops the server: unreadable
 JSON, an unknown method, bad params and an oversized message each get an error reply.
 
 Idempotent ids (:class:`ReplyCache`): each request runs as its own task, independent of
 the connection that sent it; its reply is kept (the last :data:`REPLY_CACHE_SIZE`), so a
 client that lost its connection mid-action and sends the same id again gets that reply
-when the action ends, and the action runs once.
+when the action ends, and the action runs once. The same id with another method or other
+params (another client's id) is an ``id_conflict``, never someone else's reply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import hmac
 import ipaddress
 import json
 import logging
 import secrets
 from collections import Counter, OrderedDict
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
@@ -38,7 +43,7 @@ from ..remote import frames
 from ..remote import protocol as p
 from .service import DesktopService, Refusal
 
-__all__ = ["REPLY_CACHE_SIZE", "ReplyCache", "is_loopback", "make_app"]
+__all__ = ["REPLY_CACHE_SIZE", "ReplyCache", "fingerprint", "is_loopback", "make_app"]
 
 log = logging.getLogger("deskpilot.server")
 
@@ -47,6 +52,8 @@ Answer = tuple[p.Reply, list[bytes]]
 
 REPLY_CACHE_SIZE = 512
 """Replies kept for requests sent again with the same id (finished ones, oldest dropped)."""
+
+_JSON_TYPES = frozenset({"application/json"})
 
 _STATUS = {
     "bad_json": 400,
@@ -62,6 +69,27 @@ _STATUS = {
     "desktop_error": 502,
     "internal": 500,
 }
+
+
+_SAMPLE = 512  # characters kept from each end of a long string in a params fingerprint
+
+
+def _sampled(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > 4 * _SAMPLE:
+        return f"{len(value)}:{value[:_SAMPLE]}:{value[-_SAMPLE:]}"
+    if isinstance(value, dict):
+        return {k: _sampled(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_sampled(v) for v in value]
+    return value
+
+
+def fingerprint(method: str, params: dict[str, Any]) -> str:
+    """A digest of a request's method and params that tells another request sent with the
+    same id from the same request sent again (a long string, e.g. a file's base64, counts
+    by its length and ends: a few microseconds, not a pass over megabytes)."""
+    text = json.dumps([method, _sampled(params)], sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def is_loopback(host: str) -> bool:
@@ -86,7 +114,7 @@ class ReplyCache:
     def __init__(self, service: DesktopService, size: int = REPLY_CACHE_SIZE) -> None:
         self.service = service
         self.size = size
-        self._tasks: OrderedDict[str, tuple[str, asyncio.Task[Answer]]] = OrderedDict()
+        self._tasks: OrderedDict[str, tuple[str, str, asyncio.Task[Answer]]] = OrderedDict()
         self.runs = 0  # methods started (a request sent again is not counted)
         self.counts: Counter[str] = Counter()  # the same, per method
 
@@ -94,15 +122,18 @@ class ReplyCache:
         """The reply to ``request`` (with its images' bytes): the running or finished one
         for its id, or a new run."""
         found = self._tasks.get(request.id)
+        digest = fingerprint(request.method, request.params)
         if found is not None:
-            method, task = found
-            if method != request.method:
+            method, seen, task = found
+            if seen != digest:
+                other = "other params" if method == request.method else ""
                 fut: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
                 conflict = p.error_reply(
                     request.id,
                     "id_conflict",
-                    f"Request id {request.id!r} was already used for {method}; use a new "
-                    "id for each request (the same id only to ask again for one reply).",
+                    f"Request id {request.id!r} was already used for {method}"
+                    f"{' with ' + other if other else ''}; use a new id for each request "
+                    "(the same id only to ask again for one reply).",
                 )
                 fut.set_result((conflict, []))
                 return fut
@@ -110,7 +141,7 @@ class ReplyCache:
         task = asyncio.get_running_loop().create_task(self._run(request))
         self.runs += 1
         self.counts[request.method] += 1
-        self._tasks[request.id] = (request.method, task)
+        self._tasks[request.id] = (request.method, digest, task)
         self._trim()
         return task
 
@@ -125,14 +156,14 @@ class ReplyCache:
         excess = len(self._tasks) - self.size
         if excess <= 0:
             return
-        for key in [k for k, (_, t) in self._tasks.items() if t.done()][:excess]:
+        for key in [k for k, (_, _, t) in self._tasks.items() if t.done()][:excess]:
             del self._tasks[key]
 
     async def aclose(self) -> None:
         """Cancel the runs still going (server shutdown)."""
-        for _, task in self._tasks.values():
+        for _, _, task in self._tasks.values():
             task.cancel()
-        for _, task in self._tasks.values():
+        for _, _, task in self._tasks.values():
             with contextlib.suppress(BaseException):
                 await task
 
@@ -213,9 +244,19 @@ def make_app(
             return _json_response(_too_large(rid, request.content_length or 0, max_message_bytes))
         if len(raw) > max_message_bytes:
             return _json_response(_too_large(rid, len(raw), max_message_bytes))
+        if raw and request.content_type not in _JSON_TYPES:
+            typed = request.headers.get("Content-Type", "nothing")
+            return _json_response(
+                p.error_reply(
+                    rid,
+                    "bad_request",
+                    f"The body is typed {typed!r}; send the params as JSON with "
+                    "Content-Type: application/json.",
+                )
+            )
         try:
-            params = json.loads(raw) if raw.strip() else {}
-        except (ValueError, UnicodeDecodeError) as exc:
+            params = p.loads(raw) if raw.strip() else {}
+        except ValueError as exc:
             return _json_response(p.error_reply(rid, "bad_json", f"The body is not JSON ({exc})."))
         parsed = p.parse_request(
             json.dumps({"id": rid, "method": request.match_info["method"], "params": params})

@@ -30,6 +30,11 @@ STOP_SIGNALS = (2, 15)  # SIGINT, SIGTERM
 SHUTDOWN_TIMEOUT_S = 5.0
 """Seconds a stopping server gives requests in progress before it cancels them."""
 
+IDLE_TIMEOUT_S = 15.0
+"""Seconds an HTTP connection may sit without a whole request (idle, or a client sending its
+headers a byte at a time) before the server closes it; aiohttp's default is an hour, which
+lets a slow client hold sockets open at no cost. WebSockets are kept alive by heartbeats."""
+
 
 def check_bind(host: str, token: str | None) -> str | None:
     """The token to demand (None: none), or refuse a non-loopback ``host`` without one.
@@ -129,7 +134,11 @@ async def run_server(
                 max_message_bytes=max_message_bytes,
             )
             runner = web.AppRunner(
-                app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+                app,
+                handle_signals=False,
+                access_log=None,
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+                keepalive_timeout=IDLE_TIMEOUT_S,
             )
             await runner.setup()
             try:

@@ -1,0 +1,132 @@
+"""The computer server against hostile clients, on a REAL Xvfb desktop over loopback HTTP:
+a web page's "simple" cross-site POST (text/plain, form), JSON nested past the parser's
+depth, and a second client reusing another client's request id with other params."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+
+import aiohttp
+import pytest
+
+from deskpilot.remote import protocol as p
+from deskpilot.server.app import fingerprint, reply_cache
+from test_server import ok, serving, wire
+
+pytestmark = pytest.mark.desktop
+
+DEEP = "[" * 100_000  # json.loads raises RecursionError on this, not ValueError
+
+
+async def test_a_post_not_typed_json_is_refused_and_runs_nothing(desktop):
+    async with serving(desktop) as (url, app), aiohttp.ClientSession() as s:
+        runs = reply_cache(app).runs
+        for ctype, body in (
+            ("text/plain", '{"command": "touch ~/pwned"}'),
+            ("application/x-www-form-urlencoded", "a=b"),
+            ("multipart/form-data; boundary=x", "--x--"),
+        ):
+            async with s.post(
+                url + "/v1/run_command", data=body.encode(), headers={"Content-Type": ctype}
+            ) as r:
+                got = await r.json()
+                assert r.status == 400 and got["error"]["code"] == "bad_request", got
+                assert "application/json" in got["error"]["message"]
+        assert reply_cache(app).runs == runs  # nothing ran
+        async with s.post(url + "/v1/cursor_position") as r:  # an empty body is {}
+            assert r.status == 200, await r.text()
+        async with s.post(
+            url + "/v1/health",
+            data=b"{}",
+            headers={"Content-Type": "application/json; charset=utf-8"},
+        ) as r:
+            assert r.status == 200 and (await r.json())["result"]["ok"]
+
+
+async def test_json_nested_too_deeply_gets_bad_json_and_the_connection_stays(desktop):
+    async with serving(desktop) as (url, _), aiohttp.ClientSession() as s:
+        async with s.post(
+            url + "/v1/health", data=DEEP.encode(), headers={"Content-Type": "application/json"}
+        ) as r:
+            got = await r.json()
+            assert r.status == 400 and got["error"]["code"] == "bad_json", got
+            assert "nested too deeply" in got["error"]["message"]
+        async with wire(url) as w:
+            await w.send_raw('{"id": "deep", "method": "health", "params": ' + DEEP + "}")
+            got = await w.reply()
+            assert got["id"] == "deep" and got["error"]["code"] == "bad_json", got
+            assert ok(await w.call("health"))["ok"]  # still connected, still serving
+    with pytest.raises(ValueError, match="nested too deeply"):
+        p.loads(DEEP)
+
+
+async def test_another_clients_id_with_other_params_is_a_conflict_not_its_reply(desktop):
+    async with serving(desktop) as (url, app), wire(url) as first, wire(url) as second:
+        mine = ok(await first.call("run_command", {"command": "echo first-secret"}, rid="7"))
+        assert mine["stdout"] == "first-secret\n"
+        got = await second.call("run_command", {"command": "echo second"}, rid="7")
+        assert got["error"]["code"] == "id_conflict", got
+        assert "first-secret" not in json.dumps(got)
+        # the same request sent again (a reconnecting client) still gets its one reply
+        runs = reply_cache(app).runs
+        again = ok(await second.call("run_command", {"command": "echo first-secret"}, rid="7"))
+        assert again == mine and reply_cache(app).runs == runs
+
+
+def test_fingerprint_tells_long_params_apart_by_length_and_ends():
+    data = "A" * 5000
+    assert fingerprint("put_file", {"path": "a", "data": data}) == fingerprint(
+        "put_file", {"data": data, "path": "a"}
+    )
+    assert fingerprint("put_file", {"path": "a", "data": data}) != fingerprint(
+        "put_file", {"path": "a", "data": data + "B"}
+    )
+    assert fingerprint("put_file", {"path": "a"}) != fingerprint("get_file", {"path": "a"})
+
+
+async def test_a_slow_client_sending_headers_a_byte_at_a_time_is_cut_off(desktop, monkeypatch):
+    """Slow loris: run_server closes a connection that has not sent a whole request within
+    IDLE_TIMEOUT_S, however it trickles bytes (aiohttp's default waits an hour)."""
+    from deskpilot.server import command
+
+    monkeypatch.setattr(command, "IDLE_TIMEOUT_S", 1.0)
+    monkeypatch.setenv("XAUTHORITY", desktop.xauthority)
+    stop, lines = asyncio.Event(), []
+    server = asyncio.create_task(
+        command.run_server(port=0, display=desktop.display, echo=lines.append, stop=stop)
+    )
+    try:
+        while not lines:
+            assert not server.done(), server
+            await asyncio.sleep(0.05)
+        host, port = lines[0].split("ws://")[1].split("/")[0].rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        start = time.monotonic()
+        closed = None
+        while time.monotonic() - start < 12:
+            writer.write(b"X-Slow: 1\r\n")
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            try:
+                if await asyncio.wait_for(reader.read(100), 0.25) == b"":
+                    closed = time.monotonic() - start
+                    break
+            except TimeoutError:
+                continue
+            except ConnectionError:
+                closed = time.monotonic() - start
+                break
+        writer.close()
+        assert closed is not None and closed < 8, closed
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"http://{host}:{port}/healthz") as r,
+        ):  # a whole request is still served
+            assert r.status == 200
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(server, 30) == 0
