@@ -17,8 +17,10 @@ Per N it prints:
 * ``lag p50/p95/max``: event-loop lag in ms (a 10 ms sleeper's lateness);
 * ``cpu/step``: CPU ms of this Python process (every thread) per model turn, plus that of
   the ``deskpilot serve`` processes for the rows through the computer server; ``cores``: the
-  same as cores used on average; ``host``: how busy the machine's CPUs were (everything on
-  it: Xvfb, the apps, the fake server, other programs);
+  same as cores used on average; ``desks``: cores used by the desktops' processes (Xvfb,
+  openbox, xterm, bash); ``model``: cores used by the fake model server (a single
+  Python process: it caps tasks/min once it nears one core); ``host``: how busy the
+  machine's CPUs were (everything on it: Xvfb, the apps, the fake server, other programs);
 * ``PSS/desk``: proportional set size (MB) of the processes started for the desktops (Xvfb,
   openbox, xterm, the bash shells and their wrappers; the ``deskpilot serve`` processes for
   the rows through the server) divided by N, sampled once mid-run;
@@ -222,6 +224,8 @@ class Row:
     pss_desk: float = float("nan")
     pss_py: float = float("nan")
     core_share: float = float("nan")
+    server_cores: float = float("nan")
+    desktop_cores: float = float("nan")
     host_busy: float = float("nan")
     note: str = ""
 
@@ -296,11 +300,20 @@ async def run_fleet(
     me = psutil.Process()
     with tempfile.TemporaryDirectory(prefix="deskpilot-fleet-bench-") as tmp:
         async with LLMClient(
-            MODEL, base_url=url, api_key="sk-fleet-bench-000000", progress="none"
+            MODEL,
+            # no client-side limit: the benchmark measures the desktops, not the rate limiter
+            max_requests_per_minute=1e9,
+            max_tokens_per_minute=None,
+            max_concurrent_requests=100_000,
+            base_url=url,
+            api_key="sk-fleet-bench-000000",
+            progress="none",
         ) as client:
             lag.start()
             cpu0 = me.cpu_times()
             host0 = psutil.cpu_times()
+            srv0 = psutil.Process(server_pid).cpu_times()
+            kids0 = os.times()
             t0 = time.perf_counter()
             results = await run_many(
                 [TASK] * row.tasks,
@@ -315,12 +328,17 @@ async def run_fleet(
             row.wall_s = time.perf_counter() - t0
             cpu1 = me.cpu_times()
             host1 = psutil.cpu_times()
+            srv1 = psutil.Process(server_pid).cpu_times()
+            kids1 = os.times()  # the desktops' processes, all reaped by now
             await lag.stop()
     row.cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system) - sample_cpu[0]
     row.cpu_s += sum(SERVER_CPU)  # through `deskpilot serve`: the servers' Python CPU too
     SERVER_CPU.clear()
     row.steps = steps
     row.core_share = row.cpu_s / row.wall_s
+    row.server_cores = (srv1.user + srv1.system - srv0.user - srv0.system) / row.wall_s
+    kids = kids1.children_user + kids1.children_system - kids0.children_user - kids0.children_system
+    row.desktop_cores = kids / row.wall_s
     busy = [b - a for a, b in zip(host0, host1, strict=True)]
     idle = (host1.idle - host0.idle) + (host1.iowait - host0.iowait)
     row.host_busy = 1 - idle / max(1e-9, sum(busy))
@@ -432,7 +450,7 @@ def print_table(rows: list[Row]) -> None:
     print(
         f"\n{'desktops':<14}{'N':>4}{'tasks':>7}{'ok':>5}{'tasks/min':>10}{'start p50':>10}"
         f"{'act p50':>9}{'act p95':>9}{'lag p50':>9}{'lag p95':>9}{'lag max':>9}"
-        f"{'cpu/step':>10}{'cores':>7}{'host':>6}{'PSS/desk':>10}{'py PSS':>8}"
+        f"{'cpu/step':>10}{'cores':>7}{'desks':>7}{'model':>7}{'host':>6}{'PSS/desk':>10}{'py PSS':>8}"
     )
     for r in rows:
         print(
@@ -441,7 +459,9 @@ def print_table(rows: list[Row]) -> None:
             f"{pct(r.actions, 0.5):>9.3f}{pct(r.actions, 0.95):>9.3f}"
             f"{pct(r.lag, 0.5) * 1e3:>9.1f}{pct(r.lag, 0.95) * 1e3:>9.1f}"
             f"{max(r.lag, default=float('nan')) * 1e3:>9.1f}"
-            f"{r.cpu_s / max(1, r.steps) * 1e3:>10.1f}{r.core_share:>7.2f}{r.host_busy:>6.0%}"
+            f"{r.cpu_s / max(1, r.steps) * 1e3:>10.1f}{r.core_share:>7.2f}{r.desktop_cores:>7.2f}"
+            f"{r.server_cores:>7.2f}"
+            f"{r.host_busy:>6.0%}"
             f"{r.pss_desk:>10.1f}{r.pss_py:>8.0f}" + (f"  {r.note}" if r.note else "")
         )
 
@@ -527,6 +547,8 @@ async def amain(args: argparse.Namespace) -> int:
                         "lag_p95_ms": pct(r.lag, 0.95) * 1e3,
                         "cpu_ms_per_step": r.cpu_s / max(1, r.steps) * 1e3,
                         "cores": r.core_share,
+                        "model_server_cores": r.server_cores,
+                        "desktop_cores": r.desktop_cores,
                         "host_busy": r.host_busy,
                         "pss_mb_per_desktop": r.pss_desk,
                         "python_pss_mb": r.pss_py,
