@@ -130,3 +130,33 @@ async def test_a_slow_client_sending_headers_a_byte_at_a_time_is_cut_off(desktop
     finally:
         stop.set()
         assert await asyncio.wait_for(server, 30) == 0
+
+
+async def test_bytes_that_are_not_utf8_in_headers_or_ids_get_a_reply_not_a_500(desktop):
+    """A token, an X-Request-Id or a JSON id that is not text: a clear error, never a 500
+    (the server crashed encoding them) nor a request left without a reply."""
+    token = "t0k3n-" + "x" * 30
+    async with serving(desktop, token=token) as (url, _):
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        good = f"Authorization: Bearer {token}\r\n".encode()
+        for headers, status in (
+            (b"Authorization: Bearer \xff\xfe\r\n", 401),
+            (good + b"X-Request-Id: \xff\xff\r\n", 400),
+            (good + b"X-Request-Id: two words\r\n", 400),
+        ):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(
+                b"POST /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + headers
+                + b"Content-Length: 0\r\nConnection: close\r\n\r\n"
+            )
+            answer = await asyncio.wait_for(reader.read(), 10)
+            writer.close()
+            head, _, body = answer.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 %d" % status), answer[:300]
+            assert json.loads(body)["error"]["message"].endswith("."), body
+        async with wire(url, {"Authorization": f"Bearer {token}"}) as w:
+            await w.send_raw('{"id": "\\udcff", "method": "nope", "params": {}}')
+            got = await w.reply()
+            assert got["id"] is None and got["error"]["code"] == "bad_request", got
+            assert ok(await w.call("health"))["ok"]

@@ -75,6 +75,7 @@ __all__ = [
     "guess_id",
     "loads",
     "parse_request",
+    "valid_id",
 ]
 
 PROTOCOL_VERSION = 1
@@ -140,7 +141,13 @@ class Reply(_Lenient):
     error: ErrorBody | None = None
 
 
+_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
 _ID_PREFIX = re.compile(rb'"id"\s*:\s*"([\x21\x23-\x5b\x5d-\x7e]{1,128})"')
+
+
+def valid_id(rid: str) -> bool:
+    """True when ``rid`` is a request id: 1-128 printable ASCII characters, no spaces."""
+    return _ID_RE.fullmatch(rid) is not None
 
 
 def guess_id(raw: bytes | str) -> str | None:
@@ -175,7 +182,7 @@ def parse_request(raw: bytes | str) -> Request | Reply:
     except ValidationError as exc:
         rid = data.get("id") if isinstance(data, dict) else None
         return error_reply(
-            rid if isinstance(rid, str) and len(rid) <= 128 else None,
+            rid if isinstance(rid, str) and valid_id(rid) else None,
             "bad_request",
             "A request is an object {id, method, params}: " + _explain(exc),
         )

@@ -216,7 +216,9 @@ def make_app(
             return None
         header = request.headers.get("Authorization", "")
         scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode("utf-8", "surrogateescape"), expected
+        ):
             return p.error_reply(
                 None,
                 "unauthorized",
@@ -238,6 +240,15 @@ def make_app(
         if denied is not None:
             return _json_response(denied)
         rid = request.headers.get("X-Request-Id") or "http-" + secrets.token_hex(12)
+        if not p.valid_id(rid):
+            return _json_response(
+                p.error_reply(
+                    None,
+                    "bad_request",
+                    "The X-Request-Id header must be 1-128 printable ASCII characters "
+                    "without spaces.",
+                )
+            )
         try:
             raw = await request.read()
         except web.HTTPRequestEntityTooLarge:
