@@ -7,10 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
+import socket
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from deskpilot.remote import protocol as p
 from deskpilot.server.app import fingerprint, reply_cache
@@ -160,3 +164,70 @@ async def test_bytes_that_are_not_utf8_in_headers_or_ids_get_a_reply_not_a_500(d
             got = await w.reply()
             assert got["id"] is None and got["error"]["code"] == "bad_request", got
             assert ok(await w.call("health"))["ok"]
+
+
+ATTACK_PAGE = """<!DOCTYPE html><html><body>
+<iframe name="sink"></iframe>
+<form id="f" method="POST" enctype="text/plain" target="sink" action="SERVER/v1/run_command">
+<input name='{"command": "touch ~/pwned-form", "x": "' value='"}'></form>
+<script>
+window.log = [];
+fetch("SERVER/v1/run_command", {method: "POST", mode: "no-cors",
+  headers: {"Content-Type": "text/plain"}, body: '{"command": "touch ~/pwned-fetch"}'})
+  .then(() => log.push("fetch sent"), e => log.push("fetch failed " + e));
+fetch("SERVER/v1/reset", {method: "POST", mode: "no-cors"})
+  .then(() => log.push("reset sent"), e => log.push("reset failed " + e));
+const ws = new WebSocket("WS/v1/ws");
+ws.onopen = () => { log.push("ws open");
+  ws.send(JSON.stringify({id: "x1", method: "run_command",
+                          params: {command: "touch ~/pwned-ws"}})); };
+ws.onclose = () => log.push("ws closed");
+document.getElementById("f").submit();
+</script></body></html>"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium is not installed")
+async def test_a_web_page_in_chromium_cannot_drive_a_loopback_server_without_a_token(
+    desktop, tmp_path
+):
+    """A page from another origin (another loopback port) sends what browsers send without
+    a CORS preflight: a no-cors fetch POST typed text/plain, an empty POST to reset, a
+    text/plain form whose body is JSON, and a WebSocket. Nothing runs on the desktop."""
+    from playwright.async_api import async_playwright
+
+    async with serving(desktop) as (url, app):
+        page_html = ATTACK_PAGE.replace("SERVER", url).replace("WS", "ws" + url[4:])
+
+        async def attack(request: web.Request) -> web.Response:
+            return web.Response(text=page_html, content_type="text/html")
+
+        evil = web.Application()
+        evil.router.add_get("/", attack)
+        runner = web.AppRunner(evil, access_log=None)
+        await runner.setup()
+        sock = socket.create_server(("127.0.0.1", 0))
+        await web.SockSite(runner, sock).start()
+        try:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(
+                    executable_path=shutil.which("chromium"), args=["--no-sandbox"]
+                )
+                try:
+                    page = await browser.new_page()
+                    await page.goto(f"http://127.0.0.1:{sock.getsockname()[1]}/")
+                    for _ in range(100):  # the page's requests reached the server and ended
+                        log = await page.evaluate("window.log || []")
+                        if {"fetch sent", "reset sent", "ws closed"} <= set(log):
+                            break
+                        await asyncio.sleep(0.1)
+                    assert {"fetch sent", "reset sent", "ws closed"} <= set(log), log
+                    assert "ws open" not in log
+                finally:
+                    await browser.close()
+        finally:
+            await runner.cleanup()
+            sock.close()
+        assert reply_cache(app).runs == 0  # nothing ran: not the commands, not reset
+        home = desktop.resolve_path("~")
+        assert not list(Path(home).glob("pwned-*"))
