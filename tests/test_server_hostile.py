@@ -5,8 +5,10 @@ depth, and a second client reusing another client's request id with other params
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
+import os
 import shutil
 import socket
 import time
@@ -231,3 +233,41 @@ async def test_a_web_page_in_chromium_cannot_drive_a_loopback_server_without_a_t
         assert reply_cache(app).runs == 0  # nothing ran: not the commands, not reset
         home = desktop.resolve_path("~")
         assert not list(Path(home).glob("pwned-*"))
+
+
+async def test_files_of_the_servers_own_process_are_refused(desktop, monkeypatch):
+    """get_file/put_file run in the server's process, outside the desktop's PID namespace:
+    /proc/self/environ there is the server's environment (an API key exported in its shell),
+    and a loopback server without a token answers the agent's own bash. Kernel files,
+    FIFOs and symlinks to them are refused; regular files (through symlinks too) still work."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-probe-SECRET")
+    home = Path(desktop.resolve_path("~"))
+    (home / "env-link").symlink_to("/proc/self/environ")
+    (home / "real.txt").write_text("kept")
+    (home / "real-link").symlink_to(home / "real.txt")
+    os.mkfifo(home / "fifo")
+    async with serving(desktop) as (url, _), wire(url) as w:
+        for path in ("/proc/self/environ", f"/proc/{os.getpid()}/environ", "~/env-link"):
+            got = await w.call("get_file", {"path": path})
+            assert got["error"]["code"] == "desktop_error", (path, str(got)[:300])
+            assert "kernel interface" in got["error"]["message"]
+            assert "SECRET" not in json.dumps(got)
+        comm = Path("/proc/self/comm").read_text()
+        data = base64.b64encode(b"pwned").decode()
+        for path in ("/proc/self/comm", "~/fifo"):
+            got = await asyncio.wait_for(w.call("put_file", {"path": path, "data": data}), 10)
+            assert got["error"]["code"] == "desktop_error", (path, got)
+        assert Path("/proc/self/comm").read_text() == comm
+        got = await w.call("get_file", {"path": "~/fifo"})
+        assert "not a regular file" in got["error"]["message"], got
+        # ordinary files: written through a symlink, read back, a new one in new folders
+        assert ok(await w.call("put_file", {"path": "~/real-link", "data": data}))
+        assert (home / "real.txt").read_bytes() == b"pwned"
+        new = ok(await w.call("put_file", {"path": "~/a/b/new.txt", "data": data}))
+        assert new["path"] == str(home / "a/b/new.txt")
+        back = ok(await w.call("get_file", {"path": "~/a/b/new.txt"}))
+        assert base64.b64decode(back["data"]) == b"pwned" and back["path"] == new["path"]
+        got = await w.call("get_file", {"path": "~/a/b/new.txt", "max_bytes": 2})
+        assert "more than max_bytes" in got["error"]["message"] and "/proc" not in str(got)
+        got = await w.call("get_file", {"path": "~/missing"})
+        assert got["error"]["message"] == f"No file at {home / 'missing'}."

@@ -20,6 +20,7 @@ import base64
 import contextlib
 import io
 import logging
+import os
 import secrets
 import time
 from collections import OrderedDict
@@ -34,6 +35,7 @@ from ..computer_use.bash import BashTool
 from ..computer_use.computer import ComputerTool
 from ..computer_use.editor import EditorTool
 from ..desktop.base import Computer
+from ..desktop.host import LocalHost
 from ..errors import (
     ClosedError,
     ConfigError,
@@ -45,6 +47,7 @@ from ..errors import (
 )
 from ..remote import frames
 from ..remote import protocol as p
+from . import files
 
 __all__ = ["DesktopService", "Refusal"]
 
@@ -376,14 +379,29 @@ class DesktopService:
                 "too_large",
                 f"The file is {len(data)} bytes; put_file takes at most {p.MAX_FILE_BYTES}.",
             )
-        path = await self._host("put_file")(q.path, data)
-        return p.FileResult(path=str(path))
+        fn = self._host("put_file")
+        if not isinstance(self.desktop, LocalHost):
+            return p.FileResult(path=str(await fn(q.path, data)))
+        path = self.desktop.resolve_path(q.path)
+        fd = await asyncio.to_thread(files.pin, path, create=True)
+        try:  # the inode checked by pin, whatever is at the path now (see server/files.py)
+            await fn(files.fd_path(fd), data)
+        finally:
+            os.close(fd)
+        return p.FileResult(path=path)
 
     async def _get_file(self, q: p.GetFileParams) -> p.FileResult:
         fn = self._host("get_file")
-        data = await fn(q.path, max_bytes=q.max_bytes)
         resolve = getattr(self.desktop, "resolve_path", None)
         path = resolve(q.path) if callable(resolve) else str(Path(q.path))
+        if not isinstance(self.desktop, LocalHost):
+            data = await fn(q.path, max_bytes=q.max_bytes)
+        else:
+            fd = await asyncio.to_thread(files.pin, path, max_bytes=q.max_bytes)
+            try:
+                data = await fn(files.fd_path(fd), max_bytes=q.max_bytes)
+            finally:
+                os.close(fd)
         return p.FileResult(path=path, data=base64.b64encode(data).decode("ascii"))
 
     async def _reset(self, q: Any) -> p.HelloResult:
