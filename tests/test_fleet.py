@@ -10,8 +10,12 @@ long enough for the test to kill its actor.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import os
+import re
+import subprocess
 import sys
 import threading
 import time
@@ -21,6 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from deskpilot.cli import main
+from deskpilot.errors import ConfigError
 from deskpilot.testing import FakeModelServer
 from deskpilot.testing.wire import message_response, text_response, tool_use_block
 
@@ -61,7 +66,7 @@ class Script:
         if turns == 0:
             with self.lock:
                 n = self.first_turns[task_id] = self.first_turns.get(task_id, 0) + 1
-            cmd = f"echo ran-{task_id} > ~/fleet.txt && cat ~/fleet.txt"
+            cmd = f"echo ran-{task_id} > ~/fleet.txt && cat ~/fleet.txt && echo on-$DISPLAY"
             if task_id == "slow" and n == 1:
                 cmd = "sleep 60; echo too-late"
                 self.slow_started.set()
@@ -198,6 +203,63 @@ def test_killed_actor_task_reruns_once(local_ray, server, script, tmp_path):
     assert ran == {"a2", "a5"}
     again = read_results(tmp_path)
     assert sorted(again) == sorted(ids) and all(r.ok for r in again.values())
+
+
+def start_server(err_path):
+    """`deskpilot serve` on a free loopback port; returns (process, ws URL, display)."""
+    with open(err_path, "w") as err:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deskpilot", "serve", "--port", "0", "--width", "640",
+             "--height", "480"], stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        m = re.search(r"listening on (ws://\S+) \(desktop (:\d+)", err_path.read_text())
+        if m:
+            return proc, m.group(1), m.group(2)
+        assert proc.poll() is None, err_path.read_text()
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"deskpilot serve did not start: {err_path.read_text()}")
+
+
+def test_actors_drive_their_computer_servers(local_ray, server, tmp_path):
+    """With servers, desktop actor i drives RemoteDesktop(servers[i]) (`deskpilot serve` on
+    loopback): each server's desktop holds the file its actor's last task wrote there."""
+    from deskpilot.remote import RemoteDesktop
+
+    started = []
+    out = tmp_path / "out"
+    try:
+        for i in range(2):
+            started.append(start_server(tmp_path / f"serve{i}.err"))
+        urls = tuple(url for _, url, _ in started)
+        settings = dataclasses.replace(settings_for(server), servers=urls)
+        ids = ["r1", "r2", "r3", "r4"]
+        results = run_fleet(
+            tasks(ids), settings=settings, desktops=2, out_dir=out, desktop_cpus=0.5,
+            show_progress=False,
+        )  # fmt: skip
+        for r in results:
+            check_run(out, r)
+        last = {}  # slot -> the id of the last task its actor finished (results file order)
+        for line in (out / "results.jsonl").read_text().splitlines():
+            rec = json.loads(line)
+            last[int(rec["desktop"].rsplit("-", 1)[1])] = rec["id"]
+        assert sorted(last) == [0, 1]
+
+        async def read_back(url):
+            async with RemoteDesktop(url) as d:
+                return (await d.get_file("~/fleet.txt")).decode()
+
+        for slot, url in enumerate(urls):
+            assert asyncio.run(read_back(url)) == f"ran-{last[slot]}\n"
+    finally:
+        for proc, _, _ in started:
+            proc.terminate()
+            proc.wait(30)
+    with pytest.raises(ConfigError, match="3 desktops need 3 computer servers"):
+        run_fleet(tasks(ids), settings=settings, desktops=3, out_dir=tmp_path / "x")
 
 
 @ray.remote(num_cpus=0)
