@@ -271,3 +271,29 @@ async def test_files_of_the_servers_own_process_are_refused(desktop, monkeypatch
         assert "more than max_bytes" in got["error"]["message"] and "/proc" not in str(got)
         got = await w.call("get_file", {"path": "~/missing"})
         assert got["error"]["message"] == f"No file at {home / 'missing'}."
+
+
+async def test_a_command_cannot_start_in_the_servers_own_proc(desktop, monkeypatch):
+    """run_command's cwd is entered before the command's PID namespace exists: cwd=/proc
+    (or a symlink to it) listed every process of the server's user and their environments
+    (the API key of the shell that started the server). Refused; ordinary folders work."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-probe-SECRET")
+    home = Path(desktop.resolve_path("~"))
+    (home / "proc-link").symlink_to("/proc")
+    (home / "work").mkdir()
+    (home / "work-link").symlink_to(home / "work")
+    read_all = "cat [0-9]*/environ 2>/dev/null | tr '\\0' '\\n' | grep -c SECRET; true"
+    async with serving(desktop) as (url, _), wire(url) as w:
+        for cwd in ("/proc", "~/proc-link", f"/proc/{os.getpid()}"):
+            got = await w.call("run_command", {"command": read_all, "cwd": cwd})
+            assert got.get("error", {}).get("code") == "desktop_error", (cwd, got)
+            assert "kernel interface" in got["error"]["message"]
+        assert (
+            ok(await w.call("run_command", {"command": "pwd", "cwd": "~/work-link"}))["stdout"]
+            == f"{home / 'work'}\n"
+        )
+        missing = ok(await w.call("run_command", {"command": "pwd", "cwd": "~/nope"}))
+        assert missing["returncode"] == 127 and str(home / "nope") in missing["stderr"]
+        # inside the command's namespace /proc is its own: no process of the server's user
+        inside = ok(await w.call("run_command", {"command": "cd /proc && " + read_all}))
+        assert inside["stdout"] == "0\n", inside

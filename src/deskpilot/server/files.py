@@ -23,7 +23,7 @@ from pathlib import Path
 from ..computer_use.editor_files import pseudo_filesystem
 from ..errors import DesktopError
 
-__all__ = ["fd_path", "pin"]
+__all__ = ["fd_path", "pin", "pin_dir"]
 
 _O_PATH = getattr(os, "O_PATH", 0)
 
@@ -78,4 +78,30 @@ def pin(path: str, *, create: bool = False, max_bytes: int | None = None) -> int
     except BaseException:
         os.close(fd)
         raise
+    return fd
+
+
+def pin_dir(path: str) -> int | None:
+    """An ``O_PATH`` descriptor of the folder at ``path`` (absolute) for ``run_command``'s
+    ``cwd``, or None when there is no folder there; the caller closes it. The command is
+    started in ``/proc/self/fd/N`` (:func:`fd_path`), exactly the folder checked here.
+
+    A ``cwd`` is entered before the command's PID namespace exists, so ``/proc`` there is the
+    server's own: ``cwd="/proc"`` would let a command read the environment of every process
+    of the server's user (the shell that started it, with its API key). Refused.
+
+    Raises:
+        DesktopError: the folder is on a kernel filesystem.
+    """
+    try:
+        fd = os.open(path, _O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    kind = pseudo_filesystem(fd)
+    if kind is not None:
+        os.close(fd)
+        raise DesktopError(
+            f"{path} is on {kind}, a kernel interface; commands of the computer server do not "
+            "start there (it would be the server's /proc, not the desktop's)."
+        )
     return fd

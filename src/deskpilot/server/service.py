@@ -365,9 +365,21 @@ class DesktopService:
         return fn
 
     async def _run_command(self, q: p.RunCommandParams) -> p.CommandResult:
-        out = await self._host("run_command")(
-            q.command, timeout_s=q.timeout_s, background=q.background, cwd=q.cwd
-        )
+        fn = self._host("run_command")
+        cwd, fd = q.cwd, None
+        if cwd is not None and isinstance(self.desktop, LocalHost):
+            path = self.desktop.resolve_path(cwd)
+            fd = await asyncio.to_thread(files.pin_dir, path)
+            if fd is None:
+                return p.CommandResult(
+                    returncode=127, stdout="", stderr=f"There is no folder {path} to run in."
+                )
+            cwd = files.fd_path(fd)  # the folder pin_dir checked (see server/files.py)
+        try:
+            out = await fn(q.command, timeout_s=q.timeout_s, background=q.background, cwd=cwd)
+        finally:
+            if fd is not None:
+                os.close(fd)
         return p.CommandResult(
             returncode=out.returncode, stdout=out.stdout, stderr=out.stderr, timed_out=out.timed_out
         )
