@@ -37,6 +37,7 @@ from .mcp.command import mcp as mcp_command
 from .remote.option import computer_option
 from .server.command import serve as serve_command
 from .terminal import visible
+from .ui.command import ui as ui_command
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 ENV_PREFIX = "DESKPILOT"
@@ -589,12 +590,11 @@ def demo(out: str, keep_open: bool) -> None:
     sys.exit(asyncio.run(run_demo_command(out, keep_open, step_printer)))
 
 
-# --- mcp (deskpilot.mcp.command: the desktop as an MCP server) --------------------------------
-
-main.add_command(mcp_command, name="mcp")
+main.add_command(mcp_command, name="mcp")  # deskpilot.mcp.command: the desktop as an MCP server
 main.add_command(eval_group, name="eval")
 main.add_command(serve_command, name="serve")  # deskpilot.server.command: the computer server
 main.add_command(fleet_command, name="fleet")
+main.add_command(ui_command, name="ui")
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -20,6 +20,8 @@ One :class:`Agent` run:
    the typed records of :mod:`deskpilot.agent.records`) and calls ``on_step``;
 5. repeats until a response has no tool call, ``max_turns`` model calls, a token or dollar
    budget (checked after each response), :meth:`Agent.interrupt`, or an API error response.
+   A human takeover (``control=``, :mod:`deskpilot.agent.control`) pauses it between actions
+   and adds a takeover turn after the hand-back.
 
 Whatever stops it, the conversation stays valid: every ``tool_use`` of the last assistant turn
 has a ``tool_result`` (``is_error`` with "Not executed: ..." for the ones that did not run),
@@ -50,9 +52,9 @@ from .context import (
     DEFAULT_CACHE_MODES,
     count_images,
     prune_images,
-    text_before_images,
     validate_policy,
 )
+from .control import RunControl
 from .desktop_recovery import DesktopRecovery
 from .prompts import default_system_prompt
 from .protocols import AgentClient, DesktopExtras
@@ -75,6 +77,7 @@ from .turn import (
     INTERRUPTED_TEXT,
     ApproveFn,
     TurnRunner,
+    add_initial_screenshot,
     close_pending,
     first_conversation,
     maybe_await,
@@ -172,6 +175,8 @@ class Agent:
             default ComputerTool instead of the model's.
         thinking: passed through to the request body (e.g. ``{"type": "enabled",
             "budget_tokens": 2048}``).
+        control: the input lease a human can take over and hand back
+            (:class:`~deskpilot.agent.control.RunControl`, one per run), or None.
 
     Raises:
         ConfigError: invalid limits, pruning policy or tools.
@@ -200,6 +205,7 @@ class Agent:
         cache: Sequence[str] | str | None = DEFAULT_CACHE_MODES,
         computer_version: str | None = None,
         thinking: dict[str, Any] | None = None,
+        control: RunControl | None = None,
     ) -> None:
         if not isinstance(max_turns, int) or max_turns < 1:
             raise ConfigError(f"max_turns must be an integer >= 1, not {max_turns!r}.")
@@ -235,6 +241,7 @@ class Agent:
         self.cache = [cache] if isinstance(cache, str) else (list(cache) if cache else None)
         self.computer_version = computer_version
         self.thinking = thinking
+        self.control = control
         self._interrupt = threading.Event()
         self._wake: asyncio.Event | None = None  # set (in the run's loop) by interrupt()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -258,6 +265,8 @@ class Agent:
         if loop is not None and wake is not None:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nothing to wake
                 loop.call_soon_threadsafe(wake.set)
+                if self.control is not None:  # a takeover ends; its waiters wake
+                    loop.call_soon_threadsafe(self.control.stop)
 
     @property
     def interrupted(self) -> bool:
@@ -326,7 +335,7 @@ class Agent:
             initial_rel = None
             computer_tool = st.tools.computer
             if self.initial_screenshot and computer_tool is not None:
-                initial_rel = await self._add_initial_screenshot(conv, computer_tool, st.writer)
+                initial_rel = await add_initial_screenshot(conv, computer_tool, st.writer)
             if st.writer is not None:
                 await st.writer.write_line(
                     self._run_start(
@@ -376,6 +385,8 @@ class Agent:
         """One model turn and its actions, recorded; returns a stop reason or None."""
         clock = self._clock
         st.step += 1
+        if self.control is not None:
+            self.control.step = st.step
         t_step = clock()
         # Pruning is monotonic (the oldest images go, in chunks, and never come back), so the
         # agent keeps only the pruned conversation: requests are identical to pruning the
@@ -445,6 +456,9 @@ class Agent:
         if st.writer is not None:
             await st.writer.write_line(record)
         await self._call_on_step(record)
+        ctl = self.control  # after a takeover the model is asked again, even if it had ended
+        if ctl is not None and await ctl.after_step(st.conv, st.tools.computer, st.writer):
+            end = None if end == (response.stop_reason or "end_turn") else end
         return end
 
     def _desktop_recovery(self, st: _RunState) -> DesktopRecovery:
@@ -509,7 +523,11 @@ class Agent:
         """Run one turn's calls (:class:`~deskpilot.agent.turn.TurnRunner`); returns
         (results, action records, action seconds)."""
         runner = TurnRunner(
-            st.tools, approve=self.approve, interrupted=self._interrupt.is_set, clock=self._clock
+            st.tools,
+            approve=self.approve,
+            interrupted=self._interrupt.is_set,
+            clock=self._clock,
+            control=self.control,
         )
         outcomes = await runner.run(calls)
         results = [o.result for o in outcomes]
@@ -540,20 +558,6 @@ class Agent:
             await maybe_await(self.on_step(record))
         except Exception:
             log.exception("The on_step callback raised; the run continues.")
-
-    async def _add_initial_screenshot(
-        self, conv: Conversation, computer_tool: ComputerExecutor, writer: TrajectoryWriter | None
-    ) -> str | None:
-        result = await computer_tool.execute(computer_tool.screenshot_call("initial_screenshot"))
-        if result.is_error or not result.images:
-            log.warning("The initial screenshot failed: %s", result.text)
-            return None
-        img = result.images[0]
-        last = conv.messages[-1]
-        conv.messages[-1] = Message(last.role, text_before_images([*last.parts, img]))
-        if writer is None:
-            return None
-        return await writer.save_screenshot("0000-initial", img.data, img.media_type)
 
     def _run_start(
         self,

@@ -56,6 +56,7 @@ __all__ = [
     "RunStart",
     "StepRecord",
     "StepTimings",
+    "Takeover",
     "TokenUsage",
     "ToolStepDown",
     "ToolVersions",
@@ -310,6 +311,24 @@ class ToolStepDown(_Model):
     after: ToolVersions = Field(default_factory=ToolVersions)
 
 
+class Takeover(_Model):
+    """A human held the input lease (``deskpilot ui``'s "Take over") from ``start`` to ``end``
+    (seconds, like ``t``) during step ``step``; ``message`` is what they wrote on handing back,
+    ``screenshot`` the fresh screenshot the model then received
+    (:mod:`deskpilot.agent.control`)."""
+
+    type: Literal["takeover"] = "takeover"
+    t: Seconds | None = None
+    step: int = Field(default=0, ge=0, le=10_000_000)
+    start: Seconds = 0.0
+    end: Seconds = 0.0
+    duration_s: Seconds = 0.0
+    message: str = ""
+    screenshot: str | None = None
+
+    _check_path = field_validator("screenshot")(safe_image_path)
+
+
 class RunEnd(_Model):
     """The last line, written however the run stopped (a run killed outright has none)."""
 
@@ -333,15 +352,18 @@ class Check(_Model):
 
 
 Record = Annotated[
-    RunStart | StepRecord | RunEnd | DesktopRestart | ToolStepDown, Field(discriminator="type")
+    RunStart | StepRecord | RunEnd | DesktopRestart | ToolStepDown | Takeover,
+    Field(discriminator="type"),
 ]
 """Any line of ``trajectory.jsonl``, told apart by its ``type``."""
 
 _RECORD = TypeAdapter(Record)
-_TAGS = frozenset({"run_start", "step", "run_end", "desktop_restart", "tool_step_down"})
+_TAGS = frozenset({"run_start", "step", "run_end", "desktop_restart", "tool_step_down", "takeover"})
 
 
-def parse_record(obj: Any) -> RunStart | StepRecord | RunEnd | DesktopRestart | ToolStepDown:
+def parse_record(
+    obj: Any,
+) -> RunStart | StepRecord | RunEnd | DesktopRestart | ToolStepDown | Takeover:
     """Validate one decoded JSON line.
 
     Raises:

@@ -32,6 +32,7 @@ from .records import (
     RunEnd,
     RunStart,
     StepRecord,
+    Takeover,
     ToolStepDown,
     describe_errors,
     parse_record,
@@ -76,6 +77,7 @@ class Run:
         end: the ``run_end`` record, or None when the run died (or is still running).
         restarts: ``desktop_restart`` records in order.
         step_downs: ``tool_step_down`` records in order.
+        takeovers: ``takeover`` records in order (a human held the input lease).
         unreadable: every line that could not be read (also those in ``steps``).
         notes: other findings worth telling a reader (a newer format version, unknown line
             types, duplicate lines, fields of ``run_start``/``run_end`` that were dropped).
@@ -89,6 +91,7 @@ class Run:
     end: RunEnd | None = None
     restarts: list[DesktopRestart] = field(default_factory=list)
     step_downs: list[ToolStepDown] = field(default_factory=list)
+    takeovers: list[Takeover] = field(default_factory=list)
     unreadable: list[Unreadable] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
@@ -167,8 +170,18 @@ def _lines(fh: BinaryIO) -> Iterable[tuple[bytes | None, bool]]:
 _CLAIMS_STEP = re.compile(rb'^\s*\{\s*"type"\s*:\s*"step"')
 
 
+_Salvageable = type[RunStart] | type[RunEnd] | type[DesktopRestart] | type[ToolStepDown]
+_KINDS: dict[str, _Salvageable | type[Takeover]] = {
+    "run_start": RunStart,
+    "run_end": RunEnd,
+    "desktop_restart": DesktopRestart,
+    "tool_step_down": ToolStepDown,
+    "takeover": Takeover,
+}
+
+
 def _salvage(
-    model: type[RunStart] | type[RunEnd] | type[DesktopRestart] | type[ToolStepDown],
+    model: _Salvageable | type[Takeover],
     obj: dict[str, Any],
     exc: ValidationError,
 ) -> tuple[Any, str] | None:
@@ -212,7 +225,7 @@ def _read_line(run: Run, lineno: int, raw: bytes | None, last: bool) -> None:
         run.unreadable.append(Unreadable(lineno, f"a JSON {type(obj).__name__}, not an object"))
         return
     kind = obj.get("type")
-    if kind not in ("run_start", "step", "run_end", "desktop_restart", "tool_step_down"):
+    if kind != "step" and kind not in _KINDS:
         if isinstance(kind, str):
             run.notes.append(
                 f"Line {lineno} of {TRAJECTORY_FILE} has the unknown type {kind[:40]!r} "
@@ -240,16 +253,7 @@ def _read_line(run: Run, lineno: int, raw: bytes | None, last: bool) -> None:
             run.unreadable.append(u)
             run.steps.append(u)
             return
-        model: type[RunStart] | type[RunEnd] | type[DesktopRestart] | type[ToolStepDown]
-        if kind == "run_start":
-            model = RunStart
-        elif kind == "run_end":
-            model = RunEnd
-        elif kind == "desktop_restart":
-            model = DesktopRestart
-        else:
-            model = ToolStepDown
-        saved = _salvage(model, obj, exc) if isinstance(exc, ValidationError) else None
+        saved = _salvage(_KINDS[str(kind)], obj, exc) if isinstance(exc, ValidationError) else None
         if saved is None:
             run.unreadable.append(Unreadable(lineno, reason, kind=kind))
             return
@@ -283,6 +287,8 @@ def _place(run: Run, lineno: int, record: Any) -> None:
         run.restarts.append(record)
     elif isinstance(record, ToolStepDown):
         run.step_downs.append(record)
+    elif isinstance(record, Takeover):
+        run.takeovers.append(record)
 
 
 def _read_checks(run: Run) -> None:

@@ -41,6 +41,7 @@ from .records import (
     RunEnd,
     RunStart,
     StepRecord,
+    Takeover,
     ToolStepDown,
 )
 from .run_reader import Run, Unreadable, read_run
@@ -59,8 +60,8 @@ _SECRET_ENV = (
 )
 _MIN_SECRET_LEN = 8  # shorter values would corrupt ordinary text when scrubbed
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
-_WRITABLE = (RunStart, StepRecord, RunEnd, DesktopRestart, ToolStepDown)
-TrajectoryRecord = RunStart | StepRecord | RunEnd | DesktopRestart | ToolStepDown
+_WRITABLE = (RunStart, StepRecord, RunEnd, DesktopRestart, ToolStepDown, Takeover)
+TrajectoryRecord = RunStart | StepRecord | RunEnd | DesktopRestart | ToolStepDown | Takeover
 
 
 def utc_now_iso() -> str:
@@ -176,7 +177,7 @@ class TrajectoryWriter:
         if not isinstance(record, _WRITABLE):
             raise TypeError(
                 "TrajectoryWriter writes the typed records of deskpilot.agent.records "
-                "(RunStart, StepRecord, RunEnd, DesktopRestart, ToolStepDown), not "
+                "(RunStart, StepRecord, RunEnd, DesktopRestart, ToolStepDown, Takeover), not "
                 f"{type(record).__name__}."
             )
         if record.t is None:

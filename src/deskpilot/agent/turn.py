@@ -3,7 +3,9 @@
 The order and the toolset halt rule are :func:`deskpilot.computer_use.batch.run_turn` (the one
 implementation of the computer use page's "Batch actions"); this module supplies what runs
 each call: a call is answered without running when the run was interrupted
-(:data:`INTERRUPTED_TEXT`) or the approval callback refuses it (:data:`DECLINED_PREFIX`);
+(:data:`INTERRUPTED_TEXT`), the user took over (:data:`~deskpilot.agent.control.TAKEN_OVER_TEXT`:
+each executed call holds the run's input lease, :class:`~deskpilot.agent.control.RunControl`)
+or the approval callback refuses it (:data:`DECLINED_PREFIX`);
 otherwise it goes to the executor or custom :class:`~deskpilot.Tool` it names. Every answer
 is a :class:`~deskpilot.prompt.ToolResult` with its text before its images (instruction text
 before screenshots: computer use tool page,
@@ -17,21 +19,28 @@ import inspect
 import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..computer_use.batch import CallOutcome, run_turn
 from ..errors import ConfigError
 from ..prompt import Conversation, Image, Message, Text, ToolCall, ToolResult
 from ..tool import Tool
 from .context import text_before_images
+from .control import TAKEN_OVER_TEXT, Declined, RunControl
 from .toolbox import Toolbox
+
+if TYPE_CHECKING:
+    from ..computer_use.base import ComputerExecutor
+    from .trajectory import TrajectoryWriter
 
 log = logging.getLogger("deskpilot.agent")
 
 INTERRUPTED_TEXT = "Not executed: the run was interrupted by the user."
 DECLINED_PREFIX = "The user declined this action: "
 
-ApproveFn = Callable[[ToolCall], bool | Awaitable[bool]]
+ApproveFn = Callable[[ToolCall], bool | Declined | Awaitable[bool | Declined]]
+"""``approve(call)``: True runs the call; False or a :class:`Declined` (with the user's
+reason) answers it :data:`DECLINED_PREFIX` without running it."""
 T = TypeVar("T")
 
 
@@ -97,6 +106,23 @@ def close_pending(conv: Conversation, text: str) -> None:
         conv.messages.append(Message("user", [not_run(c, text) for c in calls]))
 
 
+async def add_initial_screenshot(
+    conv: Conversation, computer_tool: ComputerExecutor, writer: TrajectoryWriter | None
+) -> str | None:
+    """Put a screenshot after the task text of ``conv``'s last turn and save it as
+    ``screenshots/0000-initial.png``; returns its relative path (None when not saved)."""
+    result = await computer_tool.execute(computer_tool.screenshot_call("initial_screenshot"))
+    if result.is_error or not result.images:
+        log.warning("The initial screenshot failed: %s", result.text)
+        return None
+    img = result.images[0]
+    last = conv.messages[-1]
+    conv.messages[-1] = Message(last.role, text_before_images([*last.parts, img]))
+    if writer is None:
+        return None
+    return await writer.save_screenshot("0000-initial", img.data, img.media_type)
+
+
 def describe(call: ToolCall, limit: int = 200) -> str:
     """``name {json input}``, cut to ``limit`` characters (for messages and logs)."""
     args = json.dumps(call.arguments, ensure_ascii=False, default=repr)
@@ -131,6 +157,7 @@ class TurnRunner:
             exception counts as a refusal. None approves everything.
         interrupted: True once the user asked the run to stop.
         clock: seconds clock for the timings.
+        control: the run's input lease (each executed call holds it), or None.
     """
 
     def __init__(
@@ -140,7 +167,9 @@ class TurnRunner:
         approve: ApproveFn | None,
         interrupted: Callable[[], bool],
         clock: Callable[[], float],
+        control: RunControl | None = None,
     ) -> None:
+        self.control = control
         self.tools = tools
         self.approve = approve
         self.interrupted = interrupted
@@ -159,9 +188,13 @@ class TurnRunner:
             return shot.images
 
         def preempt(call: ToolCall) -> CallOutcome | None:
-            if not self.interrupted():
+            if self.interrupted():
+                text = INTERRUPTED_TEXT
+            elif self.control is not None and self.control.turn_taken:
+                text = TAKEN_OVER_TEXT
+            else:
                 return None
-            return CallOutcome(not_run(call, INTERRUPTED_TEXT), executed=False, approved=False)
+            return CallOutcome(not_run(call, text), executed=False, approved=False)
 
         return await run_turn(
             calls, self._run_one, screenshot=screenshot, preempt=preempt, clock=self.clock
@@ -171,7 +204,7 @@ class TurnRunner:
         if self.approve is None:
             return True, None
         try:
-            ok = bool(await maybe_await(self.approve(call)))
+            answer = await maybe_await(self.approve(call))
         except Exception as exc:
             log.warning(
                 "The approve callback raised %s: %s; treating it as a refusal.",
@@ -179,7 +212,9 @@ class TurnRunner:
                 exc,
             )
             return False, f"the approval check failed ({type(exc).__name__}: {exc})"
-        return ok, None
+        if isinstance(answer, Declined) and answer.reason.strip():
+            return False, f"the user said: {json.dumps(answer.reason.strip(), ensure_ascii=False)}"
+        return bool(answer), None
 
     async def _run_one(self, call: ToolCall, quiet: bool) -> CallOutcome:
         approved, why = await self._ask(call)
@@ -190,9 +225,16 @@ class TurnRunner:
                 "retry it unchanged: continue another way, or say what you need."
             )
             return CallOutcome(not_run(call, text), executed=False, approved=False)
+        control = self.control
+        if control is not None and not control.begin_action():  # the user took over
+            return CallOutcome(not_run(call, TAKEN_OVER_TEXT), executed=False, approved=True)
         tool = self.tools.find(call.name, call.toolset_name)
         t0 = self.clock()
-        result = await self._execute(call, tool, quiet=quiet)
+        try:
+            result = await self._execute(call, tool, quiet=quiet)
+        finally:
+            if control is not None:
+                control.end_action()
         total = self.clock() - t0
         timings = {"action_s": total, "settle_s": 0.0, "screenshot_s": 0.0, "total_s": total}
         computer = self.tools.computer
@@ -236,6 +278,7 @@ __all__ = [
     "INTERRUPTED_TEXT",
     "ApproveFn",
     "TurnRunner",
+    "add_initial_screenshot",
     "as_result",
     "close_pending",
     "describe",

@@ -363,6 +363,12 @@ def build_page(run: Run) -> Page:
         )
     for r in run.restarts:
         banners.append(("warn", f"The desktop was restarted during step {r.step}", f": {r.reason}"))
+    for tk in run.takeovers:
+        said = f"; they wrote: {short(tk.message, 300)!r}" if tk.message else "; no message"
+        when = (
+            f"at {_fmt_s(tk.start)}, during step {tk.step}" if tk.step else f"at {_fmt_s(tk.start)}"
+        )
+        banners.append(("warn", f"The user took over {when} for {_fmt_s(tk.duration_s)}", said))
     banners.extend(("warn", "", problem) for problem in run.problems)
 
     by_step: dict[int, list[Scene]] = {}
