@@ -103,7 +103,7 @@ async def test_approve_one_action_and_decline_another(tmp_path):
             first = await sse.wait_type("approval")
             assert first.data["call_id"] == "s0m0" and first.data["name"] == "computer"
             assert first.data["input"] == {"action": "mouse_move", "coordinate": [50, 60]}
-            assert first.data["model_size"] == [800, 600]
+            assert first.data["model_size"] == first.data["native_size"] == [800, 600]
             _, run = await ui.get(f"/api/runs/{run_id}")
             assert [a["call_id"] for a in run["pending_approvals"]] == ["s0m0"]
             status, _ = await ui.post(f"/api/runs/{run_id}/approvals/nope", {"approve": True})
@@ -151,6 +151,11 @@ async def test_takeover_and_handback_keep_the_conversation_valid(tmp_path):
             await sse.wait(
                 lambda s: [e.data["state"] for e in s.of("takeover")] == ["requested", "held"]
             )
+            shot_url = f"{ui.base}/api/runs/{run_id}/screenshot"
+            async with ui.session.get(shot_url, headers=ui.auth) as r:
+                png = await r.read()  # the desktop now, native pixels
+                assert r.status == 200 and png[:4] == b"\x89PNG"
+                assert int.from_bytes(png[16:20], "big") == 800
             last_seen = sse.events[-1].id
         await asyncio.sleep(1.2)  # the first turn arrives meanwhile; nothing may run
         assert len(ui.fake.requests) == 1
@@ -239,3 +244,26 @@ async def test_server_shutdown_stops_runs_validly_and_leaves_no_desktop(tmp_path
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+async def test_replay_serves_a_recorded_runs_turns(tmp_path):
+    from deskpilot.ui.clients import replay_factories
+    from deskpilot.ui.runs import RunManager, UIConfig
+
+    async with served(tmp_path, handler=script(per_step=1, steps=2)) as ui:
+        run_id = await ui.start("record me")
+        async with ui.events(run_id) as sse:
+            await sse.wait_type("end")
+        recorded = ui.manager.get(run_id).run_dir
+    clients, tools = replay_factories(recorded, latency_s=0.0)
+    config = UIConfig(
+        model="claude-4-sonnet", width=800, height=600, out=tmp_path / "again", apps=()
+    )
+    manager = RunManager(config, clients, tools_factory=tools)
+    run = manager.create("record me")
+    while run.status not in ("done", "failed"):
+        await asyncio.sleep(0.05)
+    assert run.error is None and run.result is not None
+    assert run.result.steps == 3 and run.result.stop_reason == "end_turn"
+    actions = [a.input for s in read_run(run.run_dir).readable_steps for a in s.actions]
+    assert actions == [{"action": "mouse_move", "coordinate": [50, 60]}] * 2

@@ -17,17 +17,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ConfigError
 from ..testing import FakeModel, RecordedRequest, message_response, tool_use_block
-from .runs import ClientFactory
+from .runs import ClientFactory, ToolsFactory
 
 if TYPE_CHECKING:
     from ..agent.protocols import AgentClient
+    from ..desktop.local import LocalDesktop
 
 __all__ = [
     "FAKE_LATENCY_S",
     "fake_client_factory",
     "live_client_factory",
-    "replay_client_factory",
+    "replay_factories",
     "scripted_reply",
 ]
 
@@ -148,15 +150,29 @@ def fake_client_factory(
     return _fake_factory(provider, lambda: FakeModel(handler=scripted_reply), latency_s=latency_s)
 
 
-def replay_client_factory(run_dir: str | Path, *, latency_s: float = 0.3) -> ClientFactory:
-    """Clients answered by a recorded run's model turns, in order (then a short text).
+def replay_factories(
+    run_dir: str | Path, *, latency_s: float = 0.3
+) -> tuple[ClientFactory, ToolsFactory]:
+    """For ``--replay``: clients answered by a recorded run's model turns, in order (then a
+    short text), and the tools of its recorded versions with bash and the editor confined to
+    each desktop's scratch HOME (:func:`deskpilot.agent.replay.replay_tools`).
 
     Raises:
-        ConfigError: ``run_dir`` is not a run directory.
+        ConfigError: ``run_dir`` is not a run directory, or records no ``run_start``.
     """
-    from ..agent.replay import recorded_responses
+    from ..agent.replay import recorded_responses, replay_tools
+    from ..agent.trajectory import read_run
 
-    responses = recorded_responses(run_dir)
-    return _fake_factory(
+    run = read_run(run_dir)
+    start = run.start
+    if start is None:
+        raise ConfigError(f"{run_dir} has no readable run_start; it cannot be replayed.")
+    responses = recorded_responses(run)
+
+    def tools(desktop: LocalDesktop) -> list[Any]:
+        return list(replay_tools(desktop, start, desktop.home).values())
+
+    clients = _fake_factory(
         "anthropic", lambda: FakeModel(responses=list(responses)), latency_s=latency_s
     )
+    return clients, tools

@@ -14,7 +14,7 @@ import ipaddress
 import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -22,7 +22,6 @@ from ..errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
     from ..agent.trajectory import Run
-    from ..desktop.local import LocalDesktop
     from .runs import ToolsFactory, UIConfig
 
 __all__ = ["ui"]
@@ -223,21 +222,12 @@ def ui(
 async def _serve(config: UIConfig, host: str, port: int, replay_run: Run | None) -> int:
     from .app import create_app, serve
     from .auth import TOKEN_KEY
-    from .clients import fake_client_factory, live_client_factory, replay_client_factory
+    from .clients import fake_client_factory, live_client_factory, replay_factories
     from .runs import RunManager
 
     tools_factory: ToolsFactory | None = None
-    if replay_run is not None and replay_run.start is not None:
-        from ..agent.replay import replay_tools
-
-        start = replay_run.start
-        client_factory = replay_client_factory(replay_run.run_dir)
-
-        def confined(desktop: LocalDesktop) -> list[Any]:
-            return list(replay_tools(desktop, start, desktop.home).values())
-
-        tools_factory = confined
-
+    if replay_run is not None:
+        client_factory, tools_factory = replay_factories(replay_run.run_dir)
     elif config.mode == "fake":
         client_factory = fake_client_factory(config.provider)
     else:

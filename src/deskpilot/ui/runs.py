@@ -197,6 +197,7 @@ class UIRun:
             name=call.name,
             input=dict(call.arguments),
             model_size=self.model_size,
+            native_size=self.desktop.size if self.desktop is not None else None,
         )
         future: asyncio.Future[bool | Declined] = asyncio.get_running_loop().create_future()
         self._approvals[call.id] = (req, future)

@@ -70,6 +70,9 @@ class ApprovalRequest(BaseModel):
     input: dict[str, object]
     model_size: tuple[int, int] | None = None
     """``[width, height]`` of the model's screenshots (its coordinates are in these pixels)."""
+    native_size: tuple[int, int] | None = None
+    """``[width, height]`` of the desktop (``/screenshot``'s pixels): scale the coordinates
+    by ``native_size / model_size`` to draw them on the live screenshot."""
 
 
 class TakeoverState(BaseModel):
