@@ -109,3 +109,17 @@ async def test_ctrl_c_stops_runs_validly_and_leaves_nothing(tmp_path):
     traj = read_run(run_dir)
     assert traj.end is not None and traj.end.stop_reason == "interrupted"
     assert (run_dir / "report.html").is_file()
+
+
+def test_live_mode_without_a_key_says_what_to_do(monkeypatch):
+    from click.testing import CliRunner
+
+    from deskpilot.cli import main
+
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(main, ["ui", "--port", "0"])
+    assert result.exit_code == 1
+    assert "ANTHROPIC_API_KEY is not set" in result.output and "--fake" in result.output
+    result = CliRunner().invoke(main, ["ui", "--fake", "--replay", "."])
+    assert result.exit_code == 2 and "pick one" in result.output

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -190,7 +191,17 @@ def ui(
         if replay_run.start is None or replay_run.start.model is None:
             raise ConfigError(f"{replay_dir} has no readable run_start; it cannot be replayed.")
         model = replay_run.start.model
-    resolve_model(model, provider)  # ModelNotFoundError with close matches
+    spec = resolve_model(model, provider)  # ModelNotFoundError with close matches
+    if (
+        not fake
+        and replay_dir is None
+        and spec.provider == "anthropic"
+        and not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN"))
+    ):
+        raise ConfigError(
+            "ANTHROPIC_API_KEY is not set; export it (or ANTHROPIC_AUTH_TOKEN), or try "
+            "`deskpilot ui --fake`, which needs no key."
+        )
     if shutil.which("Xvfb") is None:
         raise MissingDependencyError(
             "Xvfb is not installed; run `deskpilot doctor --install` (each run gets a desktop)."
