@@ -168,7 +168,9 @@ async def test_takeover_and_handback_keep_the_conversation_valid(tmp_path):
             assert (await ui.post(f"/api/runs/{run_id}/handback", {}))[0] == 409
             end = await sse2.wait_type("end")
             assert sse2.events[0].id == last_seen + 1
-        assert [e.data["state"] for e in sse2.of("takeover")] == ["ended"]
+        [ended] = sse2.of("takeover")
+        assert ended.data["state"] == "ended" and ended.data["duration_s"] >= 1.0
+        assert ended.data["message"] == "I opened the <menu> for you"
         assert end.data["summary"]["stop_reason"] == "end_turn"
         sent = ui.fake.requests[1].messages
         assert answered_everything(sent)

@@ -130,6 +130,7 @@ class RunControl:
         listeners: called with ``"requested"``, ``"held"`` or ``"ended"`` on every change
             (exceptions are logged and ignored).
         step: the agent's current step (set by the agent; recorded with each takeover).
+        periods: every takeover that has ended, in order.
     """
 
     def __init__(self, *, clock: Callable[[], float] = time.perf_counter) -> None:
@@ -140,6 +141,7 @@ class RunControl:
         self._released = asyncio.Event()  # no human holds or wants the lease
         self._released.set()
         self.listeners: list[StateListener] = []
+        self.periods: list[TakeoverPeriod] = []
         self.step = 0
         self._shots = 0
 
@@ -209,6 +211,7 @@ class RunControl:
             since, self._clock(), (message or "")[:MAX_MESSAGE_CHARS], step=self.step
         )
         self._s.done.append(period)
+        self.periods.append(period)
         self._s.human_since, self._s.held = None, False
         self._released.set()
         self._notify("ended")

@@ -134,7 +134,7 @@ async def take_over(request: web.Request) -> web.Response:
         return _error(409, str(exc))
     return _json(
         {
-            "state": "held",
+            "state": "held" if run.control.held else "none",  # none: handed back meanwhile
             "waited_s": round(waited, 6),
             "latency_s": round(time.perf_counter() - t0, 6),
         }

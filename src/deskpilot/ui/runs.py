@@ -226,7 +226,11 @@ class UIRun:
         self.publish("step", record=record.model_dump(mode="json"))
 
     def _on_takeover(self, state: str) -> None:
-        self.publish("takeover", state=state, step=self.control.step)
+        extra: dict[str, Any] = {}
+        if state == "ended" and self.control.periods:
+            last = self.control.periods[-1]
+            extra = {"duration_s": round(last.duration_s, 3), "message": last.message}
+        self.publish("takeover", state=state, step=self.control.step, **extra)
 
     # --- stopping ---------------------------------------------------------------------------
     def stop(self) -> None:
