@@ -225,7 +225,7 @@ def _read_line(run: Run, lineno: int, raw: bytes | None, last: bool) -> None:
         run.unreadable.append(Unreadable(lineno, f"a JSON {type(obj).__name__}, not an object"))
         return
     kind = obj.get("type")
-    if kind != "step" and kind not in _KINDS:
+    if not isinstance(kind, str) or (kind != "step" and kind not in _KINDS):
         if isinstance(kind, str):
             run.notes.append(
                 f"Line {lineno} of {TRAJECTORY_FILE} has the unknown type {kind[:40]!r} "
