@@ -1,0 +1,344 @@
+// deskpilot ui: the main page. Everything the model or a tool wrote is shown with
+// textContent (never parsed as HTML); the page's CSP allows only this origin's scripts.
+// API: docs/ui.md. Events arrive by SSE (GET /api/runs/{id}/events), never by polling.
+import { LiveView } from "/static/liveview.js";
+
+const $ = (id) => document.getElementById(id);
+
+function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "text") node.textContent = value;
+    else if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) if (child) node.append(child);
+  return node;
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: {}, credentials: "same-origin" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  const text = await response.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = { error: text }; }
+  if (!response.ok) throw new Error((data && (data.error || data.message)) || response.statusText);
+  return data;
+}
+
+// ------------------------------------------------------------------ state
+const state = {
+  runId: null,
+  source: null,
+  run: null,          // GET /api/runs/{id}
+  modelSize: null,    // [w, h] of the screenshots (model space), from run_start
+  startedAt: null,    // ms since epoch
+  endedAt: null,
+  pending: null,      // the approval request shown
+  takeover: "ended",  // "requested" | "held" | "ended"
+  ended: true,
+  seen: new Set(),    // event ids already shown (a reconnect replays)
+};
+const live = new LiveView($("screen"), (text) => { $("live-status").textContent = text; });
+
+// ------------------------------------------------------------------ helpers
+function fileUrl(rel) {
+  if (!rel || !state.runId) return null;
+  const base = (state.run && state.run.files_url) || `/api/runs/${encodeURIComponent(state.runId)}/files/`;
+  return base + rel.split("/").map(encodeURIComponent).join("/");
+}
+
+function coordinateOf(input) {
+  const c = input && input.coordinate;
+  if (Array.isArray(c) && c.length === 2 && c.every((v) => typeof v === "number" && isFinite(v))) return c;
+  return null;
+}
+
+function shot(src, coordinate, cls) {
+  const wrap = el("span", { class: "shot " + (cls || "") });
+  const img = el("img", { alt: "screenshot", loading: "lazy" });
+  img.src = src;
+  wrap.append(img);
+  const size = state.modelSize;
+  if (coordinate && size && coordinate[0] >= 0 && coordinate[1] >= 0 && coordinate[0] <= size[0] && coordinate[1] <= size[1]) {
+    const mark = el("span", { class: "mark", "data-x": String(coordinate[0]), "data-y": String(coordinate[1]) });
+    mark.style.left = (100 * coordinate[0] / size[0]) + "%";
+    mark.style.top = (100 * coordinate[1] / size[1]) + "%";
+    wrap.append(mark);
+  }
+  return wrap;
+}
+
+function actionLabel(name, input) {
+  const action = input && typeof input.action === "string" ? input.action : null;
+  return action ? `${name}: ${action}` : name;
+}
+
+function money(v) { return "$" + (Number(v) || 0).toFixed(4); }
+function tokens(u) {
+  if (!u) return 0;
+  return (u.input_tokens || 0) + (u.output_tokens || 0) + (u.cache_read_tokens || 0) + (u.cache_write_tokens || 0);
+}
+
+function addEvent(node) {
+  const list = $("events");
+  const atEnd = list.parentElement.scrollTop + list.parentElement.clientHeight >= list.parentElement.scrollHeight - 40;
+  list.append(node);
+  if (atEnd) node.scrollIntoView({ block: "end" });
+}
+
+// ------------------------------------------------------------------ rendering records
+function renderRunStart(rec) {
+  state.modelSize = rec.model_size || state.modelSize;
+  if (rec.started_at) state.startedAt = Date.parse(rec.started_at);
+  $("run-task").textContent = rec.task || "";
+  const item = el("li", { class: "ev-start" }, el("div", { class: "who", text: "task" }), el("div", { class: "text", text: rec.task || "" }));
+  if (rec.initial_screenshot) item.append(shot(fileUrl(rec.initial_screenshot), null, "thumb"));
+  addEvent(item);
+}
+
+function renderStep(rec) {
+  const item = el("li", { class: "ev-step", "data-step": String(rec.index) });
+  item.append(el("div", { class: "who", text: `Claude · step ${rec.index}` }));
+  const response = rec.response || {};
+  if (response.is_error) item.append(el("div", { class: "text error", text: response.error_message || "The model call failed." }));
+  for (const block of response.content || []) {
+    if (block.type === "text") item.append(el("div", { class: "text model-text", text: String(block.text || "") }));
+    else if (block.type === "thinking") item.append(el("details", {}, el("summary", { text: "thinking" }), el("div", { class: "text", text: String(block.thinking || "") })));
+  }
+  for (const action of rec.actions || []) {
+    const box = el("div", { class: "action" + (action.approved === false ? " declined" : ""), "data-call": action.tool_use_id });
+    box.append(el("div", { class: "name", text: actionLabel(action.name, action.input) }));
+    box.append(el("pre", { class: "input", text: JSON.stringify(action.input || {}, null, 1) }));
+    if (action.text) box.append(el("pre", { class: "result" + (action.is_error ? " error" : ""), text: action.text }));
+    if (action.screenshot) box.append(shot(fileUrl(action.screenshot), coordinateOf(action.input), "thumb"));
+    item.append(box);
+  }
+  addEvent(item);
+  const cumulative = rec.cumulative || {};
+  $("run-steps").textContent = String(rec.index);
+  $("run-tokens").textContent = String(tokens(cumulative.usage));
+  $("run-cost").textContent = money(cumulative.cost);
+}
+
+function renderTakeoverRecord(rec) {
+  const text = `You took over for ${(rec.duration_s || 0).toFixed(1)} s` + (rec.message ? `: "${rec.message}"` : ".");
+  const item = el("li", { class: "ev-takeover" }, el("div", { class: "who", text: "you" }), el("div", { class: "text", text }));
+  if (rec.screenshot) item.append(shot(fileUrl(rec.screenshot), null, "thumb"));
+  addEvent(item);
+}
+
+function renderEnd(rec) {
+  state.ended = true;
+  state.endedAt = rec.ended_at ? Date.parse(rec.ended_at) : Date.now();
+  $("run-status").textContent = rec.stop_reason || rec.status || "ended";
+  if (rec.usage) $("run-tokens").textContent = String(tokens(rec.usage));
+  if (rec.cost !== undefined) $("run-cost").textContent = money(rec.cost);
+  const text = rec.error ? `Run ended (${rec.stop_reason}): ${rec.error}` : `Run ended: ${rec.stop_reason || "done"}`;
+  addEvent(el("li", { class: "ev-end" }, el("div", { class: "who", text: "end" }), el("div", { class: "text", text })));
+  hideApproval();
+  setTakeover("ended");
+  updateButtons();
+  refreshRun();
+  loadRuns();
+}
+
+// ------------------------------------------------------------------ approvals
+function showApproval(req) {
+  state.pending = req;
+  const input = req.input || {};
+  $("approval-action").textContent = actionLabel(req.name || "tool", input) + " " + JSON.stringify(input);
+  const picture = shot(`/api/runs/${encodeURIComponent(state.runId)}/screenshot?t=${Date.now()}`, coordinateOf(input), "");
+  picture.querySelector("img").id = "approval-image";
+  $("approval-shot").replaceChildren(picture);
+  $("decline-reason").value = "";
+  $("approval").hidden = false;
+}
+
+function hideApproval(callId) {
+  if (callId && state.pending && (state.pending.call_id || state.pending.id) !== callId) return;
+  state.pending = null;
+  $("approval").hidden = true;
+}
+
+async function answerApproval(approve) {
+  const req = state.pending;
+  if (!req) return;
+  const callId = req.call_id || req.id;
+  const body = { approve };
+  const reason = $("decline-reason").value.trim();
+  if (!approve && reason) body.reason = reason;
+  hideApproval();
+  await api("POST", `/api/runs/${encodeURIComponent(state.runId)}/approvals/${encodeURIComponent(callId)}`, body);
+}
+
+// ------------------------------------------------------------------ takeover
+function setTakeover(value) {
+  state.takeover = value;
+  live.setControl(value === "held");
+  $("screen").classList.toggle("control", value === "held");
+  updateButtons();
+}
+
+function updateButtons() {
+  const running = !!state.runId && !state.ended;
+  $("takeover").disabled = !running || state.takeover !== "ended";
+  $("handback").disabled = !running || state.takeover === "ended";
+  $("handback-message").disabled = $("handback").disabled;
+  $("stop").disabled = !running;
+}
+
+// ------------------------------------------------------------------ events (SSE)
+function onEvent(kind, data, id) {
+  if (id && state.seen.has(id)) return;
+  if (id) state.seen.add(id);
+  const type = data.type || kind;
+  switch (type) {
+    case "run_start": renderRunStart(data); break;
+    case "step": renderStep(data); break;
+    case "takeover":
+      if (data.state) setTakeover(data.state);
+      else renderTakeoverRecord(data);
+      break;
+    case "takeover_state": setTakeover(data.state); break;
+    case "approval":
+    case "approval_request": showApproval(data); break;
+    case "approval_done":
+    case "approval_resolved": hideApproval(data.call_id || data.id); break;
+    case "run_end":
+    case "end": renderEnd(data); break;
+    case "status": if (data.status) $("run-status").textContent = data.status; break;
+    default: break;  // a record the page does not show (desktop_restart, tool_step_down, ...)
+  }
+}
+
+function openEvents(runId) {
+  if (state.source) state.source.close();
+  const source = new EventSource(`/api/runs/${encodeURIComponent(runId)}/events`);
+  const handler = (event) => {
+    if (state.source !== source) return;
+    let data;
+    try { data = JSON.parse(event.data); } catch { return; }
+    if (data && typeof data === "object") onEvent(event.type === "message" ? "" : event.type, data, event.lastEventId);
+  };
+  for (const name of ["message", "run_start", "step", "takeover", "takeover_state", "approval", "approval_request", "approval_done", "approval_resolved", "run_end", "end", "status", "record"]) {
+    source.addEventListener(name, handler);
+  }
+  source.onerror = () => { if (state.ended) source.close(); };
+  state.source = source;
+}
+
+// ------------------------------------------------------------------ runs
+async function refreshRun() {
+  if (!state.runId) return;
+  const id = state.runId;
+  const run = await api("GET", `/api/runs/${encodeURIComponent(id)}`);
+  if (state.runId !== id) return;
+  state.run = run;
+  const report = $("run-report");
+  if (run.report_url) { report.href = run.report_url; report.hidden = false; } else report.hidden = true;
+  if (run.status) $("run-status").textContent = run.status;
+  if (run.task) $("run-task").textContent = run.task;
+}
+
+async function selectRun(id) {
+  if (state.source) state.source.close();
+  Object.assign(state, { runId: id, source: null, run: null, modelSize: null, startedAt: Date.now(), endedAt: null, pending: null, ended: false, seen: new Set() });
+  history.replaceState(null, "", "/#run=" + encodeURIComponent(id));
+  $("events").replaceChildren();
+  $("run-head").hidden = false;
+  for (const id2 of ["run-steps", "run-tokens"]) $(id2).textContent = "0";
+  $("run-cost").textContent = money(0);
+  hideApproval();
+  for (const li of $("run-list").children) li.classList.toggle("selected", li.dataset.id === id);
+  await refreshRun();
+  const run = state.run || {};
+  const running = ["running", "starting", "queued", "pending"].includes(run.status);
+  state.ended = !running;
+  if (run.started_at) state.startedAt = Date.parse(run.started_at);
+  state.takeover = run.takeover || "ended";
+  setTakeover(state.takeover);
+  if (running) live.connect(id);
+  else { live.disconnect(); $("live-status").textContent = "The run has ended; its last screen is in the report."; }
+  openEvents(id);
+}
+
+async function loadRuns() {
+  const data = await api("GET", "/api/runs");
+  const runs = Array.isArray(data) ? data : (data.runs || []);
+  const list = $("run-list");
+  list.replaceChildren();
+  for (const run of runs) {
+    const li = el("li", { "data-id": run.id },
+      el("span", { class: "run-title", text: run.task || run.id }),
+      el("span", { class: "run-meta", text: `${run.status || ""} · ${run.steps || 0} steps · ${money(run.cost)}` }));
+    if (run.report_url) {
+      const a = el("a", { href: run.report_url, target: "_blank", rel: "noopener", text: " report" });
+      li.querySelector(".run-meta").append(a);
+    }
+    li.classList.toggle("selected", run.id === state.runId);
+    li.addEventListener("click", (event) => { if (event.target.tagName !== "A") selectRun(run.id); });
+    list.append(li);
+  }
+  return runs;
+}
+
+function tick() {
+  if (!state.runId || !state.startedAt) return;
+  const end = state.ended ? (state.endedAt || Date.now()) : Date.now();
+  $("run-elapsed").textContent = Math.max(0, Math.round((end - state.startedAt) / 1000)) + " s";
+}
+
+// ------------------------------------------------------------------ wiring
+$("task-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const task = $("task").value.trim();
+  if (!task) return;
+  $("run-button").disabled = true;
+  try {
+    const { id } = await api("POST", "/api/runs", { task, approve: $("approve").checked });
+    $("task").value = "";
+    await loadRuns();
+    await selectRun(id);
+  } catch (err) {
+    alert("The run did not start: " + err.message);
+  } finally {
+    $("run-button").disabled = false;
+  }
+});
+$("approve-button").addEventListener("click", () => answerApproval(true));
+$("decline-button").addEventListener("click", () => answerApproval(false));
+$("takeover").addEventListener("click", async () => {
+  $("takeover").disabled = true;
+  try {
+    const res = await api("POST", `/api/runs/${encodeURIComponent(state.runId)}/takeover`);
+    setTakeover((res && res.state) || "held");
+  } catch (err) { updateButtons(); $("live-status").textContent = "Take over failed: " + err.message; }
+});
+$("handback").addEventListener("click", async () => {
+  const message = $("handback-message").value;
+  $("handback").disabled = true;
+  try {
+    await api("POST", `/api/runs/${encodeURIComponent(state.runId)}/handback`, message ? { message } : {});
+    $("handback-message").value = "";
+    setTakeover("ended");
+  } catch (err) { updateButtons(); $("live-status").textContent = "Hand back failed: " + err.message; }
+});
+$("stop").addEventListener("click", async () => {
+  $("stop").disabled = true;
+  try { await api("POST", `/api/runs/${encodeURIComponent(state.runId)}/stop`); } catch (err) { updateButtons(); }
+});
+
+// The token came in the URL (?token=...); the server has set its cookie, so drop it from the
+// address bar and history.
+if (new URLSearchParams(location.search).has("token")) history.replaceState(null, "", "/" + location.hash);
+setInterval(tick, 500);
+loadRuns().then((runs) => {
+  const wanted = decodeURIComponent((location.hash.match(/run=([^&]+)/) || [])[1] || "");
+  const pick = runs.find((r) => r.id === wanted) || runs.find((r) => r.status === "running");
+  if (pick) selectRun(pick.id);
+});
