@@ -43,9 +43,9 @@ STATIC_DIR = Path(__file__).parent / "static"
 """The page's files: ``index.html`` and what it loads (owned by the page's authors)."""
 
 PAGE_CSP = (
-    "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'; "
-    "base-uri 'none'; form-action 'self'"
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'; object-src 'none'"
 )
 """The Content-Security-Policy of the page: its own files only, no inline script."""
 

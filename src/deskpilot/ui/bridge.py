@@ -29,6 +29,7 @@ from typing import Protocol
 
 from aiohttp import WSMsgType, web
 
+from deskpilot.errors import DeskpilotError
 from deskpilot.ui.rfb import RFB_VERSION, InputFilter, ProtocolError, vnc_auth_response
 from deskpilot.ui.vnc import VncServer
 
@@ -172,7 +173,13 @@ async def bridge_websocket(request: web.Request, view: LiveView) -> web.WebSocke
         if pending:
             writer.write(pending)
         await _pump(ws, rd, reader, writer, filt)
-    except (ProtocolError, ConnectionError, asyncio.IncompleteReadError, TimeoutError) as exc:
+    except (
+        ProtocolError,
+        ConnectionError,
+        asyncio.IncompleteReadError,
+        TimeoutError,
+        DeskpilotError,
+    ) as exc:
         log.info("live view closed: %s", exc)
         if not ws.closed:
             await ws.close(code=1011, message=str(exc)[:120].encode("utf-8", "replace"))

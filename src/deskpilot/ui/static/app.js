@@ -35,21 +35,18 @@ const state = {
   runId: null,
   source: null,
   run: null,          // GET /api/runs/{id}
-  modelSize: null,    // [w, h] of the screenshots (model space), from run_start
   startedAt: null,    // ms since epoch
   endedAt: null,
   pending: null,      // the approval request shown
   takeover: "ended",  // "requested" | "held" | "ended"
   ended: true,
-  seen: new Set(),    // event ids already shown (a reconnect replays)
 };
 const live = new LiveView($("screen"), (text) => { $("live-status").textContent = text; });
 
 // ------------------------------------------------------------------ helpers
 function fileUrl(rel) {
   if (!rel || !state.runId) return null;
-  const base = (state.run && state.run.files_url) || `/api/runs/${encodeURIComponent(state.runId)}/files/`;
-  return base + rel.split("/").map(encodeURIComponent).join("/");
+  return `/runs/${encodeURIComponent(state.runId)}/` + rel.split("/").map(encodeURIComponent).join("/");
 }
 
 function coordinateOf(input) {
@@ -58,18 +55,24 @@ function coordinateOf(input) {
   return null;
 }
 
-function shot(src, coordinate, cls) {
+// A screenshot with the click drawn on it. `size` is the pixel space of `coordinate`
+// ([w, h]); without it, the image's own size (a recorded screenshot is in model space).
+function shot(src, coordinate, cls, size) {
   const wrap = el("span", { class: "shot " + (cls || "") });
   const img = el("img", { alt: "screenshot", loading: "lazy" });
-  img.src = src;
   wrap.append(img);
-  const size = state.modelSize;
-  if (coordinate && size && coordinate[0] >= 0 && coordinate[1] >= 0 && coordinate[0] <= size[0] && coordinate[1] <= size[1]) {
-    const mark = el("span", { class: "mark", "data-x": String(coordinate[0]), "data-y": String(coordinate[1]) });
-    mark.style.left = (100 * coordinate[0] / size[0]) + "%";
-    mark.style.top = (100 * coordinate[1] / size[1]) + "%";
+  const place = (w, h) => {
+    if (!coordinate || !w || !h) return;
+    const [x, y] = coordinate;
+    if (x < 0 || y < 0 || x > w || y > h) return;
+    const mark = el("span", { class: "mark", "data-x": String(x), "data-y": String(y) });
+    mark.style.left = (100 * x / w) + "%";
+    mark.style.top = (100 * y / h) + "%";
     wrap.append(mark);
-  }
+  };
+  if (size) place(size[0], size[1]);
+  else img.addEventListener("load", () => place(img.naturalWidth, img.naturalHeight), { once: true });
+  img.src = src;
   return wrap;
 }
 
@@ -92,15 +95,6 @@ function addEvent(node) {
 }
 
 // ------------------------------------------------------------------ rendering records
-function renderRunStart(rec) {
-  state.modelSize = rec.model_size || state.modelSize;
-  if (rec.started_at) state.startedAt = Date.parse(rec.started_at);
-  $("run-task").textContent = rec.task || "";
-  const item = el("li", { class: "ev-start" }, el("div", { class: "who", text: "task" }), el("div", { class: "text", text: rec.task || "" }));
-  if (rec.initial_screenshot) item.append(shot(fileUrl(rec.initial_screenshot), null, "thumb"));
-  addEvent(item);
-}
-
 function renderStep(rec) {
   const item = el("li", { class: "ev-step", "data-step": String(rec.index) });
   item.append(el("div", { class: "who", text: `Claude · step ${rec.index}` }));
@@ -113,7 +107,7 @@ function renderStep(rec) {
   for (const action of rec.actions || []) {
     const box = el("div", { class: "action" + (action.approved === false ? " declined" : ""), "data-call": action.tool_use_id });
     box.append(el("div", { class: "name", text: actionLabel(action.name, action.input) }));
-    box.append(el("pre", { class: "input", text: JSON.stringify(action.input || {}, null, 1) }));
+    box.append(el("pre", { class: "input", text: JSON.stringify(action.input || {}) }));
     if (action.text) box.append(el("pre", { class: "result" + (action.is_error ? " error" : ""), text: action.text }));
     if (action.screenshot) box.append(shot(fileUrl(action.screenshot), coordinateOf(action.input), "thumb"));
     item.append(box);
@@ -125,25 +119,26 @@ function renderStep(rec) {
   $("run-cost").textContent = money(cumulative.cost);
 }
 
-function renderTakeoverRecord(rec) {
-  const text = `You took over for ${(rec.duration_s || 0).toFixed(1)} s` + (rec.message ? `: "${rec.message}"` : ".");
-  const item = el("li", { class: "ev-takeover" }, el("div", { class: "who", text: "you" }), el("div", { class: "text", text }));
-  if (rec.screenshot) item.append(shot(fileUrl(rec.screenshot), null, "thumb"));
-  addEvent(item);
+function renderTakeover(value) {
+  const text = value === "held" ? "You took over: the agent is paused and the view is yours."
+    : value === "ended" ? "You handed back: the agent continues from a fresh screenshot."
+    : "Taking over after the action in flight…";
+  addEvent(el("li", { class: "ev-takeover" }, el("div", { class: "who", text: "you" }), el("div", { class: "text", text })));
 }
 
-function renderEnd(rec) {
+function renderEnd(summary) {
   state.ended = true;
-  state.endedAt = rec.ended_at ? Date.parse(rec.ended_at) : Date.now();
-  $("run-status").textContent = rec.stop_reason || rec.status || "ended";
-  if (rec.usage) $("run-tokens").textContent = String(tokens(rec.usage));
-  if (rec.cost !== undefined) $("run-cost").textContent = money(rec.cost);
-  const text = rec.error ? `Run ended (${rec.stop_reason}): ${rec.error}` : `Run ended: ${rec.stop_reason || "done"}`;
+  state.endedAt = Date.now();
+  if (summary.elapsed_s !== undefined) state.startedAt = state.endedAt - 1000 * summary.elapsed_s;
+  showSummary(summary);
+  const reason = summary.stop_reason || summary.status || "done";
+  const text = summary.error ? `Run ended (${reason}): ${summary.error}` : `Run ended: ${reason}` + (summary.final_text ? ` — ${summary.final_text}` : "");
   addEvent(el("li", { class: "ev-end" }, el("div", { class: "who", text: "end" }), el("div", { class: "text", text })));
+  if (state.source) { state.source.close(); state.source = null; }
   hideApproval();
   setTakeover("ended");
-  updateButtons();
-  refreshRun();
+  live.disconnect();
+  $("live-status").textContent = "The run has ended.";
   loadRuns();
 }
 
@@ -152,7 +147,7 @@ function showApproval(req) {
   state.pending = req;
   const input = req.input || {};
   $("approval-action").textContent = actionLabel(req.name || "tool", input) + " " + JSON.stringify(input);
-  const picture = shot(`/api/runs/${encodeURIComponent(state.runId)}/screenshot?t=${Date.now()}`, coordinateOf(input), "");
+  const picture = shot(`/api/runs/${encodeURIComponent(state.runId)}/screenshot?t=${Date.now()}`, coordinateOf(input), "", req.model_size);
   picture.querySelector("img").id = "approval-image";
   $("approval-shot").replaceChildren(picture);
   $("decline-reason").value = "";
@@ -160,7 +155,7 @@ function showApproval(req) {
 }
 
 function hideApproval(callId) {
-  if (callId && state.pending && (state.pending.call_id || state.pending.id) !== callId) return;
+  if (callId && state.pending && state.pending.call_id !== callId) return;
   state.pending = null;
   $("approval").hidden = true;
 }
@@ -168,7 +163,7 @@ function hideApproval(callId) {
 async function answerApproval(approve) {
   const req = state.pending;
   if (!req) return;
-  const callId = req.call_id || req.id;
+  const callId = req.call_id;
   const body = { approve };
   const reason = $("decline-reason").value.trim();
   if (!approve && reason) body.reason = reason;
@@ -178,6 +173,7 @@ async function answerApproval(approve) {
 
 // ------------------------------------------------------------------ takeover
 function setTakeover(value) {
+  if (value === "none") value = "ended";
   state.takeover = value;
   live.setControl(value === "held");
   $("screen").classList.toggle("control", value === "held");
@@ -193,26 +189,21 @@ function updateButtons() {
 }
 
 // ------------------------------------------------------------------ events (SSE)
-function onEvent(kind, data, id) {
-  if (id && state.seen.has(id)) return;
-  if (id) state.seen.add(id);
-  const type = data.type || kind;
-  switch (type) {
-    case "run_start": renderRunStart(data); break;
-    case "step": renderStep(data); break;
-    case "takeover":
-      if (data.state) setTakeover(data.state);
-      else renderTakeoverRecord(data);
+function onEvent(kind, data) {
+  switch (kind) {
+    case "status":
+      $("run-status").textContent = data.status;
+      if (data.status === "running" && !state.ended) live.connect(state.runId);
       break;
-    case "takeover_state": setTakeover(data.state); break;
-    case "approval":
-    case "approval_request": showApproval(data); break;
-    case "approval_done":
-    case "approval_resolved": hideApproval(data.call_id || data.id); break;
-    case "run_end":
-    case "end": renderEnd(data); break;
-    case "status": if (data.status) $("run-status").textContent = data.status; break;
-    default: break;  // a record the page does not show (desktop_restart, tool_step_down, ...)
+    case "step": renderStep(data.record || {}); break;
+    case "approval": showApproval(data); break;
+    case "approval_done": hideApproval(data.call_id); break;
+    case "takeover":
+      renderTakeover(data.state);
+      setTakeover(data.state);
+      break;
+    case "end": renderEnd(data.summary || {}); break;
+    default: break;
   }
 }
 
@@ -223,31 +214,35 @@ function openEvents(runId) {
     if (state.source !== source) return;
     let data;
     try { data = JSON.parse(event.data); } catch { return; }
-    if (data && typeof data === "object") onEvent(event.type === "message" ? "" : event.type, data, event.lastEventId);
+    if (data && typeof data === "object" && data.run === runId) onEvent(event.type, data);
   };
-  for (const name of ["message", "run_start", "step", "takeover", "takeover_state", "approval", "approval_request", "approval_done", "approval_resolved", "run_end", "end", "status", "record"]) {
-    source.addEventListener(name, handler);
-  }
-  source.onerror = () => { if (state.ended) source.close(); };
+  for (const name of ["status", "step", "approval", "approval_done", "takeover", "end"]) source.addEventListener(name, handler);
   state.source = source;
 }
 
 // ------------------------------------------------------------------ runs
+function showSummary(run) {
+  const report = $("run-report");
+  if (run.report_url) { report.href = run.report_url; report.hidden = false; } else report.hidden = true;
+  if (run.status) $("run-status").textContent = run.status;
+  if (run.task !== undefined) $("run-task").textContent = run.task;
+  if (run.steps !== undefined) $("run-steps").textContent = String(run.steps);
+  if (run.usage) $("run-tokens").textContent = String(tokens(run.usage));
+  if (run.cost !== undefined) $("run-cost").textContent = money(run.cost);
+}
+
 async function refreshRun() {
   if (!state.runId) return;
   const id = state.runId;
   const run = await api("GET", `/api/runs/${encodeURIComponent(id)}`);
   if (state.runId !== id) return;
   state.run = run;
-  const report = $("run-report");
-  if (run.report_url) { report.href = run.report_url; report.hidden = false; } else report.hidden = true;
-  if (run.status) $("run-status").textContent = run.status;
-  if (run.task) $("run-task").textContent = run.task;
+  showSummary(run);
 }
 
 async function selectRun(id) {
   if (state.source) state.source.close();
-  Object.assign(state, { runId: id, source: null, run: null, modelSize: null, startedAt: Date.now(), endedAt: null, pending: null, ended: false, seen: new Set() });
+  Object.assign(state, { runId: id, source: null, run: null, startedAt: Date.now(), endedAt: null, pending: null, ended: false });
   history.replaceState(null, "", "/#run=" + encodeURIComponent(id));
   $("events").replaceChildren();
   $("run-head").hidden = false;
@@ -257,19 +252,20 @@ async function selectRun(id) {
   for (const li of $("run-list").children) li.classList.toggle("selected", li.dataset.id === id);
   await refreshRun();
   const run = state.run || {};
-  const running = ["running", "starting", "queued", "pending"].includes(run.status);
-  state.ended = !running;
-  if (run.started_at) state.startedAt = Date.parse(run.started_at);
-  state.takeover = run.takeover || "ended";
-  setTakeover(state.takeover);
-  if (running) live.connect(id);
-  else { live.disconnect(); $("live-status").textContent = "The run has ended; its last screen is in the report."; }
+  state.ended = ["done", "failed"].includes(run.status);
+  state.startedAt = Date.now() - 1000 * (run.elapsed_s || 0);
+  state.takeover = "ended";
+  setTakeover((run.takeover && run.takeover.state) || "none");
+  live.disconnect();
+  if (["running", "stopping"].includes(run.status)) live.connect(id);
+  else $("live-status").textContent = state.ended ? "The run has ended." : "Waiting for the run's desktop…";
+  // The events replay the whole run (steps, approvals, takeovers), then continue live.
   openEvents(id);
 }
 
 async function loadRuns() {
   const data = await api("GET", "/api/runs");
-  const runs = Array.isArray(data) ? data : (data.runs || []);
+  const runs = data.runs || [];
   const list = $("run-list");
   list.replaceChildren();
   for (const run of runs) {
@@ -339,6 +335,6 @@ if (new URLSearchParams(location.search).has("token")) history.replaceState(null
 setInterval(tick, 500);
 loadRuns().then((runs) => {
   const wanted = decodeURIComponent((location.hash.match(/run=([^&]+)/) || [])[1] || "");
-  const pick = runs.find((r) => r.id === wanted) || runs.find((r) => r.status === "running");
+  const pick = runs.find((r) => r.id === wanted) || [...runs].reverse().find((r) => r.status === "running");
   if (pick) selectRun(pick.id);
 });

@@ -26,7 +26,12 @@ export class LiveView {
     rfb.resizeSession = false;
     rfb.viewOnly = !this.control;
     rfb.focusOnClick = this.control;
-    rfb.addEventListener("connect", () => this.onStatus(this.control ? "Live: you have control" : "Live (view only)"));
+    rfb.addEventListener("connect", () => {
+      const canvas = this.canvas();
+      // The view takes the desktop's shape (noVNC scales it into the container).
+      if (canvas && canvas.width && canvas.height) this.container.style.aspectRatio = `${canvas.width} / ${canvas.height}`;
+      this.onStatus(this.control ? "Live: you have control" : "Live (view only)");
+    });
     rfb.addEventListener("disconnect", () => {
       if (this.rfb !== rfb) return;
       this.rfb = null;
