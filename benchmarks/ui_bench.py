@@ -49,8 +49,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from aiohttp import web
 from PIL import ImageChops
 
+from deskpilot.agent.records import StepRecord
+from deskpilot.agent.trajectory import TrajectoryWriter
 from deskpilot.desktop.local import LocalDesktop, merged_env
-from deskpilot.ui.bridge import add_live_view, add_page
+from deskpilot.ui.app import create_app, start_site
+from deskpilot.ui.auth import TOKEN_KEY
+from deskpilot.ui.bridge import add_live_view
+from deskpilot.ui.clients import fake_client_factory
+from deskpilot.ui.runs import RunManager, UIConfig
 from deskpilot.ui.vnc import VncServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -63,6 +69,24 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 NOVNC = Path("/usr/share/novnc")
+STATIC = Path(__file__).resolve().parents[1] / "src" / "deskpilot" / "ui" / "static"
+
+#: Injected in the main page: the arrival time of every step and takeover event.
+EVENTS_JS = """
+window.__ev = { step: {}, takeover: [], click: [] };
+const __ES = window.EventSource;
+window.EventSource = function (...args) {
+  const es = new __ES(...args);
+  const now = () => performance.timeOrigin + performance.now();
+  es.addEventListener('step', (e) => { window.__ev.step[JSON.parse(e.data).record.index] = now(); });
+  es.addEventListener('takeover', (e) => { window.__ev.takeover.push([JSON.parse(e.data).state, now()]); });
+  return es;
+};
+window.EventSource.prototype = __ES.prototype;
+document.addEventListener('click', (e) => {
+  if (e.target && e.target.id === 'takeover') window.__ev.click.push(performance.timeOrigin + performance.now());
+}, true);
+"""
 
 #: Injected in every page before its scripts: checks a region of the VNC canvas after every
 #: WebSocket message (noVNC draws in its message handler, which runs first) and every frame.
@@ -122,7 +146,7 @@ async def deskpilot_chain(desktop: LocalDesktop) -> AsyncIterator[str]:
     async with VncServer(desktop) as vnc:
         app = web.Application()
         add_live_view(app, {"bench": _View(vnc)}.get)
-        add_page(app)
+        app.router.add_static("/static", STATIC)  # what the app serves at /static (no token here)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         port = free_port()
@@ -257,8 +281,7 @@ async def live_view(args: argparse.Namespace, browser: Any) -> dict[str, list[fl
                     )
                     await context.add_init_script(WATCH_JS)
                     page = await context.new_page()
-                    page.on("console", lambda m: print("console:", m.text))
-                    page.on("pageerror", lambda e: print("pageerror:", e))
+                    page.on("pageerror", lambda e: print("page error:", e))
                     await page.goto(url)
                     await page.wait_for_function(
                         "(() => { const c = document.querySelector('canvas'); return c && c.width > 0; })()",
@@ -269,6 +292,76 @@ async def live_view(args: argparse.Namespace, browser: Any) -> dict[str, list[fl
                         page, desktop, region, args.n // args.rounds
                     )
                     await context.close()
+    return results
+
+
+async def app_latencies(
+    args: argparse.Namespace, browser: Any, out: Path
+) -> dict[str, list[float]]:
+    """Step-event and takeover latencies of ``deskpilot ui --fake``'s app, in the page."""
+    written: dict[int, float] = {}  # step index -> wall clock ms (the current run)
+    original = TrajectoryWriter.write_line
+
+    async def timed(self: TrajectoryWriter, record: Any) -> None:
+        await original(self, record)
+        if isinstance(record, StepRecord):
+            written[record.index] = time.time() * 1000
+
+    TrajectoryWriter.write_line = timed
+    config = UIConfig(model="claude-4-sonnet", out=out, apps=("terminal",), mode="fake")
+    manager = RunManager(config, fake_client_factory())
+    app = create_app(manager)
+    runner, port = await start_site(app, "127.0.0.1", 0)
+    results: dict[str, list[float]] = {"step": [], "held": [], "page_held": []}
+    try:
+        context = await browser.new_context(
+            viewport={"width": 1500, "height": 900}, bypass_csp=True
+        )
+        await context.add_init_script(EVENTS_JS)
+        page = await context.new_page()
+        await page.goto(f"http://127.0.0.1:{port}/?token={app[TOKEN_KEY]}")
+        for k in range(args.runs):
+            await page.goto(f"http://127.0.0.1:{port}/")  # a fresh page per run
+            offset = await clock_offset_ms(page)
+            written.clear()
+            await page.fill("#task", f"Benchmark run {k + 1}")
+            await page.click("#run-button")
+            await page.wait_for_selector("li.ev-step", timeout=30000)
+            run = list(manager.runs.values())[-1]
+            held: list[float] = []
+            run.control.listeners.append(
+                lambda state, held=held: (
+                    held.append(time.time() * 1000) if state == "held" else None
+                )
+            )
+            for _ in range(args.takeovers):
+                # Right after a step event the agent is waiting for the model (0.8 s).
+                steps = await page.locator("li.ev-step").count()
+                await page.wait_for_function(
+                    f"document.querySelectorAll('li.ev-step').length > {steps - 1}"
+                )
+                await page.click("#takeover")
+                await page.wait_for_selector("#handback:not([disabled])", timeout=10000)
+                clicks = await page.evaluate("window.__ev.click")
+                events = await page.evaluate("window.__ev.takeover")
+                page_held = [t for state, t in events if state == "held"][-1]
+                results["held"].append(held[-1] - (clicks[-1] - offset))
+                results["page_held"].append(page_held - clicks[-1])
+                await page.click("#handback")
+                await page.wait_for_selector("#takeover:not([disabled])", timeout=10000)
+                await page.wait_for_function(
+                    f"document.querySelectorAll('li.ev-step').length > {steps}", timeout=30000
+                )
+            await page.wait_for_selector("li.ev-end", timeout=60000)
+            arrived = await page.evaluate("window.__ev.step")
+            for index, t_page in arrived.items():
+                t_written = written.get(int(index))
+                if t_written is not None:
+                    results["step"].append(t_page - offset - t_written)
+        await context.close()
+    finally:
+        await runner.cleanup()
+        TrajectoryWriter.write_line = original
     return results
 
 
@@ -283,10 +376,12 @@ async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=40, help="keystrokes per chain")
     ap.add_argument("--rounds", type=int, default=2, help="alternating blocks per chain")
-    ap.add_argument("--quick", action="store_true", help="12 keystrokes per chain")
+    ap.add_argument("--runs", type=int, default=2, help="deskpilot ui --fake runs")
+    ap.add_argument("--takeovers", type=int, default=2, help="takeovers per run")
+    ap.add_argument("--quick", action="store_true", help="12 keystrokes per chain, one run")
     args = ap.parse_args()
     if args.quick:
-        args.n = 12
+        args.n, args.runs = 12, 1
     from playwright.async_api import async_playwright
 
     os.environ.setdefault("TMPDIR", tempfile.gettempdir())
@@ -296,11 +391,20 @@ async def main() -> None:
         )
         try:
             lv = await live_view(args, browser)
+            with tempfile.TemporaryDirectory(prefix="ui-bench-") as out:
+                app = await app_latencies(args, browser, Path(out))
         finally:
             await browser.close()
     print("Live view: keystroke into an xterm -> changed pixels in the browser's canvas")
     print(report_latencies("  deskpilot (bridge, /vnc)", lv["deskpilot"]))
     print(report_latencies("  stock (websockify, vnc_lite)", lv["stock"]))
+    ratio = statistics.median(lv["deskpilot"]) / statistics.median(lv["stock"])
+    print(f"  deskpilot / stock (median): {ratio:.2f}")
+    print("Step events: step record written -> SSE event received in the page")
+    print(report_latencies("  deskpilot ui --fake", app["step"]))
+    print('Takeover: click "Take over" in the page (model call in flight) ->')
+    print(report_latencies("  lease held, agent paused", app["held"]))
+    print(report_latencies("  page shows it (SSE held)", app["page_held"]))
 
 
 if __name__ == "__main__":
