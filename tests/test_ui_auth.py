@@ -27,6 +27,7 @@ PATHS = [
     ("GET", "/runs/abc/report.html"),
     ("GET", "/vnc"),
     ("GET", "/websockify"),
+    ("GET", "/novnc/app.js"),  # noVNC's modules (/novnc/core/rfb.js, ...)
     ("GET", "/no/such/route"),
 ]
 
