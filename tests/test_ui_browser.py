@@ -80,7 +80,7 @@ class Script:
                     {"type": "text", "text": f"{SCRIPT} I will type into the terminal."},
                     tool_use_block(name, {"action": "left_click", "coordinate": [w // 2, h // 2]}),
                     tool_use_block(
-                        name, {"action": "type", "text": "echo agent <b>was</b> here\n"}
+                        name, {"action": "type", "text": "echo 'agent <b>was</b> here'\n"}
                     ),
                 ]
             )
@@ -158,6 +158,9 @@ async def test_the_page_end_to_end(tmp_path: Path) -> None:
             await expect(approval).to_be_visible()
             await page.click("#approve-button")
             await expect(page.locator("li.ev-step")).to_have_count(1, timeout=20000)
+            await expect(page.locator("li.ev-step .shot .mark")).to_have_count(1)  # the click
+            await expect(page.locator("#run-steps")).to_have_text("1")
+            assert int(await page.locator("#run-tokens").text_content() or "0") > 0
             # The agent's typing changed the pixels of the live view.
             await until(
                 lambda: _changed(page, shown["sum"]), what="the canvas to change after typing"
@@ -210,6 +213,8 @@ async def test_the_page_end_to_end(tmp_path: Path) -> None:
             await page.fill("#handback-message", "I made a file")
             await page.click("#handback")
             await expect(page.locator("li.ev-end")).to_have_count(1, timeout=30000)
+            await expect(page.locator("#run-report")).to_be_visible()  # the report's link
+            await expect(page.locator("#run-list a")).to_have_count(1)
             assert errors == []
         finally:
             await browser.close()
