@@ -20,6 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from deskpilot.testing import RecordedRequest, message_response, tool_use_block
@@ -187,6 +188,16 @@ async def test_the_page_end_to_end(tmp_path: Path) -> None:
             await expect(page.locator("li.ev-step")).to_have_count(2, timeout=20000)
             await expect(page.locator("#run-status")).to_have_text("running")
             await until(lambda: _lit(page, first["total"] // 4), what="the live view after reload")
+            # x11vnc dies: it is started again and the view reconnects; the run goes on.
+            [x11vnc] = _x11vnc_processes()
+            x11vnc.kill()
+            await until(
+                lambda: _replaced(x11vnc.pid), what="x11vnc to be started again", timeout_s=20
+            )
+            await expect(page.locator("#live-status")).to_have_text(
+                "Live (view only)", timeout=20000
+            )
+            await until(lambda: _lit(page, first["total"] // 4), what="the view after the restart")
             await page.screenshot(path=str(tmp_path / "ui.png"))
             if os.environ.get("DESKPILOT_UPDATE_DOCS") == "1":
                 shutil.copyfile(tmp_path / "ui.png", DOCS_SHOT)
@@ -218,6 +229,7 @@ async def test_the_page_end_to_end(tmp_path: Path) -> None:
             assert errors == []
         finally:
             await browser.close()
+        await until(_no_x11vnc, what="the run's x11vnc to stop with the run")
 
     requests = ui.fake.requests
     declined = requests[2].messages[-1]["content"]
@@ -237,6 +249,18 @@ async def _lit(page: Any, at_least: int) -> dict[str, int] | None:
 async def _changed(page: Any, before: int) -> bool:
     got = await canvas(page)
     return got is not None and got["sum"] != before
+
+
+def _x11vnc_processes() -> list[psutil.Process]:
+    return [p for p in psutil.Process().children(recursive=True) if p.name() == "x11vnc"]
+
+
+async def _no_x11vnc() -> bool:
+    return not _x11vnc_processes()
+
+
+async def _replaced(pid: int) -> bool:
+    return any(p.pid != pid for p in _x11vnc_processes())
 
 
 async def _exists(path: Path) -> bool:
