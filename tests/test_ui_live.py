@@ -14,6 +14,7 @@ import pytest
 from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, TestServer
 
+from deskpilot.desktop.processes import process_alive
 from deskpilot.errors import ClosedError
 from deskpilot.ui.bridge import CSP, add_live_view
 from deskpilot.ui.rfb import InputFilter, ProtocolError, des_encrypt_block, vnc_auth_response
@@ -59,7 +60,10 @@ def test_filter_drops_input_unless_allowed_and_never_leaves_a_key_or_button_down
     assert filt.feed(_pointer(1, 10, 10)) == _pointer(0, 10, 10)
     assert filt.feed(_pointer(1, 11, 11) + _key(False, 0x62)) == b""
     cut = struct.pack(">BxxxI", 6, 3) + b"abc"
-    assert filt.feed(cut) == b""
+    extended = struct.pack(">Bxxxi", 6, -4) + b"\0\0\0\x01"  # Extended Clipboard form
+    assert filt.feed(cut + extended + update) == update
+    allowed[0] = True
+    assert filt.feed(extended) == extended
     with pytest.raises(ProtocolError, match="Unknown RFB client message type 77"):
         filt.feed(b"\x4d" + b"\0" * 10)
 
@@ -93,6 +97,8 @@ async def test_x11vnc_is_restarted_after_a_crash_and_gone_after_stop(small_deskt
         assert vnc.password.encode() not in b" ".join(cmdline)  # never on the command line
         assert b"-localhost" in cmdline and b"-forever" in cmdline
         os.kill(first, signal.SIGKILL)
+        while process_alive(first):  # the kill is asynchronous
+            await asyncio.sleep(0.01)
         reader, writer = await vnc.open_connection(timeout_s=10)  # waits for the restart
         assert await reader.readexactly(12) == b"RFB 003.008\n"
         writer.close()
