@@ -33,3 +33,4 @@ bench: setup
 	$(PY) benchmarks/remote_bench.py
 	$(PY) benchmarks/count_bench.py --exact-mode
 	$(PY) benchmarks/eval_bench.py
+	$(PY) benchmarks/ui_bench.py
