@@ -224,6 +224,7 @@ async def test_the_page_end_to_end(tmp_path: Path) -> None:
             await page.fill("#handback-message", "I made a file")
             await page.click("#handback")
             await expect(page.locator("li.ev-end")).to_have_count(1, timeout=30000)
+            await expect(page.locator("li.ev-takeover").last).to_contain_text("I made a file")
             await expect(page.locator("#run-report")).to_be_visible()  # the report's link
             await expect(page.locator("#run-list a")).to_have_count(1)
             assert errors == []

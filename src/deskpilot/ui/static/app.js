@@ -119,10 +119,14 @@ function renderStep(rec) {
   $("run-cost").textContent = money(cumulative.cost);
 }
 
-function renderTakeover(value) {
-  const text = value === "held" ? "You took over: the agent is paused and the view is yours."
-    : value === "ended" ? "You handed back: the agent continues from a fresh screenshot."
-    : "Taking over after the action in flight…";
+function renderTakeover(data) {
+  let text = "Taking over after the action in flight…";
+  if (data.state === "held") text = "You took over: the agent is paused and the view is yours.";
+  else if (data.state === "ended") {
+    const held = typeof data.duration_s === "number" ? ` after ${data.duration_s.toFixed(1)} s` : "";
+    text = `You handed back${held}: the agent continues from a fresh screenshot.`;
+    if (data.message) text += ` You wrote: ${data.message}`;
+  }
   addEvent(el("li", { class: "ev-takeover" }, el("div", { class: "who", text: "you" }), el("div", { class: "text", text })));
 }
 
@@ -199,7 +203,7 @@ function onEvent(kind, data) {
     case "approval": showApproval(data); break;
     case "approval_done": hideApproval(data.call_id); break;
     case "takeover":
-      renderTakeover(data.state);
+      renderTakeover(data);
       setTakeover(data.state);
       break;
     case "end": renderEnd(data.summary || {}); break;
