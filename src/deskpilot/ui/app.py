@@ -32,6 +32,7 @@ from aiohttp import web
 from ..agent.records import safe_relative_path
 from .api import MANAGER_KEY, add_api_routes
 from .auth import TOKEN_KEY, new_token, token_middleware
+from .bridge import CSP
 from .runs import RunManager
 from .view import add_view_routes
 
@@ -42,11 +43,7 @@ __all__ = ["STATIC_DIR", "create_app", "serve", "start_site"]
 STATIC_DIR = Path(__file__).parent / "static"
 """The page's files: ``index.html`` and what it loads (owned by the page's authors)."""
 
-PAGE_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; "
-    "frame-ancestors 'none'; object-src 'none'"
-)
+PAGE_CSP = CSP
 """The Content-Security-Policy of the page: its own files only, no inline script."""
 
 _TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
