@@ -151,7 +151,7 @@ async def test_keep_and_fresh(made):
 
 async def test_start_failures_are_reported(made):
     pool = DesktopPool(factory_of(made, fail_start=True), size=2)
-    with pytest.raises(DesktopError, match="None of the pool's 2 desktops started.*no X server"):
+    with pytest.raises(DesktopError, match=r"None of the pool's 2 desktops started.*no X server"):
         await pool.start()
     assert pool.closed
     with pytest.raises(ClosedError):
@@ -184,7 +184,7 @@ async def test_lease_after_a_failed_start_tries_again(made):
 async def test_lease_timeout_and_cancelled_waiters(made):
     async with DesktopPool(factory_of(made), size=1) as pool:
         async with pool.lease():
-            with pytest.raises(DeskpilotTimeoutError, match="within 0.05 s.*1 of 1 are leased"):
+            with pytest.raises(DeskpilotTimeoutError, match=r"within 0.05 s.*1 of 1 are leased"):
                 async with pool.lease(timeout_s=0.05):
                     pass
             waiter = asyncio.create_task(pool.lease().__aenter__())
@@ -253,4 +253,4 @@ def test_health_is_a_typed_snapshot():
     assert isinstance(h, PoolHealth)
     assert (h.size, h.warm, h.leased, h.empty, h.leases) == (3, 0, 0, 3, 0)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        setattr(h, "warm", 1)
+        h.warm = 1

@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "ComputerTool": "deskpilot.computer_use.computer",
     "Conversation": "deskpilot.prompt",
     "DeskpilotError": "deskpilot.errors",
+    "DesktopPool": "deskpilot.pool.core",
     "EditorTool": "deskpilot.computer_use.editor",
     "Image": "deskpilot.prompt",
     "LLMClient": "deskpilot.client.core",

@@ -492,6 +492,13 @@ class DesktopPool(Generic[D]):
             return bool(ok)
         return not bool(getattr(desktop, "dead", False))
 
+    async def wait_recycled(self) -> PoolHealth:
+        """Wait for the background starts, resets and replacements pending now (each bounded
+        by its timeout), then return :meth:`health`. Raises nothing."""
+        while pending := [t for t in self._tasks if not t.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
+        return self.health()
+
     # ------------------------------------------------------------------ reporting
     def health(self) -> PoolHealth:
         """A snapshot of the slots and counters (:class:`PoolHealth`); cheap, no I/O."""
