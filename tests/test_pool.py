@@ -209,6 +209,22 @@ async def test_close_fails_waiters_and_closes_leased_desktops(made):
     await pool.close()  # idempotent
 
 
+async def test_a_desktop_that_finishes_starting_after_close_is_closed(made):
+    pool = DesktopPool(
+        factory_of(made, start_s=0.1), size=1, between_tasks="fresh", keep_warm=False
+    )
+    async with pool.lease():
+        pass
+    await pool.wait_recycled()  # the slot is empty now: the next lease starts a desktop
+    lease = asyncio.create_task(pool.lease().__aenter__())
+    await asyncio.sleep(0.03)
+    assert len(made) == 2 and pool.health().starting == 1
+    await pool.close()
+    with pytest.raises(ClosedError, match="closed while a desktop started"):
+        await lease
+    assert made[1].closed and not made[1].up
+
+
 async def test_desktops_without_reset_or_context_manager():
     class Plain:  # a bare Computer: no reset(), no health(), not a context manager
         dead = False

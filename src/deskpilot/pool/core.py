@@ -339,7 +339,9 @@ class DesktopPool(Generic[D]):
         except BaseException as exc:
             slot.state = "empty"
             self._offer(slot)
-            if isinstance(exc, Exception) and not isinstance(exc, DeskpilotTimeoutError):
+            if isinstance(exc, Exception) and not isinstance(
+                exc, DeskpilotTimeoutError | ClosedError
+            ):
                 raise DesktopError(
                     f"The pool could not start a desktop: {type(exc).__name__}: {exc}"
                 ) from exc
@@ -460,6 +462,9 @@ class DesktopPool(Generic[D]):
                 log.warning("Desktop %d of the pool failed to start: %s", slot.index, exc)
                 self._n.note(exc)
                 raise
+            if self._closed:  # closed while it started: it must not outlive the pool
+                await asyncio.shield(stack.aclose())
+                raise ClosedError("The desktop pool was closed while a desktop started.")
             slot.desktop, slot.stack = desktop, stack
             self._n.starts += 1
             self._n.start_s += loop.time() - t0
