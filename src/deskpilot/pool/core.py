@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 from collections import deque
@@ -27,6 +28,7 @@ from deskpilot.pool.health import BetweenTasks, PoolHealth
 
 if TYPE_CHECKING:
     from deskpilot.desktop.local import LocalDesktop
+    from deskpilot.remote import RemoteDesktop
 
 __all__ = ["DesktopPool"]
 
@@ -197,6 +199,30 @@ class DesktopPool(Generic[D]):
             return LocalDesktop(width, height, apps=apps)
 
         return DesktopPool(factory, size=size, **pool_kwargs)
+
+    @classmethod
+    def remote(
+        cls, urls: Sequence[str], *, token: str | None = None, **pool_kwargs: Any
+    ) -> DesktopPool[RemoteDesktop]:
+        """A pool of one :class:`~deskpilot.RemoteDesktop` per computer-server URL (each
+        ``ws://host:8766``, e.g. the containers of ``compose.yaml``); ``token`` defaults to
+        ``DESKPILOT_SERVER_TOKEN``. Resets go to the server (``reset`` method); a dead
+        desktop is reconnected to the same URL. ``pool_kwargs`` go to the constructor.
+
+        Raises:
+            ConfigError: no URL, a URL that is not ``ws://``/``wss://``/``http(s)://``, or a
+                bad pool setting.
+        """
+        from deskpilot.remote import RemoteDesktop
+
+        if isinstance(urls, str):
+            urls = [urls]
+        if not urls:
+            raise ConfigError("DesktopPool.remote needs at least one ws://host:port URL.")
+        for url in urls:
+            RemoteDesktop(url, token=token)  # validates the URL now; connects nothing
+        factories = [functools.partial(RemoteDesktop, url, token=token) for url in urls]
+        return DesktopPool(factories, **pool_kwargs)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, *, wait: bool = True) -> Self:
