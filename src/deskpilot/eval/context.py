@@ -14,6 +14,8 @@ directory and must lie inside the suite's root directory (:meth:`EvalContext.loc
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +121,46 @@ class EvalContext:
             )
         if not full.is_file():
             raise SetupError(f"No local file at {full} (named {path!r} by the task).")
+        return full
+
+    async def get_file(self, path: str) -> bytes:
+        """The bytes of the desktop's file at ``path``: a regular file only, never one on
+        ``/proc`` or ``/sys`` (the agent may have left a symlink to ``/proc/self/environ``,
+        deskpilot's own environment, where a checker reads; see
+        :mod:`deskpilot.computer_use.host_files`).
+
+        Raises:
+            DesktopError: no such file, or not a regular stored file.
+        """
+        from ..computer_use import host_files
+        from ..desktop.host import LocalHost
+
+        if not isinstance(self.host, LocalHost):
+            return await self.host.get_file(path)  # a remote host checks on its side
+        fd = await asyncio.to_thread(host_files.pin, self.host.resolve_path(path))
+        try:
+            return await self.host.get_file(host_files.fd_path(fd))
+        finally:
+            os.close(fd)
+
+    async def put_file(self, path: str, data: bytes) -> str:
+        """Write ``data`` to the desktop's file at ``path`` (folders made); the same rule as
+        :meth:`get_file`. Returns the absolute path written.
+
+        Raises:
+            DesktopError: not a regular stored file, or the system refused.
+        """
+        from ..computer_use import host_files
+        from ..desktop.host import LocalHost
+
+        if not isinstance(self.host, LocalHost):
+            return await self.host.put_file(path, data)
+        full = self.host.resolve_path(path)
+        fd = await asyncio.to_thread(host_files.pin, full, create=True)
+        try:
+            await self.host.put_file(host_files.fd_path(fd), data)
+        finally:
+            os.close(fd)
         return full
 
     async def run(

@@ -148,7 +148,7 @@ async def _vm_command_error(ctx: EvalContext, config: dict[str, Any]) -> Got:
 
 async def _vm_terminal_output(ctx: EvalContext, config: dict[str, Any]) -> Got:
     try:
-        raw = await ctx.host.get_file(TERMINAL_LOG)
+        raw = await ctx.get_file(TERMINAL_LOG)
     except DesktopError as exc:
         return Got(None, f"no terminal transcript: {exc}")
     text = strip_terminal(raw.decode("utf-8", errors="replace"))
@@ -180,7 +180,7 @@ async def _fetch(
 async def _vm_file(ctx: EvalContext, config: dict[str, Any]) -> Got:
     async def read(path: str) -> bytes | None:
         try:
-            return await ctx.host.get_file(path)
+            return await ctx.get_file(path)
         except DesktopError:
             return None
 

@@ -242,7 +242,7 @@ async def _start(ctx: EvalContext, argv: list[str], title: str | None = None) ->
     if not found.ok:
         raise SetupError(f"The program '{argv[0]}' is not installed on the desktop.")
     if wm_class == "xterm":
-        await ctx.host.put_file(TERMINAL_LOG, b"")
+        await ctx.put_file(TERMINAL_LOG, b"")
     await ctx.host.run_command(argv, background=True)
     if wm_class is not None:
         await _wait_window(ctx, wm_class)
@@ -286,7 +286,7 @@ async def _copy_files(ctx: EvalContext, p: dict[str, Any], key: str) -> str:
     for f in p["files"]:
         local = ctx.local_path(f[key])
         data = await asyncio.to_thread(local.read_bytes)
-        written.append(await ctx.host.put_file(f["path"], data))
+        written.append(await ctx.put_file(f["path"], data))
     return "wrote " + ", ".join(written)
 
 

@@ -1,17 +1,19 @@
-"""The files ``put_file`` and ``get_file`` reach: regular files only, never a kernel interface.
+"""The files a desktop's host reads and writes for a client or a checker: regular files only,
+never a kernel interface.
 
-The computer server reads and writes a client's files in its own process, outside the
-desktop's PID namespace, so a path the desktop's programs could not use would otherwise
-reach the server itself: ``/proc/self/environ`` is the server's environment (an API key
-exported in the shell that started ``deskpilot serve``), ``/proc/<pid>/environ`` the shell's,
-``/proc/self/mem`` its memory. A loopback server without a token answers any local program,
-the agent's own bash included, so these are refused.
+``LocalDesktop``'s ``get_file``/``put_file`` (and a ``run_command``'s ``cwd``) act in the
+calling process, outside the desktop's PID namespace, so a path the desktop's programs could
+not use would otherwise reach deskpilot itself: ``/proc/self/environ`` is deskpilot's
+environment (an API key), ``/proc/<pid>/environ`` its shell's, ``/proc/self/mem`` its memory.
+The agent can plant such a path (a symlink where a checker reads its answer) or, on a
+loopback computer server without a token, ask for it. The computer server
+(``deskpilot serve``) and the eval harness's getters and set-up steps use these helpers.
 
 :func:`pin` opens the file once (``O_PATH``: reads nothing, runs no driver code), checks
 that descriptor (a regular file, not on ``/proc``, ``/sys`` or another kernel filesystem:
 :func:`~deskpilot.computer_use.editor_files.pseudo_filesystem`), and the host then reads or
-writes exactly that inode through ``/proc/self/fd/N``: a program swapping a symlink in
-between the check and the use changes nothing.
+writes exactly that inode through ``/proc/self/fd/N`` (:func:`fd_path`): a program swapping a
+symlink in between the check and the use changes nothing.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import os
 import stat
 from pathlib import Path
 
-from ..computer_use.editor_files import pseudo_filesystem
 from ..errors import DesktopError
+from .editor_files import pseudo_filesystem
 
 __all__ = ["fd_path", "pin", "pin_dir"]
 
@@ -64,8 +66,8 @@ def pin(path: str, *, create: bool = False, max_bytes: int | None = None) -> int
         kind = pseudo_filesystem(fd)
         if kind is not None:
             raise DesktopError(
-                f"{path} is on {kind}, a kernel interface, not a stored file; the computer "
-                "server neither reads nor writes it (it would show the server's own process)."
+                f"{path} is on {kind}, a kernel interface, not a stored file; the desktop's "
+                "host neither reads nor writes it here (it would be deskpilot's own process)."
             )
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -86,9 +88,9 @@ def pin_dir(path: str) -> int | None:
     ``cwd``, or None when there is no folder there; the caller closes it. The command is
     started in ``/proc/self/fd/N`` (:func:`fd_path`), exactly the folder checked here.
 
-    A ``cwd`` is entered before the command's PID namespace exists, so ``/proc`` there is the
-    server's own: ``cwd="/proc"`` would let a command read the environment of every process
-    of the server's user (the shell that started it, with its API key). Refused.
+    A ``cwd`` is entered before the command's PID namespace exists, so ``/proc`` there is
+    deskpilot's own: ``cwd="/proc"`` would let a command read the environment of every
+    process of deskpilot's user (the shell that started it, with its API key). Refused.
 
     Raises:
         DesktopError: the folder is on a kernel filesystem.
@@ -101,7 +103,7 @@ def pin_dir(path: str) -> int | None:
     if kind is not None:
         os.close(fd)
         raise DesktopError(
-            f"{path} is on {kind}, a kernel interface; commands of the computer server do not "
-            "start there (it would be the server's /proc, not the desktop's)."
+            f"{path} is on {kind}, a kernel interface; commands do not start there (it would "
+            "be deskpilot's /proc, not the desktop's)."
         )
     return fd
