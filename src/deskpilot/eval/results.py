@@ -61,7 +61,8 @@ class Timings(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     reset_s: float = 0.0
-    """Getting a fresh desktop (start or :meth:`~deskpilot.desktop.base.DesktopHost.reset`)."""
+    """Waiting for a fresh desktop from the pool (its start, or the
+    :meth:`~deskpilot.desktop.base.DesktopHost.reset` after its previous task)."""
     setup_s: float = 0.0
     """The task's ``config`` steps."""
     agent_s: float = 0.0

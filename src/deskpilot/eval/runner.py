@@ -1,9 +1,10 @@
 """The eval runner: a suite's tasks and trials on N desktops, results, settings and the index.
 
 :func:`run_suite` runs a suite's selected tasks (``K`` trials each) on ``N`` desktops at
-once (:class:`~deskpilot.eval.worker.TaskRunner`: each worker owns one
-:class:`~deskpilot.LocalDesktop`, started once and made fresh with
-:meth:`~deskpilot.desktop.base.DesktopHost.reset` before every later task). Per task:
+once: ``N`` workers (:class:`~deskpilot.eval.worker.TaskRunner`) lease desktops from a
+:class:`~deskpilot.pool.DesktopPool` of ``N`` :class:`~deskpilot.LocalDesktop` s (started at
+the first lease, made fresh with :meth:`~deskpilot.desktop.base.DesktopHost.reset` in the
+background after every task, replaced when dead or when the reset fails). Per task:
 
 1. an ``unsupported`` task (:attr:`Task.unsupported <deskpilot.eval.task.Task.unsupported>`)
    is recorded as such, nothing of it run;
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, DeskpilotError
+from ..pool import DesktopPool
 from .index import write_index
 from .options import DEFAULT_MAX_TURNS, INFEASIBLE_RULE, EvalOptions
 from .results import (
@@ -332,9 +334,13 @@ async def run_suite(
             async with _shared_client(opts) as client:
                 runner.shared_client = client
                 workers = min(opts.desktops, max(1, len(jobs)))
-                async with asyncio.TaskGroup() as group:
-                    for k in range(workers):
-                        group.create_task(runner.worker(queue, k))
+                pool = DesktopPool.local(size=workers, width=opts.screen[0], height=opts.screen[1])
+                try:  # desktops start at the first lease (none when no task can run)
+                    async with asyncio.TaskGroup() as group:
+                        for _ in range(workers):
+                            group.create_task(runner.worker(queue, pool))
+                finally:
+                    await pool.close()
         finally:
             bar.close()
             everything = _ordered(read_results(opts.out).latest(), tasks)

@@ -2,8 +2,9 @@
 :mod:`deskpilot.eval.runner` for the whole run).
 
 :class:`TaskRunner` holds one run's options, client and results writer; each of its
-:meth:`~TaskRunner.worker` s owns one desktop and takes :class:`Job` s (a task and a trial)
-from a shared queue until it is empty. Nothing a task does raises out of a worker: a failing
+:meth:`~TaskRunner.worker` s takes :class:`Job` s (a task and a trial) from a shared queue
+until it is empty, running each on a desktop leased from the run's
+:class:`~deskpilot.pool.DesktopPool`. Nothing a task does raises out of a worker: a failing
 set-up, agent run or checker becomes that task's ``error`` result with the reason.
 """
 
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from ..agent.protocols import AgentClient
     from ..agent.result import AgentResult
     from ..desktop.local import LocalDesktop
+    from ..pool import DesktopPool
     from .checker import CheckResult
 
 log = logging.getLogger("deskpilot.eval")
@@ -296,53 +298,27 @@ class TaskRunner:
         return self._rel(out.report)
 
     # --- workers ----------------------------------------------------------------------------
-    async def worker(self, jobs: asyncio.Queue[Job], index: int) -> None:
-        """Run jobs until the queue is empty on one desktop of this worker's own (started at
-        its first runnable job, reset before each later one, replaced when it cannot be)."""
-        desktop: LocalDesktop | None = None
-        dirty = False
-        try:
-            while not jobs.empty():
-                job = jobs.get_nowait()
-                skip = self.skip_result(job)
-                if skip is not None:
-                    self._record(skip)
-                    continue
-                t = time.monotonic()
-                try:
-                    desktop = await self._fresh(desktop, dirty)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("Desktop %d could not be made fresh", index, exc_info=True)
-                    desktop = None
-                    self._record(self._error(job, f"No fresh desktop: {_say(exc)}"))
-                    continue
-                dirty = True
-                self._record(await self.run_job(job, desktop, round(time.monotonic() - t, 3)))
-        finally:
-            if desktop is not None:
-                with contextlib.suppress(Exception):
-                    await desktop.close()
-
-    async def _fresh(self, desktop: LocalDesktop | None, dirty: bool) -> LocalDesktop:
-        """A started, fresh desktop: a new one, or ``desktop`` reset (a new one when the
-        reset fails)."""
-        from ..desktop.local import LocalDesktop
-
-        if desktop is not None and dirty:
+    async def worker(self, jobs: asyncio.Queue[Job], pool: DesktopPool[LocalDesktop]) -> None:
+        """Run jobs until the queue is empty, each on a desktop leased from ``pool`` (fresh:
+        started, or reset in the background after its last task; a dead one replaced)."""
+        while not jobs.empty():
+            job = jobs.get_nowait()
+            skip = self.skip_result(job)
+            if skip is not None:
+                self._record(skip)
+                continue
+            t = time.monotonic()
+            result: TaskResult | None = None
             try:
-                await desktop.reset()
-                return desktop
-            except DeskpilotError:
-                log.warning("Reset failed; starting a new desktop", exc_info=True)
-                with contextlib.suppress(Exception):
-                    await desktop.close()
-                desktop = None
-        if desktop is not None:
-            return desktop
-        w, h = self.opts.screen
-        return await LocalDesktop(width=w, height=h).start()
+                async with pool.lease() as desktop:
+                    result = await self.run_job(job, desktop, round(time.monotonic() - t, 3))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the lease failed: no desktop could be started
+                log.warning("No desktop for %s", job.task.id, exc_info=True)
+                if result is None:
+                    result = self._error(job, f"No fresh desktop: {_say(exc)}")
+            self._record(result)
 
     def _error(self, job: Job, reason: str, status: Status = "error") -> TaskResult:
         t = job.task
