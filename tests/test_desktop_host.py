@@ -116,3 +116,18 @@ async def test_health_and_commands_of_a_stopped_desktop():
     async with desktop:
         assert (await desktop.health())["ok"] is True
     assert (await desktop.health())["ok"] is False
+
+
+async def test_kernel_files_and_folders_are_refused_even_through_a_symlink():
+    """/proc here is deskpilot's own (files are read outside the desktop's namespace):
+    /proc/self/environ would be deskpilot's environment, API key included."""
+    async with LocalDesktop(320, 240, window_manager=None) as desktop:
+        out = await desktop.run_command("ln -s /proc/self/environ ~/answer.txt")
+        assert out.ok
+        for path in ("/proc/self/environ", "~/answer.txt"):
+            with pytest.raises(DesktopError, match="kernel interface"):
+                await desktop.get_file(path)
+        with pytest.raises(DesktopError, match="kernel interface"):
+            await desktop.put_file("/proc/self/comm", b"x")
+        with pytest.raises(DesktopError, match="kernel interface"):
+            await desktop.run_command(["ls"], cwd="/proc")

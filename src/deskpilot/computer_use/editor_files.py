@@ -34,12 +34,12 @@ import ctypes.util
 import errno
 import os
 import stat
-import struct
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..desktop.host_files import PSEUDO_FILESYSTEMS, pseudo_filesystem
 from ..errors import ToolInputError
 
 __all__ = [
@@ -55,22 +55,6 @@ __all__ = [
     "write_all",
 ]
 
-#: ``f_type`` of ``fstatfs`` -> name, for the filesystems the editor refuses (linux/magic.h).
-PSEUDO_FILESYSTEMS: dict[int, str] = {
-    0x9FA0: "procfs (/proc)",
-    0x62656572: "sysfs (/sys)",
-    0x64626720: "debugfs",
-    0x74726163: "tracefs",
-    0x73636673: "securityfs",
-    0x27E0EB: "cgroupfs",
-    0x63677270: "cgroup2",
-    0xCAFE4A11: "bpffs",
-    0x62656570: "configfs",
-    0xDE5E81E4: "efivarfs",
-    0x6165676C: "pstorefs",
-    0xF97CFF8C: "selinuxfs",
-}
-
 _O_PATH = getattr(os, "O_PATH", 0)
 _RESOLVE_NO_MAGICLINKS = 0x02
 _RESOLVE_BENEATH = 0x08
@@ -84,25 +68,6 @@ def _c() -> ctypes.CDLL:
     if _libc is None:
         _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
     return _libc
-
-
-def _fstatfs_type(fd: int) -> int | None:
-    """``f_type`` of the filesystem ``fd`` is on, or None where it cannot be asked."""
-    if not sys.platform.startswith("linux"):
-        return None
-    buf = ctypes.create_string_buffer(512)  # struct statfs is 120 bytes on 64-bit Linux
-    if _c().fstatfs(fd, buf) != 0:
-        return None
-    # f_type is the first member: a long (an unsigned int on s390x)
-    (value,) = struct.unpack_from("I" if os.uname().machine == "s390x" else "l", buf)
-    return int(value) & 0xFFFFFFFF
-
-
-def pseudo_filesystem(fd: int) -> str | None:
-    """The name of the kernel-interface filesystem ``fd`` lies on (see the module
-    docstring), or None for an ordinary one."""
-    kind = _fstatfs_type(fd)
-    return PSEUDO_FILESYSTEMS.get(kind) if kind is not None else None
 
 
 class OutsideRoots(OSError):

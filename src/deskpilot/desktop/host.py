@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import DesktopError
 from .base import MAX_FILE_BYTES, MAX_OUTPUT_BYTES, CommandOutput
+from .host_files import fd_path, pin, pin_dir
 from .isolation import namespace_argv
 from .processes import reaper, signal_group, with_pdeathsig
 
@@ -121,6 +122,26 @@ class LocalHost:
                 127, "", f"{argv[0]}: command not found on the desktop's PATH ({env.get('PATH')})."
             )
         workdir = self.resolve_path(cwd) if cwd is not None else str(home)
+        # The folder is entered before the command's namespace exists: never a kernel
+        # filesystem (cwd=/proc would show deskpilot's own processes), and exactly the folder
+        # checked (desktop/host_files.py).
+        dir_fd = await asyncio.to_thread(pin_dir, workdir)
+        if dir_fd is None:
+            return CommandOutput(127, "", f"Could not start {argv[0]}: no folder at {workdir}.")
+        try:
+            return await self._run_in(argv, env, fd_path(dir_fd), workdir, timeout_s, background)
+        finally:
+            os.close(dir_fd)
+
+    async def _run_in(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        workdir: str,
+        shown_dir: str,
+        timeout_s: float,
+        background: bool,
+    ) -> CommandOutput:
         wrapped, isolated = namespace_argv(argv)
         out = asyncio.subprocess.DEVNULL if background else asyncio.subprocess.PIPE
         try:
@@ -135,7 +156,7 @@ class LocalHost:
             )
         except OSError as exc:  # the program was found above: the directory is the problem
             return CommandOutput(
-                127, "", f"Could not start {argv[0]} in {workdir}: {exc.strerror or exc}."
+                127, "", f"Could not start {argv[0]} in {shown_dir}: {exc.strerror or exc}."
             )
         reaper().watch_group(proc.pid)
         if background:
@@ -175,35 +196,35 @@ class LocalHost:
 
     async def put_file(self, path: str, data: bytes) -> str:
         """Write ``data`` to ``path`` (see :meth:`deskpilot.desktop.base.DesktopHost.put_file`)."""
-        target = Path(self.resolve_path(path))
+        target = self.resolve_path(path)
 
         def write() -> None:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            fd = pin(target, create=True)  # a regular file, never a kernel interface
+            try:
+                with open(fd_path(fd), "wb") as f:
+                    f.write(data)
+            finally:
+                os.close(fd)
 
         try:
             await asyncio.to_thread(write)
         except OSError as exc:
             raise DesktopError(f"Could not write {target}: {exc.strerror or exc}.") from exc
-        return str(target)
+        return target
 
     async def get_file(self, path: str, *, max_bytes: int = MAX_FILE_BYTES) -> bytes:
         """The bytes at ``path`` (see :meth:`deskpilot.desktop.base.DesktopHost.get_file`)."""
-        target = Path(self.resolve_path(path))
+        target = self.resolve_path(path)
 
         def read() -> bytes:
-            if not target.exists():
-                raise DesktopError(f"No file at {target}.")
-            if not target.is_file():
-                raise DesktopError(f"{target} is not a regular file.")
-            size = target.stat().st_size
-            if size > max_bytes:
-                raise DesktopError(
-                    f"{target} is {size} bytes, more than max_bytes ({max_bytes}); "
-                    "ask for a larger limit or a smaller file."
-                )
-            with target.open("rb") as f:
-                return f.read(max_bytes + 1)[:max_bytes]
+            # a regular file of at most max_bytes, never a kernel interface such as
+            # /proc/self/environ (deskpilot's own environment): desktop/host_files.py
+            fd = pin(target, max_bytes=max_bytes)
+            try:
+                with open(fd_path(fd), "rb") as f:
+                    return f.read(max_bytes + 1)[:max_bytes]
+            finally:
+                os.close(fd)
 
         try:
             return await asyncio.to_thread(read)

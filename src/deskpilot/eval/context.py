@@ -127,12 +127,12 @@ class EvalContext:
         """The bytes of the desktop's file at ``path``: a regular file only, never one on
         ``/proc`` or ``/sys`` (the agent may have left a symlink to ``/proc/self/environ``,
         deskpilot's own environment, where a checker reads; see
-        :mod:`deskpilot.computer_use.host_files`).
+        :mod:`deskpilot.desktop.host_files`).
 
         Raises:
             DesktopError: no such file, or not a regular stored file.
         """
-        from ..computer_use import host_files
+        from ..desktop import host_files
         from ..desktop.host import LocalHost
 
         if not isinstance(self.host, LocalHost):
@@ -150,7 +150,7 @@ class EvalContext:
         Raises:
             DesktopError: not a regular stored file, or the system refused.
         """
-        from ..computer_use import host_files
+        from ..desktop import host_files
         from ..desktop.host import LocalHost
 
         if not isinstance(self.host, LocalHost):

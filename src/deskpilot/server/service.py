@@ -31,10 +31,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from .. import __version__
-from ..computer_use import host_files as files
 from ..computer_use.bash import BashTool
 from ..computer_use.computer import ComputerTool
 from ..computer_use.editor import EditorTool
+from ..desktop import host_files as files
 from ..desktop.base import Computer
 from ..desktop.host import LocalHost
 from ..errors import (
@@ -374,7 +374,7 @@ class DesktopService:
                 return p.CommandResult(
                     returncode=127, stdout="", stderr=f"There is no folder {path} to run in."
                 )
-            cwd = files.fd_path(fd)  # the folder pin_dir checked (see computer_use/host_files.py)
+            cwd = files.fd_path(fd)  # the folder pin_dir checked (see desktop/host_files.py)
         try:
             out = await fn(q.command, timeout_s=q.timeout_s, background=q.background, cwd=cwd)
         finally:
@@ -396,7 +396,7 @@ class DesktopService:
             return p.FileResult(path=str(await fn(q.path, data)))
         path = self.desktop.resolve_path(q.path)
         fd = await asyncio.to_thread(files.pin, path, create=True)
-        try:  # the inode checked by pin, whatever is at the path now (see computer_use/host_files.py)
+        try:  # the inode checked by pin, whatever is at the path now (see desktop/host_files.py)
             await fn(files.fd_path(fd), data)
         finally:
             os.close(fd)

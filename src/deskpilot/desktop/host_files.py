@@ -7,27 +7,76 @@ not use would otherwise reach deskpilot itself: ``/proc/self/environ`` is deskpi
 environment (an API key), ``/proc/<pid>/environ`` its shell's, ``/proc/self/mem`` its memory.
 The agent can plant such a path (a symlink where a checker reads its answer) or, on a
 loopback computer server without a token, ask for it. The computer server
-(``deskpilot serve``) and the eval harness's getters and set-up steps use these helpers.
+(``deskpilot serve``), the eval harness's getters and set-up steps, and ``LocalDesktop``'s
+own ``get_file``/``put_file``/``run_command`` (:mod:`deskpilot.desktop.host`) use these
+helpers; the editor tool refuses the same kernel filesystems (:data:`PSEUDO_FILESYSTEMS`).
 
 :func:`pin` opens the file once (``O_PATH``: reads nothing, runs no driver code), checks
 that descriptor (a regular file, not on ``/proc``, ``/sys`` or another kernel filesystem:
-:func:`~deskpilot.computer_use.editor_files.pseudo_filesystem`), and the host then reads or
+:func:`pseudo_filesystem`), and the host then reads or
 writes exactly that inode through ``/proc/self/fd/N`` (:func:`fd_path`): a program swapping a
 symlink in between the check and the use changes nothing.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import stat
+import struct
+import sys
 from pathlib import Path
 
 from ..errors import DesktopError
-from .editor_files import pseudo_filesystem
 
-__all__ = ["fd_path", "pin", "pin_dir"]
+__all__ = ["PSEUDO_FILESYSTEMS", "fd_path", "pin", "pin_dir", "pseudo_filesystem"]
 
 _O_PATH = getattr(os, "O_PATH", 0)
+
+#: ``f_type`` of ``fstatfs`` -> name, for the filesystems the editor refuses (linux/magic.h).
+PSEUDO_FILESYSTEMS: dict[int, str] = {
+    0x9FA0: "procfs (/proc)",
+    0x62656572: "sysfs (/sys)",
+    0x64626720: "debugfs",
+    0x74726163: "tracefs",
+    0x73636673: "securityfs",
+    0x27E0EB: "cgroupfs",
+    0x63677270: "cgroup2",
+    0xCAFE4A11: "bpffs",
+    0x62656570: "configfs",
+    0xDE5E81E4: "efivarfs",
+    0x6165676C: "pstorefs",
+    0xF97CFF8C: "selinuxfs",
+}
+
+_libc: ctypes.CDLL | None = None
+
+
+def _c() -> ctypes.CDLL:
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    return _libc
+
+
+def _fstatfs_type(fd: int) -> int | None:
+    """``f_type`` of the filesystem ``fd`` is on, or None where it cannot be asked."""
+    if not sys.platform.startswith("linux"):
+        return None
+    buf = ctypes.create_string_buffer(512)  # struct statfs is 120 bytes on 64-bit Linux
+    if _c().fstatfs(fd, buf) != 0:
+        return None
+    # f_type is the first member: a long (an unsigned int on s390x)
+    (value,) = struct.unpack_from("I" if os.uname().machine == "s390x" else "l", buf)
+    return int(value) & 0xFFFFFFFF
+
+
+def pseudo_filesystem(fd: int) -> str | None:
+    """The name of the kernel-interface filesystem ``fd`` lies on (see the module
+    docstring), or None for an ordinary one."""
+    kind = _fstatfs_type(fd)
+    return PSEUDO_FILESYSTEMS.get(kind) if kind is not None else None
 
 
 def fd_path(fd: int) -> str:
