@@ -67,6 +67,7 @@ LAYER_OF = {
     "deskpilot.transport": "base",
     "deskpilot.install": "base",
     "deskpilot.terminal": "base",
+    "deskpilot.click_options": "base",
     "deskpilot.models": "tables",
     "deskpilot.computer_use.specs": "tables",
     "deskpilot.computer_use.actions": "tables",

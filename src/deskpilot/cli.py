@@ -30,6 +30,7 @@ import click
 
 from . import __version__
 from .cli_show import step_printer
+from .click_options import SIZE
 from .errors import ConfigError, DeskpilotError, MissingDependencyError
 from .eval.command import eval_group
 from .fleet.command import fleet as fleet_command
@@ -43,7 +44,6 @@ DEFAULT_MODEL = "claude-sonnet-4-5"
 ENV_PREFIX = "DESKPILOT"
 PROVIDERS = ("anthropic", "bedrock", "vertex", "gateway")
 APPS = ("terminal", "editor", "browser")
-SIZE = click.IntRange(200, 8192)
 
 __all__ = ["main"]
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..click_options import screen_size_options
 from ..errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -151,23 +152,9 @@ def _mode(oracle: bool, noop: bool, replay: str | None) -> Mode:
     is_flag=True,
     help="A fake model that answers 'Done.' at once (every checker's failing side).",
 )
-@click.option(
-    "--width",
-    type=click.IntRange(200, 8192),
-    default=1280,
-    show_default=True,
-    envvar="DESKPILOT_WIDTH",
-    show_envvar=True,
-    help="Desktop width in pixels (a task's solution coordinates assume its suite's size).",
-)
-@click.option(
-    "--height",
-    type=click.IntRange(200, 8192),
-    default=800,
-    show_default=True,
-    envvar="DESKPILOT_HEIGHT",
-    show_envvar=True,
-    help="Desktop height in pixels.",
+@screen_size_options(
+    "Desktop width in pixels (a task's solution coordinates assume its suite's size).",
+    "Desktop height in pixels.",
 )
 @click.pass_context
 def eval_group(

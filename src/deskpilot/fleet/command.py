@@ -11,6 +11,8 @@ import sys
 
 import click
 
+from ..click_options import screen_size_options
+
 __all__ = ["fleet"]
 
 _DEFAULT_MODEL = "claude-sonnet-4-5"
@@ -54,10 +56,7 @@ def _apps(value: str) -> tuple[str, ...]:
               help="API origin (default ANTHROPIC_BASE_URL or the platform's).")  # fmt: skip
 @click.option("--max-turns", type=click.IntRange(1), default=50, show_default=True,
               help="Model turns per task.")  # fmt: skip
-@click.option("--width", type=click.IntRange(200, 8192), default=1280, show_default=True,
-              help="Local desktop width in pixels.")  # fmt: skip
-@click.option("--height", type=click.IntRange(200, 8192), default=800, show_default=True,
-              help="Local desktop height in pixels.")  # fmt: skip
+@screen_size_options("Local desktop width in pixels.", "Local desktop height in pixels.")
 @click.option("--apps", default="", help="Apps on each local desktop: terminal,editor,browser.")
 @click.option("--rpm", type=click.FloatRange(min=0, min_open=True), default=1000.0,
               show_default=True, help="Requests per minute for the whole fleet.")  # fmt: skip

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from ..click_options import screen_size_options
 from ..errors import MissingDependencyError
 from ..remote.option import computer_option
 
@@ -70,24 +71,7 @@ def _parse_apps(value: str) -> tuple[str, ...]:
     "required when --host is not loopback. Prefer the environment variable: a command line "
     "is visible to other users.",
 )
-@click.option(
-    "--width",
-    default=1280,
-    show_default=True,
-    type=click.IntRange(200, 8192),
-    envvar="DESKPILOT_WIDTH",
-    show_envvar=True,
-    help="Desktop width in native pixels.",
-)
-@click.option(
-    "--height",
-    default=800,
-    show_default=True,
-    type=click.IntRange(200, 8192),
-    envvar="DESKPILOT_HEIGHT",
-    show_envvar=True,
-    help="Desktop height in native pixels.",
-)
+@screen_size_options()
 @click.option(
     "--apps",
     default="terminal",

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..click_options import screen_size_options
 from ..errors import ConfigError
 from ..remote.option import DEFAULT_PORT, TOKEN_ENV
 
@@ -185,24 +186,7 @@ async def run_server(
     "required when --host is not loopback. Prefer the environment variable: a "
     "command line is visible to other users.",
 )
-@click.option(
-    "--width",
-    default=1280,
-    show_default=True,
-    type=click.IntRange(200, 8192),
-    envvar="DESKPILOT_WIDTH",
-    show_envvar=True,
-    help="Desktop width in native pixels.",
-)
-@click.option(
-    "--height",
-    default=800,
-    show_default=True,
-    type=click.IntRange(200, 8192),
-    envvar="DESKPILOT_HEIGHT",
-    show_envvar=True,
-    help="Desktop height in native pixels.",
-)
+@screen_size_options()
 @click.option(
     "--display",
     default=None,

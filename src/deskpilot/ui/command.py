@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..click_options import screen_size_options
 from ..errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -72,24 +73,7 @@ def _loopback(host: str) -> bool:
     show_envvar=True,
     help="Where to call the model (default: the model's own).",
 )
-@click.option(
-    "--width",
-    default=1280,
-    show_default=True,
-    type=click.IntRange(200, 8192),
-    envvar="DESKPILOT_WIDTH",
-    show_envvar=True,
-    help="Desktop width in native pixels.",
-)
-@click.option(
-    "--height",
-    default=800,
-    show_default=True,
-    type=click.IntRange(200, 8192),
-    envvar="DESKPILOT_HEIGHT",
-    show_envvar=True,
-    help="Desktop height in native pixels.",
-)
+@screen_size_options()
 @click.option(
     "--desktops",
     default=2,
