@@ -128,12 +128,14 @@ async def test_launch_terminal_runs_in_the_desktop_env(desktop):
 async def test_root_menu_opens_on_right_click_of_the_background(desktop):
     before = await desktop.screenshot()
     await desktop.click(400, 300, button="right")
+    await desktop.wait_settled()  # openbox draws the menu after the click returns
     after = await desktop.screenshot()
     # The menu appears to the lower right of the click point.
     region = (400, 300, 600, 400)
     assert before.crop(region).tobytes() != after.crop(region).tobytes()
     assert after.getpixel((390, 290)) == BACKGROUND
     await desktop.key("Escape")
+    await desktop.wait_settled()
     closed = await desktop.screenshot()
     assert closed.crop(region).getcolors(1) == [(200 * 100, BACKGROUND)]
 
@@ -153,6 +155,7 @@ def _menu_rows(img, x0: int, y0: int) -> list[tuple[int, int]]:
 
 async def test_root_menu_entry_offsets_match_the_published_table(desktop):
     await desktop.click(300, 200, button="right")
+    await desktop.wait_settled()  # openbox draws the menu after the click returns
     img = await desktop.screenshot()
     w, h = MENU_SIZE
     assert img.getpixel((300 + w - 1, 200 + h - 1)) != BACKGROUND
@@ -169,6 +172,7 @@ async def test_root_menu_entry_offsets_match_the_published_table(desktop):
 async def test_root_menu_entries_start_their_apps(desktop, label, wm_class):
     before = set(await desktop.client_windows())
     await desktop.click(300, 200, button="right")
+    await desktop.wait_settled()  # openbox draws the menu after the click returns
     await desktop.screenshot()
     dx, dy = MENU_ENTRY_OFFSETS[label]
     await desktop.click(300 + dx, 200 + dy)
