@@ -6,10 +6,10 @@ calling process, outside the desktop's PID namespace, so a path the desktop's pr
 not use would otherwise reach deskpilot itself: ``/proc/self/environ`` is deskpilot's
 environment (an API key), ``/proc/<pid>/environ`` its shell's, ``/proc/self/mem`` its memory.
 The agent can plant such a path (a symlink where a checker reads its answer) or, on a
-loopback computer server without a token, ask for it. The computer server
-(``deskpilot serve``), the eval harness's getters and set-up steps, and ``LocalDesktop``'s
-own ``get_file``/``put_file``/``run_command`` (:mod:`deskpilot.desktop.host`) use these
-helpers; the editor tool refuses the same kernel filesystems (:data:`PSEUDO_FILESYSTEMS`).
+loopback computer server without a token, ask for it. ``LocalDesktop``'s own ``get_file``,
+``put_file`` and ``run_command`` (:mod:`deskpilot.desktop.host`) use these helpers, so the
+computer server (``deskpilot serve``), the eval harness and every other caller are covered;
+the editor tool refuses the same kernel filesystems (:data:`PSEUDO_FILESYSTEMS`).
 
 :func:`pin` opens the file once (``O_PATH``: reads nothing, runs no driver code), checks
 that descriptor (a regular file, not on ``/proc``, ``/sys`` or another kernel filesystem:

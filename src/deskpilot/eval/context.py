@@ -14,8 +14,6 @@ directory and must lie inside the suite's root directory (:meth:`EvalContext.loc
 
 from __future__ import annotations
 
-import asyncio
-import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,16 +130,7 @@ class EvalContext:
         Raises:
             DesktopError: no such file, or not a regular stored file.
         """
-        from ..desktop import host_files
-        from ..desktop.host import LocalHost
-
-        if not isinstance(self.host, LocalHost):
-            return await self.host.get_file(path)  # a remote host checks on its side
-        fd = await asyncio.to_thread(host_files.pin, self.host.resolve_path(path))
-        try:
-            return await self.host.get_file(host_files.fd_path(fd))
-        finally:
-            os.close(fd)
+        return await self.host.get_file(path)  # the host refuses kernel files itself
 
     async def put_file(self, path: str, data: bytes) -> str:
         """Write ``data`` to the desktop's file at ``path`` (folders made); the same rule as
@@ -150,18 +139,7 @@ class EvalContext:
         Raises:
             DesktopError: not a regular stored file, or the system refused.
         """
-        from ..desktop import host_files
-        from ..desktop.host import LocalHost
-
-        if not isinstance(self.host, LocalHost):
-            return await self.host.put_file(path, data)
-        full = self.host.resolve_path(path)
-        fd = await asyncio.to_thread(host_files.pin, full, create=True)
-        try:
-            await self.host.put_file(host_files.fd_path(fd), data)
-        finally:
-            os.close(fd)
-        return full
+        return await self.host.put_file(path, data)
 
     async def run(
         self, command: str | list[str], *, shell: bool = False, timeout_s: float | None = None

@@ -20,7 +20,6 @@ import base64
 import contextlib
 import io
 import logging
-import os
 import secrets
 import time
 from collections import OrderedDict
@@ -34,9 +33,7 @@ from .. import __version__
 from ..computer_use.bash import BashTool
 from ..computer_use.computer import ComputerTool
 from ..computer_use.editor import EditorTool
-from ..desktop import host_files as files
 from ..desktop.base import Computer
-from ..desktop.host import LocalHost
 from ..errors import (
     ClosedError,
     ConfigError,
@@ -365,21 +362,10 @@ class DesktopService:
         return fn
 
     async def _run_command(self, q: p.RunCommandParams) -> p.CommandResult:
+        # A LocalDesktop refuses a cwd on /proc or another kernel filesystem itself
+        # (desktop/host_files.py): this process's /proc is not the desktop's.
         fn = self._host("run_command")
-        cwd, fd = q.cwd, None
-        if cwd is not None and isinstance(self.desktop, LocalHost):
-            path = self.desktop.resolve_path(cwd)
-            fd = await asyncio.to_thread(files.pin_dir, path)
-            if fd is None:
-                return p.CommandResult(
-                    returncode=127, stdout="", stderr=f"There is no folder {path} to run in."
-                )
-            cwd = files.fd_path(fd)  # the folder pin_dir checked (see desktop/host_files.py)
-        try:
-            out = await fn(q.command, timeout_s=q.timeout_s, background=q.background, cwd=cwd)
-        finally:
-            if fd is not None:
-                os.close(fd)
+        out = await fn(q.command, timeout_s=q.timeout_s, background=q.background, cwd=q.cwd)
         return p.CommandResult(
             returncode=out.returncode, stdout=out.stdout, stderr=out.stderr, timed_out=out.timed_out
         )
@@ -391,29 +377,15 @@ class DesktopService:
                 "too_large",
                 f"The file is {len(data)} bytes; put_file takes at most {p.MAX_FILE_BYTES}.",
             )
+        # regular files only, never a kernel interface: LocalDesktop checks (desktop/host_files.py)
         fn = self._host("put_file")
-        if not isinstance(self.desktop, LocalHost):
-            return p.FileResult(path=str(await fn(q.path, data)))
-        path = self.desktop.resolve_path(q.path)
-        fd = await asyncio.to_thread(files.pin, path, create=True)
-        try:  # the inode checked by pin, whatever is at the path now (see desktop/host_files.py)
-            await fn(files.fd_path(fd), data)
-        finally:
-            os.close(fd)
-        return p.FileResult(path=path)
+        return p.FileResult(path=str(await fn(q.path, data)))
 
     async def _get_file(self, q: p.GetFileParams) -> p.FileResult:
         fn = self._host("get_file")
         resolve = getattr(self.desktop, "resolve_path", None)
         path = resolve(q.path) if callable(resolve) else str(Path(q.path))
-        if not isinstance(self.desktop, LocalHost):
-            data = await fn(q.path, max_bytes=q.max_bytes)
-        else:
-            fd = await asyncio.to_thread(files.pin, path, max_bytes=q.max_bytes)
-            try:
-                data = await fn(files.fd_path(fd), max_bytes=q.max_bytes)
-            finally:
-                os.close(fd)
+        data = await fn(q.path, max_bytes=q.max_bytes)  # checked as put_file is
         return p.FileResult(path=path, data=base64.b64encode(data).decode("ascii"))
 
     async def _reset(self, q: Any) -> p.HelloResult:
