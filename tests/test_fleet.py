@@ -5,7 +5,8 @@ task), and the shared limiter actor used by several processes at once.
 Each scripted task takes two model turns: a bash call that writes and reads back the task's
 id on the actor's desktop, then a final text that quotes what bash returned (so a result
 proves its own task really ran). The task named ``slow`` sleeps in bash on its first attempt,
-long enough for the test to kill its actor.
+long enough for the test to kill its actor; tasks named ``hold-*`` sleep 3 s on their first
+attempt (long enough to remove the node under one of them).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class Script:
             if task_id == "slow" and n == 1:
                 cmd = "sleep 60; echo too-late"
                 self.slow_started.set()
+            elif task_id.startswith("hold-") and n == 1:
+                cmd = f"sleep 3; {cmd}"
             return message_response([tool_use_block("bash", {"command": cmd}, id=f"b-{n}")])
         result = messages[-1]["content"][0]
         seen = json.dumps(result.get("content"))
@@ -92,15 +95,34 @@ FAKE_KEY = "sk-ant-fleet-test-0000"
 
 @pytest.fixture(scope="module")
 def local_ray():
-    """A local Ray for the module; its workers inherit a fake API key (read by actors that
-    get no api_key, like those of `deskpilot fleet`)."""
+    """A local Ray for the module: a ``ray.cluster_utils.Cluster`` head with 2 CPUs (what
+    ``ray.init(num_cpus=2)`` starts, as separate processes, so the node test can add and
+    remove a second node) and one ``desktop`` resource. Its workers inherit a fake API key
+    (read by actors that get no api_key, like those of `deskpilot fleet`)."""
+    from ray.cluster_utils import Cluster
+
     saved = {k: os.environ.get(k) for k in ("RAY_USAGE_STATS_ENABLED", "ANTHROPIC_API_KEY")}
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no network
     os.environ["ANTHROPIC_API_KEY"] = FAKE_KEY
     try:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, namespace="deskpilot")
-        yield ray
-        ray.shutdown()
+        cluster = Cluster(
+            initialize_head=True,
+            head_node_args={
+                "num_cpus": 2,
+                "resources": {"desktop": 1},
+                "include_dashboard": False,
+                # a killed node is declared dead after ~3 s (Ray's default: ~15 s); a live
+                # but slow one still gets 10 s per health check
+                "_system_config": {"health_check_period_ms": 1000,
+                                   "health_check_failure_threshold": 3},
+            },
+        )  # fmt: skip
+        try:
+            ray.init(address=cluster.address, log_to_driver=False, namespace="deskpilot")
+            yield cluster
+            ray.shutdown()
+        finally:
+            cluster.shutdown()
     finally:
         for k, v in saved.items():
             if v is None:
@@ -121,11 +143,15 @@ def tasks(ids):
 
 
 def check_run(out, result):
+    """A good result whose run directory (in ``out``, or absolute on shared storage) holds
+    this task's trajectory, from its last attempt only."""
     assert result.ok, result
     assert result.final_text == f"done {result.id}: True"
     run = out / result.trajectory
     assert (run / "trajectory.jsonl").is_file()
-    assert (run / "report.html").is_file() or any(run.iterdir())
+    lines = (run / "trajectory.jsonl").read_text()
+    assert f"ran-{result.id}" in lines and "sleep 60" not in lines
+    return run
 
 
 def test_24_tasks_over_3_desktop_actors(local_ray, server, tmp_path):
@@ -151,7 +177,11 @@ def test_24_tasks_over_3_desktop_actors(local_ray, server, tmp_path):
 def test_killed_actor_task_reruns_once(local_ray, server, script, tmp_path):
     """An actor killed mid-task: that task reruns from scratch on a new desktop and
     succeeds; nothing is lost or counted twice; then `deskpilot fleet --resume` runs only
-    what is missing."""
+    what is missing. Runs are left on shared storage (``shared_dir``): each actor writes
+    its run there (the killed attempt's is replaced) and results.jsonl keeps the paths;
+    nothing is copied to OUT/runs."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
     ids = ["a1", "slow", "a2", "a3", "a4", "a5"]
 
     def kill_slow_actor():
@@ -173,12 +203,14 @@ def test_killed_actor_task_reruns_once(local_ray, server, script, tmp_path):
         killer = pool.submit(kill_slow_actor)
         results = run_fleet(
             tasks(ids), settings=settings_for(server), desktops=2, out_dir=tmp_path,
-            desktop_cpus=0.5, show_progress=False,
+            desktop_cpus=0.5, show_progress=False, shared_dir=shared,
         )  # fmt: skip
         killed = killer.result(timeout=5)
     assert [r.id for r in results] == ids
     for r in results:
-        check_run(tmp_path, r)
+        assert check_run(tmp_path, r) == shared / r.id  # an absolute path on shared storage
+    assert sorted(p.name for p in shared.iterdir()) == sorted(ids)
+    assert list((tmp_path / "runs").iterdir()) == []
     slow = results[1]
     assert slow.attempts == 2 and slow.desktop != killed
     assert script.first_turns["slow"] == 2
@@ -195,7 +227,7 @@ def test_killed_actor_task_reruns_once(local_ray, server, script, tmp_path):
     cli = CliRunner().invoke(main, [
         "fleet", str(tasks_file), "--desktops", "2", "--desktop-cpus", "0.5", "--resume",
         "--out", str(tmp_path), "--base-url", server.url, "--model", MODEL,
-        "--max-turns", "4", "--width", "640", "--height", "480",
+        "--max-turns", "4", "--width", "640", "--height", "480", "--shared-dir", str(shared),
     ])  # fmt: skip
     assert cli.exit_code == 0, cli.output
     assert "6 tasks: 6 ok, 0 not ok" in cli.output
@@ -203,6 +235,8 @@ def test_killed_actor_task_reruns_once(local_ray, server, script, tmp_path):
     assert ran == {"a2", "a5"}
     again = read_results(tmp_path)
     assert sorted(again) == sorted(ids) and all(r.ok for r in again.values())
+    assert {r.trajectory for r in again.values()} == {str(shared / i) for i in ids}
+    assert list((tmp_path / "runs").iterdir()) == []
 
 
 def start_server(err_path):
@@ -324,3 +358,114 @@ def test_four_processes_share_one_limit(local_ray, tmp_path):
     # after the first window, the rest went at the limit's pace
     rate = (len(arrivals) - limit) / (span - window_s) * window_s
     assert rate >= 0.95 * limit, (rate, span)
+
+
+def test_limiter_actor_killed_mid_run_is_revived(local_ray):
+    """The limiter actor killed (ray.kill) while 2 processes wait on it: the first acquire
+    that sees the death starts it again under its name with the same budgets, every prompt
+    still succeeds (max_attempts=1, so a failed acquire would be an error response), and
+    the limit holds after the revival (80 requests remain, twice what the limit lets
+    through in one window). A RayLimiter that cannot revive the actor says so."""
+    from deskpilot.fleet import LimiterDiedError
+
+    window_s, limit, per_process = 2.0, 40, 50
+    cfg = LimitConfig(
+        requests_per_minute=limit, input_tokens_per_minute=None, max_concurrent=None,
+        window_s=window_s, safety_s=0.1,
+    )  # fmt: skip
+    lim = shared_limiter(cfg, name="revive-test")
+    first = lim.actor
+    with FakeModelServer() as srv:
+        procs = [PromptProcess.remote() for _ in range(2)]
+        refs = [p.run.remote(srv.url, per_process, "revive-test") for p in procs]
+        deadline = time.monotonic() + 60
+        while len(srv.requests) < 20:
+            assert time.monotonic() < deadline, "the prompts never started"
+            time.sleep(0.01)
+        ray.kill(first)
+        killed_at = time.monotonic()
+        outs = ray.get(refs, timeout=120)
+        arrivals = sorted(r.received_at for r in srv.requests)
+    revived = ray.get_actor("revive-test")
+    stats = ray.get(revived.stats.remote())
+    assert ray.get(revived.config.remote()) == dataclasses.asdict(cfg)
+    ray.kill(revived)
+    for p in procs:
+        ray.kill(p)
+    assert sum(o["errors"] for o in outs) == 0
+    assert len(arrivals) == 2 * per_process  # none lost, none sent twice
+    after = [t for t in arrivals if t > killed_at]
+    assert len(after) >= 2 * limit - 5
+    assert 0 < stats["granted"] <= len(after)  # a new actor admitted the rest
+    assert most_in_window(after, window_s) <= limit
+
+    bare = RayLimiter(first)  # no name or budgets: cannot revive
+    with pytest.raises(LimiterDiedError, match="cannot start it again"):
+        asyncio.run(bare.acquire())
+
+
+def test_lost_node_tasks_rerun_on_another_node(local_ray, server, script, tmp_path):
+    """A second node joins (1 CPU, one ``desktop`` resource), each node gets one desktop
+    actor (``desktop_resources={"desktop": 1}``), and the second node is removed without a
+    graceful drain (``cluster.remove_node``, as when a machine dies) while its actor runs a
+    task: that task reruns from scratch on the head node's desktop and succeeds, every task
+    counts once, and the replacement actor, for which no node has room, does not hold the
+    run up. The fleet's limiter actor runs on the lost node too: the head's desktop revives
+    it (on the head) and goes on."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    from deskpilot.fleet import LIMITER_NAME, LimitActor
+
+    cluster = local_ray
+    head = ray.get_runtime_context().get_node_id()
+    worker = cluster.add_node(num_cpus=1, resources={"desktop": 1})
+    ids = ["hold-a", "hold-b", "n1", "n2", "n3"]
+    limits = LimitConfig(requests_per_minute=6000, max_concurrent=8)
+    doomed = ray.remote(LimitActor).options(
+        name=LIMITER_NAME, namespace="deskpilot", num_cpus=0, max_concurrency=1000,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(worker.node_id, soft=False),
+    ).remote(limits)  # fmt: skip
+    assert ray.get(doomed.node.remote()) == worker.node_id
+
+    def remove_worker_mid_task():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            for entry in ray.util.list_named_actors(all_namespaces=True):
+                if not entry["name"].startswith("deskpilot-desktop-"):
+                    continue
+                handle = ray.get_actor(entry["name"], namespace=entry["namespace"])
+                if ray.get(handle.node.remote(), timeout=30) != worker.node_id:
+                    continue
+                task = ray.get(handle.current_task.remote(), timeout=30)
+                if task is not None and script.first_turns.get(task) == 1:
+                    time.sleep(0.5)  # its `sleep 3` is running on the worker's desktop
+                    cluster.remove_node(worker, allow_graceful=False)
+                    return task
+            time.sleep(0.1)
+        raise AssertionError("the worker node's desktop never ran a task")
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(1) as pool:
+        remover = pool.submit(remove_worker_mid_task)
+        results = run_fleet(
+            tasks(ids), settings=settings_for(server), desktops=2, out_dir=tmp_path,
+            desktop_cpus=0.5, desktop_resources={"desktop": 1}, show_progress=False,
+            limits=limits,
+        )  # fmt: skip
+        victim = remover.result(timeout=5)
+    took = time.monotonic() - started
+    revived = ray.get_actor(LIMITER_NAME)  # run_fleet joined it, so leaves it running
+    assert ray.get(revived.node.remote()) == head
+    assert ray.get(revived.stats.remote())["granted"] > 0
+    ray.kill(revived)
+    assert [r.id for r in results] == ids
+    for r in results:
+        check_run(tmp_path, r)
+    lost = results[ids.index(victim)]
+    assert lost.attempts == 2 and lost.node == head, lost
+    assert script.first_turns[victim] == 2
+    assert [r.attempts for r in results if r.id != victim] == [1] * 4
+    assert {r.node for r in results} <= {head, worker.node_id}
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert sorted(json.loads(line)["id"] for line in lines) == sorted(ids)
+    assert took < 60, took

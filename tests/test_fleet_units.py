@@ -163,7 +163,8 @@ def test_results_file_round_trip_is_lenient(tmp_path) -> None:
 def test_fleet_command_help_and_bad_tasks_file(tmp_path) -> None:
     runner = CliRunner()
     out = runner.invoke(main, ["fleet", "--help"]).output
-    for opt in ("--desktops", "--address", "--server", "--out", "--resume", "--model"):
+    for opt in ("--desktops", "--address", "--server", "--out", "--resume", "--model",
+                "--shared-dir", "--desktop-resource"):  # fmt: skip
         assert opt in out
     assert '{"id": "unique-name", "task":' in out
     bad = tmp_path / "t.jsonl"
@@ -171,3 +172,36 @@ def test_fleet_command_help_and_bad_tasks_file(tmp_path) -> None:
     result = runner.invoke(main, ["fleet", str(bad)])
     assert result.exit_code == 1
     assert result.output.startswith("Error: ") and "t.jsonl:1: expected" in result.output
+
+
+def test_shared_dir_must_be_a_writable_directory(tmp_path) -> None:
+    """run_fleet(shared_dir=...) and `deskpilot fleet --shared-dir` refuse a missing path,
+    a file and a directory that cannot be written, with a sentence, before Ray starts."""
+    from deskpilot.fleet.run import check_shared_dir, run_fleet
+
+    assert check_shared_dir(tmp_path) == tmp_path.resolve()
+    assert list(tmp_path.iterdir()) == []  # the write probe is removed
+    with pytest.raises(ConfigError, match="does not exist; create it on storage that every"):
+        check_shared_dir(tmp_path / "missing")
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(ConfigError, match="is a file, not a directory"):
+        run_fleet([{"id": "a", "task": "x"}], shared_dir=tmp_path / "f", out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="/sys is not writable"):  # even for root
+        check_shared_dir("/sys")
+    tasks = tmp_path / "t.jsonl"
+    tasks.write_text(json.dumps({"id": "a", "task": "x"}) + "\n")
+    result = CliRunner().invoke(main, ["fleet", str(tasks), "--shared-dir", str(tmp_path / "no")])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: The shared directory ")
+
+
+def test_desktop_resources_are_checked(tmp_path) -> None:
+    from deskpilot.fleet.run import run_fleet
+
+    for bad, match in (({"CPU": 1}, "custom name, not 'CPU'"), ({"desktop": 0}, "amount > 0")):
+        with pytest.raises(ConfigError, match=match):
+            run_fleet([{"id": "a", "task": "x"}], desktop_resources=bad, out_dir=tmp_path)
+    tasks = tmp_path / "t.jsonl"
+    tasks.write_text(json.dumps({"id": "a", "task": "x"}) + "\n")
+    result = CliRunner().invoke(main, ["fleet", str(tasks), "--desktop-resource", "desktop"])
+    assert result.exit_code == 2 and "expected NAME=AMOUNT" in result.output

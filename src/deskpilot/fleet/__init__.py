@@ -2,7 +2,8 @@
 
 ``run_fleet(tasks, settings=FleetSettings(...), desktops=N)`` runs tasks over N desktop
 actors (each owns a LocalDesktop, or a RemoteDesktop with ``server=``) and writes
-``results.jsonl`` plus every run's trajectory into one directory; ``shared_limiter()``
+``results.jsonl`` plus every run's trajectory into one directory (or, with
+``shared_dir=``, leaves the runs on storage every node mounts); ``shared_limiter()``
 starts the named actor that holds the fleet's RPM / TPM / concurrency budgets and returns a
 :class:`RayLimiter` for ``LLMClient(..., limiter=...)``. Needs ``pip install
 'deskpilot[ray]'`` (Ray is imported only when a fleet starts). See ``docs/fleet.md``.
@@ -15,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .desktop_actor import DesktopActor, FleetSettings
-    from .limit import LIMITER_NAME, LimitActor, LimitConfig, RayLimiter, shared_limiter
+    from .limit import (
+        LIMITER_NAME,
+        LimitActor,
+        LimitConfig,
+        LimiterDiedError,
+        RayLimiter,
+        shared_limiter,
+    )
     from .ray_support import NAMESPACE
     from .records import FleetResult, FleetTask, read_results, read_tasks
     from .run import run_fleet
@@ -27,6 +35,7 @@ _WHERE = {
     "LIMITER_NAME": "limit",
     "LimitActor": "limit",
     "LimitConfig": "limit",
+    "LimiterDiedError": "limit",
     "RayLimiter": "limit",
     "shared_limiter": "limit",
     "NAMESPACE": "ray_support",
@@ -56,6 +65,7 @@ __all__ = [
     "FleetTask",
     "LimitActor",
     "LimitConfig",
+    "LimiterDiedError",
     "RayLimiter",
     "read_results",
     "read_tasks",

@@ -32,6 +32,27 @@ def _apps(value: str) -> tuple[str, ...]:
     return apps
 
 
+def _resources(values: tuple[str, ...]) -> dict[str, float]:
+    """The ``--desktop-resource NAME=AMOUNT`` options as a dict.
+
+    Raises:
+        click.BadParameter: a value without ``=`` or with an amount that is not a number.
+    """
+    out: dict[str, float] = {}
+    for value in values:
+        name, sep, amount = value.partition("=")
+        try:
+            if not sep:
+                raise ValueError(value)
+            out[name.strip()] = float(amount)
+        except ValueError:
+            raise click.BadParameter(
+                f"expected NAME=AMOUNT (like desktop=1), not {value!r}.",
+                param_hint="--desktop-resource",
+            ) from None
+    return out
+
+
 @click.command(short_help="Run a JSONL file of tasks over desktops on a Ray cluster.")
 @click.argument("tasks_file", metavar="TASKS.jsonl", type=click.Path(dir_okay=False))
 @click.option("--desktops", type=click.IntRange(1), default=None,
@@ -46,6 +67,11 @@ def _apps(value: str) -> tuple[str, ...]:
 @click.option("--out", "out_dir", default="deskpilot-fleet", show_default=True,
               type=click.Path(file_okay=False),
               help="Output directory: results.jsonl and runs/<task id>/.")  # fmt: skip
+@click.option("--shared-dir", default=None, metavar="PATH",
+              help="A directory every node mounts at the same path (NFS, ...): each desktop "
+              "actor writes its runs straight to PATH/<task id>/ and results.jsonl records "
+              "only their paths (nothing is copied back). It must exist and be writable. "
+              "Default: runs are sent back to OUT/runs/.")  # fmt: skip
 @click.option("--resume", is_flag=True,
               help="Skip tasks that already have a line in OUT/results.jsonl.")  # fmt: skip
 @click.option("--model", default=_DEFAULT_MODEL, show_default=True, envvar="DESKPILOT_MODEL",
@@ -68,6 +94,10 @@ def _apps(value: str) -> tuple[str, ...]:
               help="Requests in flight at once over the whole fleet.")  # fmt: skip
 @click.option("--desktop-cpus", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Ray CPUs reserved per desktop actor.")  # fmt: skip
+@click.option("--desktop-resource", "desktop_resources", multiple=True, metavar="NAME=AMOUNT",
+              help="A custom Ray resource each desktop actor needs (repeatable), e.g. "
+              "desktop=1 to place desktops only on nodes started with ray start "
+              "--resources '{\"desktop\": 4}'.")  # fmt: skip
 @click.option("--max-retries", type=click.IntRange(0), default=2, show_default=True,
               help="Reruns of a task whose actor or node died.")  # fmt: skip
 def fleet(
@@ -76,6 +106,7 @@ def fleet(
     address: str | None,
     servers: tuple[str, ...],
     out_dir: str,
+    shared_dir: str | None,
     resume: bool,
     model: str,
     provider: str | None,
@@ -89,6 +120,7 @@ def fleet(
     otpm: float | None,
     max_concurrent: int,
     desktop_cpus: float,
+    desktop_resources: tuple[str, ...],
     max_retries: int,
 ) -> None:
     """Run the tasks of TASKS.jsonl over --desktops desktop actors on Ray, under ONE rate
@@ -99,7 +131,7 @@ def fleet(
     scratch on a fresh desktop; a task whose actor or node dies is run again elsewhere (up
     to --max-retries times) and is counted once. OUT/results.jsonl gets one line per task
     as it finishes, and OUT/runs/<id>/ its trajectory (deskpilot report OUT/runs/<id> draws
-    it). The API key is read from
+    it), or SHARED/<id>/ with --shared-dir SHARED. The API key is read from
     ANTHROPIC_API_KEY (etc.) in each Ray worker's environment. Exit status 1 when a task
     did not end on its own (see results.jsonl), 0 otherwise. Details: docs/fleet.md.
     """
@@ -130,9 +162,11 @@ def fleet(
         settings=settings,
         desktops=desktops or len(servers) or 2,
         out_dir=out_dir,
+        shared_dir=shared_dir,
         resume=resume,
         limits=limits,
         desktop_cpus=desktop_cpus,
+        desktop_resources=_resources(desktop_resources),
         max_retries=max_retries,
         address=address,
     )

@@ -5,11 +5,13 @@ the fleet's shared limiter.
 The actor is built from picklable :class:`FleetSettings` (model, provider, base URL, desktop
 size, the limiter's name); the API key is read from the actor process's environment unless
 given. It returns each task's outcome with its trajectory directory packed as a tar.gz, so
-the driver gathers every run into one output directory whatever node ran it.
+the driver gathers every run into one output directory whatever node ran it; or, with a
+shared directory, writes the run directory there and returns only its path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import importlib
 import io
@@ -92,6 +94,26 @@ def pack_dir(path: Path) -> bytes:
     return buf.getvalue()
 
 
+def _shared_target(shared_dir: str, run_dir: str) -> Path:
+    """``shared_dir`` checked on this node, with an earlier attempt's ``run_dir`` removed
+    (a real directory only: a file or symlink of that name is left, and the run gets a
+    numbered name beside it).
+
+    Raises:
+        ConfigError: ``shared_dir`` is not a directory on this node.
+    """
+    base = Path(shared_dir)
+    if not base.is_dir():
+        raise ConfigError(
+            f"The shared directory {shared_dir} does not exist on this node; shared_dir must "
+            "be storage that every node of the cluster mounts at the same path."
+        )
+    old = base / run_dir
+    if old.is_dir() and not old.is_symlink():
+        shutil.rmtree(old)
+    return base
+
+
 class DesktopActor:
     """The body of a desktop actor (wrapped with ``ray.remote`` by the fleet runner).
 
@@ -123,8 +145,8 @@ class DesktopActor:
         if self._client is None:
             s = self._settings
             limiter = None
-            if s.limiter_name is not None:
-                limiter = RayLimiter.connect(s.limiter_name, s.namespace)
+            if s.limiter_name is not None:  # two blocking actor calls: off the loop
+                limiter = await asyncio.to_thread(RayLimiter.connect, s.limiter_name, s.namespace)
             self._client = LLMClient(
                 s.model,
                 provider=s.provider,
@@ -184,22 +206,46 @@ class DesktopActor:
             return await self._start_desktop()
         return self._desktop
 
-    async def run_task(self, task_id: str, task: str, run_dir: str) -> dict[str, Any]:
+    async def node(self) -> str:
+        """The hex id of the Ray node this actor runs on (answers once the actor is up)."""
+        from .ray_support import import_ray
+
+        return str(import_ray().get_runtime_context().get_node_id())
+
+    async def run_task(
+        self, task_id: str, task: str, run_dir: str, shared_dir: str | None = None
+    ) -> dict[str, Any]:
         """Run one task from scratch; never raises for a failed run.
 
         Args:
             task_id: the task's id; task: its instruction.
             run_dir: the trajectory directory's name (a safe form of the id).
+            shared_dir: an absolute directory every node sees: the run directory is
+                written straight to ``shared_dir/run_dir`` (an earlier attempt's is
+                replaced) and only its path comes back; None writes it to a scratch
+                directory and sends it back packed.
 
         Returns:
             the fields of a :class:`~deskpilot.fleet.records.FleetResult` (without
-            ``attempts``) plus ``"archive"``: the run directory as tar.gz bytes, or None.
+            ``attempts``) plus ``"archive"``: the run directory as tar.gz bytes, or None
+            (always None with ``shared_dir``, where ``"trajectory"`` holds the path).
         """
         self._current = task_id
-        scratch = Path(tempfile.mkdtemp(prefix="deskpilot-fleet-"))
+        scratch = None if shared_dir else Path(tempfile.mkdtemp(prefix="deskpilot-fleet-"))
         started = time.monotonic()
-        out: dict[str, Any] = {"id": task_id, "task": task, "desktop": self._name}
+        out: dict[str, Any] = {
+            "id": task_id,
+            "task": task,
+            "desktop": self._name,
+            "node": await self.node(),
+            "archive": None,
+        }
         try:
+            where = (
+                scratch
+                if scratch is not None
+                else await asyncio.to_thread(_shared_target, shared_dir or "", run_dir)
+            )
             client = await self._client_for()
             desktop = await self._desktop_for_task()
             self._used = True
@@ -210,7 +256,7 @@ class DesktopActor:
                 max_turns=s.max_turns,
                 max_tokens=s.max_tokens,
                 keep_screenshots=s.keep_screenshots,
-                out_dir=scratch,
+                out_dir=where,
                 run_name=run_dir,
             )
             res = await agent.run(task)
@@ -226,7 +272,11 @@ class DesktopActor:
                 error=res.error,
             )
             tdir = res.trajectory_dir
-            out["archive"] = pack_dir(tdir) if tdir is not None and tdir.is_dir() else None
+            if tdir is not None and tdir.is_dir():
+                if scratch is None:
+                    out["trajectory"] = str(tdir)
+                else:
+                    out["archive"] = await asyncio.to_thread(pack_dir, tdir)
         except Exception as exc:
             log.warning("%s: task %s failed: %s: %s", self._name, task_id, type(exc).__name__, exc)
             out.update(
@@ -234,10 +284,10 @@ class DesktopActor:
                 stop_reason="error",
                 duration_s=time.monotonic() - started,
                 error=f"{type(exc).__name__}: {exc}",
-                archive=None,
             )
         finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
             self._current = None
         return out
 

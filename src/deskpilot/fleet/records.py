@@ -54,8 +54,11 @@ class FleetResult(BaseModel):
         steps: model turns taken; cost: US dollars; input_tokens / output_tokens: usage.
         attempts: how many times the task was started (> 1 after an actor or node died).
         duration_s: wall-clock seconds of the last attempt's agent run.
-        trajectory: the run directory relative to the output directory (None when none).
+        trajectory: the run directory: relative to the output directory
+            (``runs/<name>``) when the driver gathered it, or the absolute path on shared
+            storage when the fleet ran with ``shared_dir`` (None when there is none).
         desktop: the Ray actor name that ran the last attempt.
+        node: the hex id of the Ray node that ran the last attempt (None when unknown).
         error: the error text when the run failed.
     """
 
@@ -75,6 +78,7 @@ class FleetResult(BaseModel):
     duration_s: float = 0.0
     trajectory: str | None = None
     desktop: str | None = None
+    node: str | None = None
     error: str | None = None
 
 
