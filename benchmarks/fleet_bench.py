@@ -21,6 +21,12 @@ Per N it prints:
   openbox, xterm, bash); ``model``: cores used by the fake model server (a single
   Python process: it caps tasks/min once it nears one core); ``host``: how busy the
   machine's CPUs were (everything on it: Xvfb, the apps, the fake server, other programs);
+* with ``--processes K`` (K > 1, rows labelled ``local Kproc``): ``run_many(processes=K)``
+  spreads the desktops over K worker processes; ``cpu/step`` then adds the workers' CPU
+  (polled every 0.2 s: the last fraction of a second of each worker is missed), per-action
+  times come from the results' step records, ``lag`` is the parent's loop only (the
+  agents run in the workers), ``start p50`` is not measured, and ``PSS/desk`` is the most
+  seen while polling;
 * ``PSS/desk``: proportional set size (MB) of the processes started for the desktops (Xvfb,
   openbox, xterm, the bash shells and their wrappers; the ``deskpilot serve`` processes for
   the rows through the server) divided by N, sampled once mid-run;
@@ -36,6 +42,7 @@ Usage::
     python benchmarks/fleet_bench.py --n 8 --tasks 3 --latency 1.0
     python benchmarks/fleet_bench.py --remote        # also through ``deskpilot serve`` (when present)
     python benchmarks/fleet_bench.py --shared-limit  # plus 4 processes sharing one rate limit
+    python benchmarks/fleet_bench.py --n 8,16 --processes 1,2  # run_many(processes=2) too
 
 Rows that need other packages (remote desktops through ``deskpilot serve``; four processes
 sharing one rate limit) are added when those packages are installed, else skipped with a note.
@@ -46,6 +53,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -258,6 +266,56 @@ class _TimedDesktop:
         await self._desk.__aexit__(*exc)
 
 
+class _WorkerCPU:
+    """``run_many(processes=K)``: polls the worker processes' CPU time (they are gone when
+    ``run_many`` returns) and the desktops' PSS (the most over the run), in a thread."""
+
+    def __init__(self, server_pid: int, period_s: float = 0.2) -> None:
+        self.server_pid = server_pid
+        self.period_s = period_s
+        self.cpu: dict[int, float] = {}
+        self.pss_desk_total = float("nan")
+        self.own_cpu_s = 0.0
+        self._stop = asyncio.Event()
+
+    def _sample(self) -> None:
+        import psutil
+
+        t0 = time.thread_time()
+        for child in psutil.Process().children(recursive=False):
+            try:
+                if "spawn_main" in " ".join(child.cmdline()):
+                    t = child.cpu_times()
+                    self.cpu[child.pid] = t.user + t.system
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+        total, _ = children_pss_mb({self.server_pid})
+        if not total <= self.pss_desk_total:  # nan-safe max
+            self.pss_desk_total = total
+        self.own_cpu_s += time.thread_time() - t0
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            await asyncio.to_thread(self._sample)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.period_s)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _record_actions(row: Row, results: list[Any]) -> int:
+    """Per-action times from the results' step records (processes > 1: no on_step)."""
+    steps = 0
+    for r in results:
+        for record in r.step_records:
+            steps += 1
+            for action in record.actions:
+                if action.name == "computer" and action.executed:
+                    row.actions.append(action.timings.total_s)
+    return steps
+
+
 async def run_fleet(
     label: str,
     n: int,
@@ -266,6 +324,7 @@ async def run_fleet(
     server_pid: int,
     tasks_per_desktop: int,
     make_desktop: Callable[[], Any],
+    processes: int = 1,
 ) -> Row:
     import psutil
 
@@ -310,21 +369,37 @@ async def run_fleet(
             progress="none",
         ) as client:
             lag.start()
+            workers = _WorkerCPU(server_pid)
             cpu0 = me.cpu_times()
             host0 = psutil.cpu_times()
             srv0 = psutil.Process(server_pid).cpu_times()
             kids0 = os.times()
             t0 = time.perf_counter()
-            results = await run_many(
-                [TASK] * row.tasks,
-                client=client,
-                desktops=n,
-                desktop_factory=lambda: _TimedDesktop(make_desktop, row.starts, live),
-                show_progress=False,
-                max_turns=STEPS + 2,
-                out_dir=tmp,
-                on_step=on_step,
-            )
+            if processes == 1:
+                results = await run_many(
+                    [TASK] * row.tasks,
+                    client=client,
+                    desktops=n,
+                    desktop_factory=lambda: _TimedDesktop(make_desktop, row.starts, live),
+                    show_progress=False,
+                    max_turns=STEPS + 2,
+                    out_dir=tmp,
+                    on_step=on_step,
+                )
+            else:  # the workers' CPU is polled; actions come from the step records
+                polling = asyncio.create_task(workers.run())
+                results = await run_many(
+                    [TASK] * row.tasks,
+                    client=client,
+                    desktops=n,
+                    desktop_factory=make_desktop,
+                    show_progress=False,
+                    max_turns=STEPS + 2,
+                    out_dir=tmp,
+                    processes=processes,
+                )
+                workers.stop()
+                await polling
             row.wall_s = time.perf_counter() - t0
             cpu1 = me.cpu_times()
             host1 = psutil.cpu_times()
@@ -334,10 +409,16 @@ async def run_fleet(
     row.cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system) - sample_cpu[0]
     row.cpu_s += sum(SERVER_CPU)  # through `deskpilot serve`: the servers' Python CPU too
     SERVER_CPU.clear()
+    worker_cpu = sum(workers.cpu.values())
+    if processes > 1:  # the workers' Python CPU too; the parent's own polling not
+        row.cpu_s += worker_cpu - workers.own_cpu_s
+        steps = _record_actions(row, results)
+        row.pss_desk = workers.pss_desk_total / n
     row.steps = steps
     row.core_share = row.cpu_s / row.wall_s
     row.server_cores = (srv1.user + srv1.system - srv0.user - srv0.system) / row.wall_s
     kids = kids1.children_user + kids1.children_system - kids0.children_user - kids0.children_system
+    kids -= worker_cpu  # processes > 1: the workers are children too (their desktops count)
     row.desktop_cores = kids / row.wall_s
     busy = [b - a for a, b in zip(host0, host1, strict=True)]
     idle = (host1.idle - host0.idle) + (host1.iowait - host0.iowait)
@@ -492,10 +573,10 @@ def verdicts(rows: list[Row]) -> list[str]:
 async def amain(args: argparse.Namespace) -> int:
     from deskpilot.desktop.local import LocalDesktop
 
-    def local() -> Any:
-        return LocalDesktop(1280, 800, apps=("terminal",))
-
+    # picklable, for run_many(processes=K)'s worker processes
+    local = functools.partial(LocalDesktop, 1280, 800, apps=("terminal",))
     ns = [int(x) for x in args.n.split(",") if x.strip()]
+    procs = [int(x) for x in args.processes.split(",") if x.strip()]
     rows: list[Row] = []
     with model_server(args.latency) as (url, server_pid):
         kinds: list[tuple[str, Callable[[], Any]]] = [("local", local)]
@@ -506,18 +587,23 @@ async def amain(args: argparse.Namespace) -> int:
             else:
                 kinds.append(("serve", remote))
         for label, make in kinds:
-            for n in ns:
-                row = await run_fleet(
-                    label,
-                    n,
-                    url=url,
-                    server_pid=server_pid,
-                    tasks_per_desktop=args.tasks,
-                    make_desktop=make,
-                )
-                rows.append(row)
-                if args.verbose:
-                    print_table([row])
+            for p in procs:
+                if p > 1 and label != "local":
+                    print(f"{label}: processes={p} is measured for local desktops only; skipped")
+                    continue
+                for n in ns:
+                    row = await run_fleet(
+                        label if p == 1 else f"{label} {p}proc",
+                        n,
+                        url=url,
+                        server_pid=server_pid,
+                        tasks_per_desktop=args.tasks,
+                        make_desktop=make,
+                        processes=p,
+                    )
+                    rows.append(row)
+                    if args.verbose:
+                        print_table([row])
     print(
         f"\nfleet_bench: {STEPS}-step scripted xterm task, {args.tasks} task(s) per desktop, "
         f"model latency {args.latency:g} s, {os.cpu_count()} cores, 1280x800"
@@ -567,6 +653,11 @@ def main() -> int:
     ap.add_argument("--tasks", type=int, default=2, help="tasks per desktop (default 2)")
     ap.add_argument("--latency", type=float, default=0.0, help="model latency in seconds")
     ap.add_argument("--remote", action="store_true", help="also through deskpilot serve")
+    ap.add_argument(
+        "--processes",
+        default="1",
+        help="run_many worker processes, comma-separated (e.g. 1,2); rows per value",
+    )
     ap.add_argument("--shared-limit", action="store_true", help="the 4-process limit rows")
     ap.add_argument(
         "--limit-window", type=float, default=6.0, help="their window, s (60 = real minutes)"

@@ -25,7 +25,23 @@ def _default_desktop_factory() -> Any:
     return LocalDesktop()
 
 
-def _own_pool(
+def error_result(task: str | Conversation, message: str) -> AgentResult:
+    """The result of a task that did not run to an end: ``stop_reason="error"``, ``error``
+    set to ``message`` (a sentence saying why)."""
+    conv = task.copy() if isinstance(task, Conversation) else Conversation().user(str(task))
+    return AgentResult(
+        final_text=None,
+        steps=0,
+        usage=Usage(),
+        cost=0.0,
+        stop_reason="error",
+        trajectory_dir=None,
+        conversation=conv,
+        error=message,
+    )
+
+
+def own_pool(
     desktop_factory: Callable[[], Any] | None, desktops: int, fresh_desktop: bool, n: int
 ) -> DesktopPool[Any]:
     """The pool ``run_many`` builds when given none: ``desktops`` desktops, kept between
@@ -47,6 +63,7 @@ async def run_many(
     fresh_desktop: bool = False,
     pool: DesktopPool[Any] | None = None,
     show_progress: bool = True,
+    processes: int = 1,
     **agent_kwargs: Any,
 ) -> list[AgentResult]:
     """Run many tasks at once over a pool of desktops; one :class:`AgentResult` per task, in
@@ -56,6 +73,21 @@ async def run_many(
     when given (its ``between_tasks`` decides what the next task sees; a dead desktop is
     replaced), or one ``run_many`` builds from ``desktops``/``desktop_factory``/
     ``fresh_desktop`` and closes at the end.
+
+    With ``processes=K`` (K > 1) the tasks and desktops are spread over K worker processes
+    (``multiprocessing`` "spawn": one event loop and one pool each, the ``desktops`` split
+    evenly, so one machine's desktops use its cores). Each worker rebuilds the client from
+    ``client``'s models and settings (credentials from its inherited environment, or the
+    ``api_key=`` given, sent through the spawn pipe, never written to disk) and admits
+    every request from ``client``'s own limiter in this process, so RPM, input TPM, output
+    TPM and concurrency hold across all workers (:mod:`deskpilot.agent.shard_link`).
+    Tasks go to whichever worker has a free desktop; results come back as they finish and
+    are returned in input order, trajectories in the same ``out_dir``. A worker that dies
+    (killed, crashed) turns its unfinished tasks into error results saying so (they are not
+    rerun: a half-run task may have acted on its desktop); its queued tasks go to the other
+    workers. Cancelling ``run_many`` (Ctrl-C) stops the workers with SIGTERM: each closes
+    its desktops and exits (SIGKILL after 30 s). Workers ignore SIGINT and exit when this
+    process disappears. ``client.total_usage``/``total_cost`` add up the workers' usage.
 
     Args:
         tasks: task strings (or Conversations).
@@ -72,6 +104,12 @@ async def run_many(
             left open: the caller closes it). Typically ``between_tasks="reset"``, so each
             task starts on a fresh desktop without paying for a new X server.
         show_progress: a tqdm bar on stderr (tasks done, stop reasons, cost).
+        processes: worker processes (>= 1; at most ``desktops`` and the task count are
+            used). 1 (default): everything runs in this process and event loop. More:
+            ``desktop_factory``, the tasks and ``agent_kwargs`` must be picklable (a
+            module-level function or ``functools.partial(LocalDesktop, 1280, 800)``, not a
+            lambda), ``pool=`` and the in-process callbacks ``on_step``, ``approve`` and
+            ``control`` are refused (read each result's ``step_records`` instead).
         **agent_kwargs: passed to every :class:`Agent` (``max_turns``, ``out_dir``, ...).
 
     Returns:
@@ -81,8 +119,11 @@ async def run_many(
         not tried (they get the start error).
 
     Raises:
-        ConfigError: ``desktops`` < 1, ``run_name`` in ``agent_kwargs`` (it would clash),
-            or ``pool`` together with ``desktop_factory``/``fresh_desktop``.
+        ConfigError: ``desktops`` or ``processes`` < 1, ``run_name`` in ``agent_kwargs`` (it
+            would clash), ``pool`` together with ``desktop_factory``/``fresh_desktop``, or
+            (``processes`` > 1) ``pool``, a callback, something unpicklable or a client that
+            cannot be rebuilt in a worker (see
+            :func:`~deskpilot.client.rebuild.rebuild_arguments`).
     """
     if desktops is not None and (
         isinstance(desktops, bool) or not isinstance(desktops, int) or desktops < 1
@@ -95,6 +136,22 @@ async def run_many(
             "Pass either pool= or desktop_factory=/fresh_desktop=; the pool's factory and "
             "between_tasks= decide those."
         )
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise ConfigError(f"processes must be an integer >= 1, not {processes!r}.")
+    if processes > 1:
+        from .shard import run_sharded
+
+        return await run_sharded(
+            tasks,
+            client=client,
+            processes=processes,
+            desktops=desktops or 2,
+            desktop_factory=desktop_factory,
+            fresh_desktop=fresh_desktop,
+            pool=pool,
+            show_progress=show_progress,
+            agent_kwargs=agent_kwargs,
+        )
     from tqdm.auto import tqdm
 
     n = len(tasks)
@@ -102,7 +159,7 @@ async def run_many(
         return []
     own = pool is None
     if pool is None:
-        pool = _own_pool(desktop_factory, desktops or 2, fresh_desktop, n)
+        pool = own_pool(desktop_factory, desktops or 2, fresh_desktop, n)
     workers = min(desktops or pool.size, n)
     results: list[AgentResult | None] = [None] * n
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -110,19 +167,6 @@ async def run_many(
         queue.put_nowait(i)
     bar = tqdm(total=n, desc="deskpilot", unit="task", disable=not show_progress, leave=True)
     totals = {"cost": 0.0, "ok": 0}
-
-    def error_result(task: str | Conversation, message: str) -> AgentResult:
-        conv = task.copy() if isinstance(task, Conversation) else Conversation().user(str(task))
-        return AgentResult(
-            final_text=None,
-            steps=0,
-            usage=Usage(),
-            cost=0.0,
-            stop_reason="error",
-            trajectory_dir=None,
-            conversation=conv,
-            error=message,
-        )
 
     def record(i: int, res: AgentResult) -> None:
         results[i] = res
