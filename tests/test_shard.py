@@ -208,3 +208,60 @@ async def test_processes_refuses_what_cannot_cross_to_a_worker(tmp_path):
     transport_client = LLMClient("claude-4-sonnet", transport=server.transport(), api_key=KEY)
     with pytest.raises(ConfigError, match="transport= object"):
         await run_many(["x"], client=transport_client, processes=2, show_progress=False)
+
+
+async def test_the_link_limiter_withdraws_a_cancelled_wait_and_frees_a_dead_workers_slots():
+    from deskpilot.agent.shard_link import LimiterHost, LinkLimiter, read_frame
+    from deskpilot.client.limiter import RateLimiter
+
+    shared = RateLimiter(max_concurrent=1)
+    hosts: list[LimiterHost] = []
+
+    async def serve(reader, writer):  # the parent's side, as run_many runs it
+        host = LimiterHost(shared, writer)
+        hosts.append(host)
+        while (message := await read_frame(reader)) is not None:
+            assert host.handle(message)
+        host.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def worker():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        link = LinkLimiter(writer)
+
+        async def read():
+            while (message := await read_frame(reader)) is not None:
+                link.granted(message[1])
+
+        return link, writer, asyncio.create_task(read())
+
+    async def settle(check, timeout_s=5.0):
+        for _ in range(int(timeout_s / 0.01)):
+            if check():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError("the parent's limiter did not get there")
+
+    try:
+        (a, a_writer, a_read), (b, b_writer, b_read) = await worker(), await worker()
+        ticket = await a.acquire(100, 10)
+        assert (a.in_flight, shared.in_flight) == (1, 1)
+        waiting = asyncio.create_task(b.acquire(100, 10))  # the one slot is worker a's
+        await settle(lambda: shared.waiting == 1)
+        waiting.cancel()  # withdrawn at the parent: it would otherwise take the slot later
+        await settle(lambda: shared.waiting == 0)
+        a.release(ticket, input_tokens=90, output_tokens=5)
+        await settle(lambda: shared.in_flight == 0)
+        # worker b takes the slot, then dies (its connection drops): the slot comes back
+        await b.acquire(1, 1)
+        await settle(lambda: shared.in_flight == 1)
+        b_writer.transport.abort()
+        await settle(lambda: shared.in_flight == 0)
+        assert await asyncio.wait_for(a.acquire(1, 1), timeout=5) is not None
+        for task in (a_read, b_read):
+            task.cancel()
+        a_writer.close()
+    finally:
+        server.close()
