@@ -36,6 +36,10 @@ async def test_start_and_close_end_every_process_group_and_remove_home():
         pids = desktop.pids
         assert len(pids) == 3  # Xvfb, openbox, xterm
         assert all(_group_exists(p) for p in pids)
+        # No GLX: Mesa's software rasteriser (libLLVM) would add ~50 MB to every desktop.
+        maps = Path(f"/proc/{pids[0]}/maps").read_text()
+        assert "Xvfb" in Path(f"/proc/{pids[0]}/cmdline").read_text()
+        assert "libLLVM" not in maps and "swrast_dri" not in maps
         home = desktop.home
         assert home is not None and home.is_dir()
         env = desktop.env

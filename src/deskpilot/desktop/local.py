@@ -301,6 +301,9 @@ class LocalDesktop(LocalHost, X11Display):
             argv = [xvfb, "-displayfd", str(write_fd), "-screen", "0"]
             argv += [f"{self.width}x{self.height}x{self.depth}", "-nolisten", "tcp"]
             argv += ["-noreset", "-dpi", "96", "-auth", auth]
+            # No GLX: it maps Mesa's software rasteriser (libLLVM, ~50 MB a desktop) into Xvfb;
+            # the apps here draw without it (chromium runs with --disable-gpu).
+            argv += ["-extension", "GLX"]
             self._xvfb = await asyncio.create_subprocess_exec(
                 # SIGKILL: a stopped (SIGSTOP) Xvfb never acts on a SIGTERM; the lock file
                 # it leaves is stale (its pid is gone) and the next Xvfb takes it over.
