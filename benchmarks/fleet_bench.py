@@ -16,7 +16,8 @@ Per N it prints:
   screenshot and encoding: ``ActionTimings.total_s``);
 * ``lag p50/p95/max``: event-loop lag in ms (a 10 ms sleeper's lateness);
 * ``cpu/step``: CPU ms of this Python process (every thread) per model turn, plus that of
-  the ``deskpilot serve`` processes for the rows through the computer server; ``cores``: the
+  the ``deskpilot serve`` processes for the rows through the computer server, less the lag
+  meter's own wake-ups (calibrated alone first, printed in the header); ``cores``: the
   same as cores used on average; ``desks``: cores used by the desktops' processes (Xvfb,
   openbox, xterm, bash); ``model``: cores used by the fake model server (a single
   Python process: it caps tasks/min once it nears one core); ``host``: how busy the
@@ -180,6 +181,22 @@ class LagMeter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+async def lag_meter_cpu_s(seconds: float = 1.0) -> float:
+    """CPU seconds one wake-up of the lag meter costs this process (measured alone on an
+    idle loop): the meter is an instrument, so ``cpu/step`` leaves its own wake-ups out
+    (about 100 a second: ~2-4 ms per step at N=1)."""
+    meter = LagMeter()
+    t0 = time.process_time()
+    meter.start()
+    await asyncio.sleep(seconds)
+    await meter.stop()
+    return (time.process_time() - t0) / max(1, len(meter.samples))
+
+
+LAG_METER_CPU_S = [0.0]
+"""The calibrated CPU seconds of one lag-meter wake-up (set by :func:`amain`)."""
 
 
 def pss_mb(pid: int) -> float:
@@ -407,6 +424,7 @@ async def run_fleet(
             kids1 = os.times()  # the desktops' processes, all reaped by now
             await lag.stop()
     row.cpu_s = (cpu1.user + cpu1.system) - (cpu0.user + cpu0.system) - sample_cpu[0]
+    row.cpu_s -= len(lag.samples) * LAG_METER_CPU_S[0]  # the instrument's own wake-ups
     row.cpu_s += sum(SERVER_CPU)  # through `deskpilot serve`: the servers' Python CPU too
     SERVER_CPU.clear()
     worker_cpu = sum(workers.cpu.values())
@@ -577,6 +595,7 @@ async def amain(args: argparse.Namespace) -> int:
     local = functools.partial(LocalDesktop, 1280, 800, apps=("terminal",))
     ns = [int(x) for x in args.n.split(",") if x.strip()]
     procs = [int(x) for x in args.processes.split(",") if x.strip()]
+    LAG_METER_CPU_S[0] = await lag_meter_cpu_s()
     rows: list[Row] = []
     with model_server(args.latency) as (url, server_pid):
         kinds: list[tuple[str, Callable[[], Any]]] = [("local", local)]
@@ -606,7 +625,8 @@ async def amain(args: argparse.Namespace) -> int:
                         print_table([row])
     print(
         f"\nfleet_bench: {STEPS}-step scripted xterm task, {args.tasks} task(s) per desktop, "
-        f"model latency {args.latency:g} s, {os.cpu_count()} cores, 1280x800"
+        f"model latency {args.latency:g} s, {os.cpu_count()} cores, 1280x800; "
+        f"lag meter {LAG_METER_CPU_S[0] * 1e6:.0f} us CPU per wake-up (left out of cpu/step)"
     )
     print_table(rows)
     print()

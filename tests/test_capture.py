@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from deskpilot.desktop.capture import ScreenCapture, encode, media_type
@@ -39,6 +41,46 @@ def test_png_from_a_bgrx_frame_is_lossless_and_matches_the_image_path():
         assert back.tobytes() == sample().tobytes()
     other = Image.new("RGB", (10, 7), (1, 2, 3))  # another size: its own buffer
     assert Image.open(io.BytesIO(encode(other))).convert("RGB").tobytes() == other.tobytes()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    size=st.tuples(st.integers(1, 33), st.integers(1, 21)),
+    steps=st.lists(  # each step changes a few rectangles, then encodes
+        st.lists(
+            st.tuples(
+                st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.floats(0, 1), st.integers()
+            ),
+            max_size=3,
+        ),
+        max_size=6,
+    ),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_frame_png_converts_changed_rows_and_matches_a_full_encode(size, steps, seed):
+    """FramePng reuses its last frame's scanlines: after any run of edits (none, one pixel,
+    bands, the whole screen, a new size) its bytes equal a full png_from_frame."""
+    import numpy as np
+
+    from deskpilot.desktop.capture import FramePng, png_from_frame
+
+    w, h = size
+    rng = np.random.default_rng(seed)
+    frame = rng.integers(0, 2**24, size=(h, w), dtype=np.uint32)
+    enc = FramePng()
+    assert enc.encode(frame) == png_from_frame(frame)
+    for rects in steps:
+        for fx, fy, fw, fh, value in rects:
+            x0, y0 = int(fx * (w - 1)), int(fy * (h - 1))
+            x1, y1 = x0 + 1 + int(fw * (w - x0 - 1)), y0 + 1 + int(fh * (h - y0 - 1))
+            frame[y0:y1, x0:x1] = value % 2**24
+        assert enc.encode(frame) == png_from_frame(frame)
+    same = enc.encode(frame)
+    assert enc.encode(frame.copy()) is same  # nothing changed: the same bytes again
+    bigger = rng.integers(0, 2**24, size=(h + 1, w + 2), dtype=np.uint32)
+    assert enc.encode(bigger) == png_from_frame(bigger)
+    enc.clear()
+    assert enc.encode(frame) == png_from_frame(frame)
 
 
 @pytest.mark.parametrize(("fmt", "magic"), [("jpeg", b"\xff\xd8"), ("webp", b"RIFF")])

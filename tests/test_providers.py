@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from deskpilot.computer_use.specs import GROUP_NAMES, ToolGroup, computer_definition
 from deskpilot.models import REGISTRY
 from deskpilot.prompt import Conversation, Image, Message, Text, ToolCall, ToolResult
+from deskpilot.prompt.parts import JsonSafeText
 from deskpilot.providers.anthropic import AnthropicProvider, parse_anthropic_error
-from deskpilot.providers.base import RequestOptions
+from deskpilot.providers.base import RequestOptions, dumps
 from deskpilot.providers.bedrock import BedrockProvider
 from deskpilot.providers.caching import MAX_BREAKPOINTS, apply_cache, count_breakpoints
 from deskpilot.providers.gateway import GatewayProvider, parse_chat_completion
@@ -425,3 +429,40 @@ def test_missing_botocore_gives_install_hint(monkeypatch) -> None:
         BedrockProvider("us-east-1")
     assert "pip install 'deskpilot[bedrock]'" in str(info.value)
     assert isinstance(info.value, ImportError)
+
+
+_json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.text(), st.just("\x00"), st.just('"\\')
+)
+_b64 = st.binary(max_size=64).map(lambda b: JsonSafeText(base64.b64encode(b).decode("ascii")))
+_body = st.recursive(
+    st.one_of(_json_leaf, _b64),
+    lambda kids: st.one_of(
+        st.lists(kids, max_size=4), st.dictionaries(st.text(max_size=5), kids, max_size=4)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=_body)
+def test_dumps_splices_base64_in_byte_identical_and_leaves_the_body_alone(body):
+    """Images' base64 (JsonSafeText) is copied into the body after encoding, not scanned:
+    the bytes must be exactly json.dumps's, whatever text, markers or nesting surround it."""
+    before = copy.deepcopy(body)
+    expected = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    assert dumps(body) == expected
+    assert body == before
+
+
+def test_dumps_of_a_request_with_screenshots_matches_json_dumps():
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
+    text = 'what is on the screen? \u00e9\u4e2d \x00 "quoted" \\'
+    conv = Conversation().user(text, image=Image(png, "image/png"))
+    _system, anthropic = conv.to_anthropic()
+    for body in ({"messages": anthropic}, {"messages": conv.to_openai()}):
+        expected = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        assert dumps(body) == expected
+    sent = json.loads(dumps({"messages": anthropic}))["messages"][0]["content"]
+    image = next(block for block in sent if block["type"] == "image")
+    assert base64.b64decode(image["source"]["data"]) == png

@@ -19,6 +19,7 @@ secrets) and the values passed as ``secrets=`` (the client's own credentials) as
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -109,20 +110,29 @@ def redact(obj: Any, secrets: list[str] | None = None) -> Any:
             of the environment: ANTHROPIC_API_KEY, ANTHROPIC_AUTH_TOKEN, OPENAI_API_KEY, AWS
             secrets).
     """
-    secrets = _secret_values() if secrets is None else secrets
-    if isinstance(obj, dict):
-        return {
-            k: "[redacted]"
-            if isinstance(k, str) and _SECRET_KEY.search(k) and isinstance(v, str) and v
-            else redact(v, secrets)
-            for k, v in obj.items()
-        }
-    if isinstance(obj, list | tuple):
-        return [redact(v, secrets) for v in obj]
-    if isinstance(obj, str) and secrets:
+    return _redact(obj, _secret_values() if secrets is None else secrets)
+
+
+@functools.lru_cache(maxsize=1024)  # records repeat the same few keys on every line
+def _secret_key(key: str) -> bool:
+    return _SECRET_KEY.search(key) is not None
+
+
+def _redact(obj: Any, secrets: list[str]) -> Any:
+    if isinstance(obj, str):  # the leaves first: most of a record
         for s in secrets:
             if s in obj:
                 obj = obj.replace(s, "[redacted]")
+        return obj
+    if isinstance(obj, dict):
+        return {
+            k: "[redacted]"
+            if isinstance(v, str) and v and isinstance(k, str) and _secret_key(k)
+            else _redact(v, secrets)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list | tuple):
+        return [_redact(v, secrets) for v in obj]
     return obj
 
 

@@ -10,6 +10,7 @@ the size after the tier's resize (one rule, in :mod:`deskpilot.computer_use.scal
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from typing import Any
@@ -27,6 +28,7 @@ def text_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN) if text else 0
 
 
+@functools.lru_cache(maxsize=256)  # a pure function of a few screen sizes, on every request
 def image_tokens(width: int, height: int, tier: str = "legacy") -> int:
     """Input tokens of a ``width`` x ``height`` image (pixels) under ``tier``'s rule.
 

@@ -25,7 +25,15 @@ from PIL import Image
 from deskpilot.desktop.xauth import authority
 from deskpilot.errors import ConfigError, DesktopError, MissingDependencyError
 
-__all__ = ["ImageFormat", "ScreenCapture", "encode", "media_type", "png_bytes", "png_from_frame"]
+__all__ = [
+    "FramePng",
+    "ImageFormat",
+    "ScreenCapture",
+    "encode",
+    "media_type",
+    "png_bytes",
+    "png_from_frame",
+]
 
 log = logging.getLogger(__name__)
 
@@ -116,17 +124,77 @@ def png_bytes(img: Image.Image) -> bytes:
         return _png(rows, w, h)
 
 
+def _bgrx_to_rgb(frame: np.ndarray, rows: np.ndarray) -> None:
+    """Write a ``(h, w)`` ``uint32`` BGRX frame's pixels into ``(h, 1 + 3 w)`` scanlines."""
+    h, w = frame.shape
+    bgrx = frame.view(np.uint8).reshape(h, w, 4)
+    rgb = rows[:, 1:].reshape(h, w, 3)
+    rgb[:, :, 0] = bgrx[:, :, 2]
+    rgb[:, :, 1] = bgrx[:, :, 1]
+    rgb[:, :, 2] = bgrx[:, :, 0]
+
+
 def png_from_frame(frame: np.ndarray) -> bytes:
     """A PNG of a captured frame (``(h, w)`` ``uint32`` BGRX, :attr:`ScreenCapture.frame`),
     straight from the pixels: no PIL image in between (about 3 ms at 1280x800 with ``isal``)."""
     h, w = frame.shape
-    bgrx = frame.view(np.uint8).reshape(h, w, 4)
     with _rows.borrow(w, h) as rows:
-        rgb = rows[:, 1:].reshape(h, w, 3)
-        rgb[:, :, 0] = bgrx[:, :, 2]
-        rgb[:, :, 1] = bgrx[:, :, 1]
-        rgb[:, :, 2] = bgrx[:, :, 0]
+        _bgrx_to_rgb(frame, rows)
         return _png(rows, w, h)
+
+
+def _changed_rows(new: np.ndarray, old: np.ndarray) -> np.ndarray:
+    """``(h,)`` booleans: the rows where two same-shape ``uint32`` frames differ."""
+    if new.shape[1] % 2 == 0:  # compare two pixels at a time
+        new, old = new.view(np.uint64), old.view(np.uint64)
+    changed: np.ndarray = np.not_equal(new, old).any(axis=1)
+    return changed
+
+
+def _bands(rows: np.ndarray) -> list[tuple[int, int]]:
+    """The runs of True in a boolean row mask, as ``(first, end)`` pairs."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], rows, [False])).astype(np.int8)))
+    return [(int(a), int(b)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+class FramePng:
+    """The PNG of one display's latest frame, converted row by row as the screen changes.
+
+    Each :meth:`encode` compares the frame with the last one it encoded (about 0.3 ms at
+    1280x800) and converts only the rows that changed; when none did, it returns the same
+    PNG bytes again. A screenshot after typing or a pointer move converts a few rows instead
+    of the whole screen (the conversion is about 1.5 ms of the 3 ms of
+    :func:`png_from_frame`). The output is byte for byte what :func:`png_from_frame` gives.
+
+    It keeps a copy of the last frame and its scanlines (7 MB at 1280x800) until
+    :meth:`clear`. Not thread-safe: one owner thread (the display's X thread).
+    """
+
+    def __init__(self) -> None:
+        self._frame: np.ndarray | None = None
+        self._rows: np.ndarray | None = None
+        self._png: bytes | None = None
+
+    def encode(self, frame: np.ndarray) -> bytes:
+        """The PNG of ``frame`` (``(h, w)`` ``uint32`` BGRX; read, never kept)."""
+        h, w = frame.shape
+        if self._frame is None or self._rows is None or self._frame.shape != frame.shape:
+            self._frame = frame.copy()
+            self._rows = np.zeros((h, 1 + 3 * w), dtype=np.uint8)
+            _bgrx_to_rgb(self._frame, self._rows)
+        else:
+            changed = _changed_rows(frame, self._frame)
+            if self._png is not None and not changed.any():
+                return self._png
+            for y0, y1 in _bands(changed):
+                self._frame[y0:y1] = frame[y0:y1]
+                _bgrx_to_rgb(self._frame[y0:y1], self._rows[y0:y1])
+        self._png = _png(self._rows, w, h)
+        return self._png
+
+    def clear(self) -> None:
+        """Drop the kept frame, scanlines and PNG."""
+        self._frame = self._rows = self._png = None
 
 
 def encode(img: Image.Image, format: ImageFormat = "png", *, quality: int = 80) -> bytes:
@@ -181,6 +249,7 @@ class ScreenCapture:
         self._backend = "default"
         self._frame: np.ndarray | None = None
         self._shm_ok = True
+        self._png = FramePng()
 
     def _open(self) -> Any:
         try:
@@ -337,11 +406,13 @@ class ScreenCapture:
         return Image.frombuffer("RGB", size, view, "raw", "BGRX", 0, 1)
 
     def grab_png(self) -> bytes:
-        """One frame as a PNG, encoded straight from the pixels (:func:`png_from_frame`)."""
-        return png_from_frame(self.screen())
+        """One frame as a PNG, encoded straight from the pixels, only the rows that changed
+        since the last one (:class:`FramePng`)."""
+        return self._png.encode(self.screen())
 
     def close(self) -> None:
-        """Release the mss handle (safe to call twice)."""
+        """Release the mss handle and the kept frames (safe to call twice)."""
+        self._png.clear()
         if self._sct is not None:
             try:
                 self._sct.close()

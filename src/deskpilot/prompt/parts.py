@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # Pillow is a dependency, but importing it costs ~30 ms; do i
 
 __all__ = [
     "Image",
+    "JsonSafeText",
     "Part",
     "ResultPart",
     "Text",
@@ -67,6 +69,18 @@ class Text:
 
     def to_anthropic(self) -> dict[str, Any]:
         return {"type": "text", "text": self.text}
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class JsonSafeText(str):
+    """Text that JSON does not escape: ASCII without ``"``, ``\\`` or control characters
+    (base64, and ``data:`` URLs of it). A request body's encoder copies such values in as
+    bytes instead of scanning them (:func:`deskpilot.providers.base.dumps`): screenshots are
+    most of a computer-use request."""
+
+    __slots__ = ()
 
 
 class Image:
@@ -124,20 +138,25 @@ class Image:
             )
         self.data = raw
         self.media_type = media_type or detect_media_type(raw)
-        self._b64 = b64
+        # b64decode(validate=True) accepted it: only the base64 alphabet and padding
+        self._b64 = JsonSafeText(b64) if b64 is not None else None
         if not hasattr(self, "_size"):
             self._size = None
 
     @property
     def base64(self) -> str:
-        """The data as base64 text (computed once)."""
+        """The data as base64 text (computed once; a :class:`JsonSafeText`)."""
         if self._b64 is None:
-            self._b64 = base64.b64encode(self.data).decode("ascii")
+            self._b64 = JsonSafeText(base64.b64encode(self.data).decode("ascii"))
         return self._b64
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height) in pixels of the encoded image."""
+        if self._size is None and self.data[12:16] == b"IHDR" and self.data[:8] == _PNG_SIGNATURE:
+            # a PNG states its size in its first chunk: no decoder needed (every screenshot)
+            width, height = struct.unpack(">II", self.data[16:24])
+            self._size = (width, height)
         if self._size is None:
             from PIL import Image as PILImageModule
 
@@ -154,8 +173,15 @@ class Image:
     def to_openai(self) -> dict[str, Any]:
         return {
             "type": "image_url",
-            "image_url": {"url": f"data:{self.media_type};base64,{self.base64}"},
+            "image_url": {"url": self._data_url()},
         }
+
+    def _data_url(self) -> str:
+        url = f"data:{self.media_type};base64,{self.base64}"
+        # a media type is short ASCII like image/png; anything else goes through the encoder
+        mt = self.media_type
+        safe = mt.isascii() and mt.isprintable() and '"' not in mt and "\\" not in mt
+        return JsonSafeText(url) if safe else url
 
     @classmethod
     def from_anthropic(cls, block: dict[str, Any]) -> Image:
