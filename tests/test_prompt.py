@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -250,3 +252,17 @@ def test_serialising_never_mutates_parts() -> None:
     conv.to_anthropic()
     conv.to_openai()
     assert repr(conv.messages) == before
+
+
+@pytest.mark.parametrize("size", [(1, 1), (640, 480), (1280, 800), (70000, 3)])
+def test_png_size_comes_from_its_header(size):
+    """A screenshot's size is read from its IHDR chunk (no decoder); the same as PIL's."""
+    buf = io.BytesIO()
+    PILImage.new("RGB", (1, 1)).save(buf, "PNG")
+    one = buf.getvalue()
+    # the same file with IHDR rewritten to ``size`` (and its CRC fixed): PIL reads it the same
+    ihdr = b"IHDR" + struct.pack(">II", *size) + one[24:29]
+    png = one[:8] + one[8:12] + ihdr + struct.pack(">I", zlib.crc32(ihdr)) + one[33:]
+    assert Image(png).size == size
+    with PILImage.open(io.BytesIO(png)) as im:
+        assert im.size == size
