@@ -292,7 +292,8 @@ class X11Computer(X11Connection):
                 self._display().sync()
 
         async with self._lock:
-            seg = await self._call(what, self._plan_keys, mod_syms)
+            # no modifiers: nothing to plan or remap, one round trip
+            seg = await self._call(what, self._plan_keys, mod_syms) if mod_syms else Segment()
             await self._apply_remap(seg.remap)
             await self._call(what, work, seg)
             self._touch(seg)
@@ -333,15 +334,28 @@ class X11Computer(X11Connection):
                     self._release_all(down)
                     self._display().sync()
 
-        async with self._lock:
-            seg = await self._call("press keys", self._plan_keys, [s for c in combos for s in c])
+        def split(seg: Segment) -> list[list[Stroke]]:
             plans: list[list[Stroke]] = []
             i = 0
             for combo in combos:
                 plans.append(seg.strokes[i : i + len(combo)])
                 i += len(combo)
-            await self._apply_remap(seg.remap)
-            await self._call("press keys", work, plans)
+            return plans
+
+        def plan_and_press(keysyms: list[int]) -> tuple[Segment, bool]:
+            """Plan; press at once when no keycode must be remapped first (one round trip)."""
+            seg = self._plan_keys(keysyms)
+            if seg.remap:
+                return seg, False
+            work(split(seg))
+            return seg, True
+
+        async with self._lock:
+            keysyms = [s for c in combos for s in c]
+            seg, done = await self._call("press keys", plan_and_press, keysyms)
+            if not done:
+                await self._apply_remap(seg.remap)
+                await self._call("press keys", work, split(seg))
             self._touch(seg)
 
     async def hold_key(self, keys: str, duration_s: float) -> None:
