@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 
 import pytest
 
+from deskpilot.desktop.apps import MENU_ENTRY_OFFSETS
 from deskpilot.desktop.base import CommandOutput, DesktopHost
-from deskpilot.desktop.local import LocalDesktop
+from deskpilot.desktop.local import LocalDesktop, merged_env
 from deskpilot.errors import DesktopError
 
 pytestmark = pytest.mark.desktop
@@ -116,6 +118,83 @@ async def test_reset_gives_a_fresh_desktop_with_its_apps():
         health = await desktop.health()
         assert health["ok"] is True and health["display"] == desktop.display
         assert (health["width"], health["height"]) == (640, 480)
+
+
+def _set_root_mark(d, value: bytes) -> None:
+    d.screen().root.change_property(d.intern_atom("DESKPILOT_TASK_MARK"), 31, 8, value)  # STRING
+    d.sync()
+
+
+def _root_mark(d) -> object:
+    prop = d.screen().root.get_full_property(d.intern_atom("DESKPILOT_TASK_MARK"), 0)
+    return None if prop is None else prop.value
+
+
+async def _new_window(desktop: LocalDesktop, before: set[int]) -> set[int]:
+    for _ in range(250):
+        fresh = set(await desktop.client_windows()) - before
+        if fresh:
+            return fresh
+        await asyncio.sleep(0.02)
+    return set()
+
+
+async def test_reset_keeps_the_x_server_unless_the_window_manager_died():
+    async with LocalDesktop(320, 240, apps=("terminal",)) as desktop:
+        x_server, display, old_home = desktop.pids[0], desktop.display, desktop.home
+        assert old_home is not None
+        # a program the desktop did not start, on its display (as the agent's shell may)
+        stray = await asyncio.create_subprocess_exec(
+            "xterm", env=merged_env(desktop), stdout=asyncio.subprocess.DEVNULL
+        )
+        try:
+            assert len(await _new_window(desktop, set(await desktop.client_windows()))) == 1
+            await desktop.type_text("é")  # on a spare keycode: deskpilot puts it back
+            await desktop.backend.run_x("mark the root", _set_root_mark, b"task one")
+            await desktop.move(5, 7)
+            await desktop.reset()
+            # light: the same X server, its stray client disconnected, the task's state gone
+            assert (desktop.pids[0], desktop.display) == (x_server, display)
+            assert await asyncio.wait_for(stray.wait(), 5) is not None
+        finally:
+            if stray.returncode is None:
+                stray.kill()
+                await stray.wait()
+        assert len(await desktop.client_windows()) == 1  # the configured terminal only
+        assert desktop.home != old_home and not old_home.exists()
+        assert await desktop.backend.run_x("read the root", _root_mark) is None
+        assert await desktop.cursor_position() == (160, 120)  # where a fresh Xvfb puts it
+        out = await desktop.run_command('echo "$HOME|$XAUTHORITY"')
+        assert out.stdout.strip() == f"{desktop.home}|{desktop.home}/.Xauthority"
+        # the window manager runs again with the new HOME: its menu starts a working app
+        before = set(await desktop.client_windows())
+        await desktop.click(10, 90, button="right")  # the background
+        await desktop.wait_settled()
+        dx, dy = MENU_ENTRY_OFFSETS["Terminal"]
+        await desktop.click(10 + dx, 90 + dy)
+        assert await _new_window(desktop, before), "the root menu's Terminal did not start"
+
+        os.killpg(desktop.pids[1], signal.SIGKILL)  # the window manager dies
+        deadline = time.monotonic() + 5
+        while _group_alive(desktop.pids[1]) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await desktop.reset()
+        assert desktop.pids[0] != x_server  # restarted: a new X server
+        assert (await desktop.health())["ok"] and len(await desktop.client_windows()) == 1
+
+
+def _swap_buttons(d) -> None:
+    d.set_pointer_mapping([3, 2, 1, *d.get_pointer_mapping()[3:]])
+
+
+async def test_reset_restarts_when_a_program_changed_what_it_cannot_put_back():
+    async with LocalDesktop(320, 240, window_manager=None) as desktop:
+        x_server = desktop.pids[0]
+        await desktop.backend.run_x("swap the buttons", _swap_buttons)  # as xmodmap would
+        await desktop.reset()
+        assert desktop.pids[0] != x_server
+        mapping = await desktop.backend.run_x("read the buttons", lambda d: d.get_pointer_mapping())
+        assert list(mapping[:3]) == [1, 2, 3]
 
 
 async def test_health_and_commands_of_a_stopped_desktop():

@@ -7,7 +7,8 @@ deskpilot's, :mod:`deskpilot.desktop.environment`), its scratch HOME, its own pr
 its own PID and mount namespace where the system allows (:mod:`deskpilot.desktop.isolation`).
 
 :class:`LocalHost` is a mixin of :class:`~deskpilot.desktop.local.LocalDesktop`; it uses the
-desktop's HOME, environment and process list, and ``restart`` for :meth:`LocalHost.reset`.
+desktop's HOME, environment and process list. :meth:`LocalHost.reset` keeps the X server when
+it can (a light reset, with :mod:`deskpilot.desktop.xreset`) and uses ``restart`` otherwise.
 """
 
 from __future__ import annotations
@@ -27,10 +28,15 @@ from ..errors import DesktopError
 from .base import MAX_FILE_BYTES, MAX_OUTPUT_BYTES, CommandOutput
 from .host_files import fd_path, pin, pin_dir
 from .isolation import namespace_argv
-from .processes import reaper, signal_group, with_pdeathsig
+from .processes import process_alive, reaper, remove_scratch_dir, signal_group, with_pdeathsig
+from .startlimit import starting
+from .xauth import read_cookies, write_xauthority
+from .xreset import XSnapshot, restore, snapshot
 
 if TYPE_CHECKING:
     from typing import Self
+
+    from .x11 import X11Computer
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +64,37 @@ async def _drain(stream: asyncio.StreamReader | None, cap: int) -> str:
 class LocalHost:
     """The :class:`~deskpilot.desktop.base.DesktopHost` methods of a ``LocalDesktop``."""
 
+    #: The fresh X server's state and the desktop's X cookie, recorded at start.
+    _fresh: tuple[XSnapshot, bytes] | None = None
+
     if TYPE_CHECKING:
         _home: Path | None
         _procs: list[tuple[str, asyncio.subprocess.Process]]
         _isolated: set[int]
         _started: bool
+        _closed: bool
+        _xvfb: asyncio.subprocess.Process | None
+        _backend: X11Computer | None
+        _xauthority: str | None
+        _env: dict[str, str]
+        _background: tuple[int, int, int]
         width: int
         height: int
+        window_manager: str | None
+        apps: tuple[str, ...]
+
+        @property
+        def dead(self) -> bool: ...
+
+        def _b(self) -> X11Computer: ...
+
+        def _make_backend(self) -> X11Computer: ...
+
+        def _prepare_home(self) -> Path: ...
+
+        async def _start_programs(self) -> None: ...
+
+        async def _stop_proc(self, proc: asyncio.subprocess.Process) -> None: ...
 
         @property
         def display(self) -> str: ...
@@ -232,16 +262,116 @@ class LocalHost:
             raise DesktopError(f"Could not read {target}: {exc.strerror or exc}.") from exc
 
     async def reset(self) -> None:
-        """A fresh desktop (see :meth:`deskpilot.desktop.base.DesktopHost.reset`): every
-        process group stopped, the X server and the scratch HOME made new, the apps started
-        again. Takes about as long as a start.
+        """A fresh desktop (see :meth:`deskpilot.desktop.base.DesktopHost.reset`): no program,
+        window or file of the previous task, a new empty HOME, the configured apps started
+        again and the screen settled.
+
+        Light path (measured in ``docs/desktop-backend.md``, "Resetting a desktop"): the X
+        server stays. Every program the desktop started is stopped (the window manager too: it
+        holds the old HOME), every other X client is disconnected, a new scratch HOME with
+        the same skeleton and X cookie replaces the old one (removed), the X server's state
+        is put back as it was at start (selections, focus, pointer position, root
+        properties: :mod:`deskpilot.desktop.xreset`), then the window manager and the apps
+        start again and the screen settles. The display name and the cookie stay the same.
+
+        It falls back to a full restart (a new Xvfb, like :meth:`restart`; the display name
+        may change) when the desktop is not running, its X server or window manager is
+        gone, a program does not die, a client cannot be disconnected, or a program
+        changed X server state the light path does not put back (keyboard map, Caps Lock,
+        ``xhost``, ...). Either way the caller reads ``env`` and ``home`` again.
 
         Raises:
             DesktopError: it could not start again.
+            ClosedError: the desktop was closed.
         """
-        started = time.perf_counter()
+        t0 = time.perf_counter()
+        why = self._no_light_reset()
+        if why is None:
+            try:
+                async with starting():  # relaunching apps is start work (desktop/startlimit)
+                    await self._light_reset()
+            except Exception as exc:
+                why = f"the light reset failed ({type(exc).__name__}: {exc})"
+                log.warning("restarting %s to reset it: %s", self.display, why)
+            else:
+                log.info(
+                    "reset %s in %.2f s (same X server)", self.display, time.perf_counter() - t0
+                )
+                return
+        else:
+            log.info("restarting %s to reset it: %s", self.display or "the desktop", why)
         await self.restart()
-        log.info("reset %s in %.2f s", self.display, time.perf_counter() - started)
+        log.info("reset %s in %.2f s (restarted)", self.display, time.perf_counter() - t0)
+
+    async def _remember_fresh_server(self) -> None:
+        """At start, before any other program connects: record the X server's state and
+        the desktop's cookie for :meth:`reset`."""
+        self._fresh = None
+        assert self._xauthority is not None
+        cookies = await asyncio.to_thread(read_cookies, self._xauthority)
+        state = await self._b().run_x("read the X server's settings", snapshot)
+        self._fresh = (state, cookies[0][4])
+
+    def _no_light_reset(self) -> str | None:
+        """Why :meth:`reset` must restart the desktop, or None when a light reset may work."""
+        if self._closed or not self._started or self._fresh is None or self._home is None:
+            return "it is not running"
+        if not self._is_alive() or self.dead:
+            return "its X server is gone or does not answer"
+        if self.window_manager is not None:
+            wm = next((p for name, p in self._procs if name == self.window_manager), None)
+            if wm is None or wm.returncode is not None or not process_alive(wm.pid):
+                return f"its window manager ({self.window_manager}) is not running"
+        return None
+
+    async def _light_reset(self) -> None:
+        """The light path of :meth:`reset`; raises on any failure (the caller restarts)."""
+        assert self._fresh is not None and self._home is not None and self._xauthority
+        fresh, cookie = self._fresh
+        # 1. Every program of the desktop, at once.
+        stopping = list(self._procs)
+        await asyncio.gather(*(self._stop_proc(p) for _, p in stopping), return_exceptions=True)
+        self._procs = [e for e in self._procs if e not in stopping or e[1].returncode is None]
+        if self._procs:  # still tracked, so the restart stops them again
+            pids = ", ".join(str(p.pid) for _, p in self._procs)
+            raise DesktopError(f"process(es) {pids} did not end after SIGKILL")
+        # 2. deskpilot's own connection: closed tidily (spare keycodes and buttons released).
+        # Xvfb runs with -noreset: with no client left it keeps its state and cookie.
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            await backend.aclose()
+        # 3. A new HOME with the same skeleton and cookie; the old one removed.
+        old_home, auth_name = self._home, Path(self._xauthority).name
+
+        def new_home() -> Path:
+            home = self._prepare_home()
+            try:
+                write_xauthority(home / auth_name, cookie)
+            except BaseException:
+                remove_scratch_dir(home)
+                raise
+            return home
+
+        home = await asyncio.to_thread(new_home)
+        old = str(old_home)
+        self._env = {
+            k: str(home) + v[len(old) :] if v == old or v.startswith(old + "/") else v
+            for k, v in self._env.items()
+        }
+        self._home, self._xauthority = home, str(home / auth_name)
+        await asyncio.to_thread(remove_scratch_dir, old_home)
+        # 4. Connect again; the X server as it was at start; the programs; a settled screen.
+        backend = self._make_backend()
+        try:
+            await backend.start()
+        except BaseException:
+            await backend.aclose()
+            raise
+        self._backend = backend
+        await backend.run_x("reset the X server", restore, fresh, self._background)
+        await self._start_programs()
+        if self.apps:  # their first frames drawn before the next task looks
+            await backend.wait_settled(timeout_s=2.0)
 
     async def health(self) -> dict[str, Any]:
         """Whether the desktop runs and its X server answers (see

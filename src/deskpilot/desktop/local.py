@@ -347,6 +347,13 @@ class LocalDesktop(LocalHost, X11Display):
         await super().start()
         backend = self._b()
         await backend.run_x("set the background", set_background, self._background)
+        await self._remember_fresh_server()  # for a light reset (deskpilot.desktop.host)
+        await self._start_programs()
+
+    async def _start_programs(self) -> None:
+        """On the running X server: the window manager, then the apps (each waited for)."""
+        assert self._home is not None
+        backend = self._b()
         # 3. Window manager, waited for.
         if self.window_manager == "openbox":
             rc_path = str(self._home / ".config/openbox/rc.xml")
@@ -509,7 +516,10 @@ class LocalDesktop(LocalHost, X11Display):
                 if child is not None:
                     with contextlib.suppress(ProcessLookupError, PermissionError):
                         os.kill(child, signal.SIGKILL)
-                if await self._reap(proc, 2.0) is None and proc.returncode is None:
+                # No child yet (just started): unshare itself goes, --kill-child ends the rest.
+                if child is None or (
+                    await self._reap(proc, 2.0) is None and proc.returncode is None
+                ):
                     signal_group(proc.pid, signal.SIGKILL)
                     await self._reap(proc, 5.0)
             signal_group(proc.pid, signal.SIGKILL)

@@ -5,7 +5,13 @@ machine; 128 started together took 22 s each (p50) on 2 cores, because every sta
 with every other one and with the desktops already running. :func:`starting` lets
 :data:`MAX_STARTING` starts run at once (per event loop) and queues the rest in arrival order
 (``asyncio.Semaphore`` is FIFO), so each start takes about as long as a lone one and the first
-desktops are ready early.
+desktops are ready early. A light ``LocalDesktop.reset()`` (the X server kept, the apps
+started again) holds a slot too.
+
+A :class:`~deskpilot.pool.DesktopPool` has its own bound, ``max_starting``: per pool, for any
+kind of desktop (a remote one's start costs this machine nothing) and for resets too. A pool's
+``LocalDesktop`` holds a pool slot, then one of these; the two stay separate because neither
+can stand in for the other without changing what is bounded.
 """
 
 from __future__ import annotations
