@@ -27,7 +27,8 @@ Per N it prints:
   (polled every 0.2 s: the last fraction of a second of each worker is missed), per-action
   times come from the results' step records, ``lag`` is the parent's loop only (the
   agents run in the workers), ``start p50`` is not measured, and ``PSS/desk`` is the most
-  seen while polling;
+  seen while polling (every 2 s); each worker's start (spawn, importing deskpilot: about
+  1 s of CPU) is in its CPU;
 * ``PSS/desk``: proportional set size (MB) of the processes started for the desktops (Xvfb,
   openbox, xterm, the bash shells and their wrappers; the ``deskpilot serve`` processes for
   the rows through the server) divided by N, sampled once mid-run;
@@ -287,9 +288,11 @@ class _WorkerCPU:
     """``run_many(processes=K)``: polls the worker processes' CPU time (they are gone when
     ``run_many`` returns) and the desktops' PSS (the most over the run), in a thread."""
 
-    def __init__(self, server_pid: int, period_s: float = 0.2) -> None:
+    def __init__(self, server_pid: int, period_s: float = 0.2, pss_every: int = 10) -> None:
         self.server_pid = server_pid
         self.period_s = period_s
+        self.pss_every = pss_every  # PSS (reading every smaps) only every 10th poll: 2 s
+        self.polls = 0
         self.cpu: dict[int, float] = {}
         self.pss_desk_total = float("nan")
         self.own_cpu_s = 0.0
@@ -306,9 +309,11 @@ class _WorkerCPU:
                     self.cpu[child.pid] = t.user + t.system
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-        total, _ = children_pss_mb({self.server_pid})
-        if not total <= self.pss_desk_total:  # nan-safe max
-            self.pss_desk_total = total
+        if self.polls % self.pss_every == self.pss_every // 2:
+            total, _ = children_pss_mb({self.server_pid})
+            if not total <= self.pss_desk_total:  # nan-safe max
+                self.pss_desk_total = total
+        self.polls += 1
         self.own_cpu_s += time.thread_time() - t0
 
     async def run(self) -> None:
