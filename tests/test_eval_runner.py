@@ -279,23 +279,34 @@ def test_results_reader_keeps_the_last_line_of_a_task(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_bundled_suite_passes_under_oracle_and_fails_under_noop(tmp_path: Path) -> None:
     """Every bundled task passes with its solution on 2 desktops, and fails when the model
-    does nothing (the infeasible ones too: they pass only when declared)."""
+    does nothing (the infeasible ones too: they pass only when declared). The tasks of
+    test_eval_suite's QUICK sample are checked the same way there (in the default run), so
+    they are not run twice here."""
     from deskpilot.eval import bundled_suite
+    from test_eval_suite import QUICK  # tests/ is on sys.path (conftest.py)
 
     suite = bundled_suite("basic")
     tasks = load_tasks(suite)
     assert len(tasks) >= 25
     assert all(t.unsupported is None and t.solution for t in tasks)
+    assert set(QUICK) <= {t.id for t in tasks}
+    rest = [t.id for t in tasks if t.id not in QUICK]
+    pattern = ",".join(rest)
     oracle = asyncio.run(
-        run_suite(suite, EvalOptions(out=tmp_path / "oracle", mode="oracle", desktops=2))
+        run_suite(
+            suite, EvalOptions(out=tmp_path / "oracle", mode="oracle", desktops=2, pattern=pattern)
+        )
     )
     not_passed = [(r.id, r.status, r.reason or r.evidence) for r in oracle.results if not r.passed]
     assert not_passed == []
-    assert len(oracle.results) == len(tasks)
+    assert [r.id for r in oracle.results] == rest
     noop = asyncio.run(
-        run_suite(suite, EvalOptions(out=tmp_path / "noop", mode="noop", desktops=2))
+        run_suite(
+            suite, EvalOptions(out=tmp_path / "noop", mode="noop", desktops=2, pattern=pattern)
+        )
     )
     not_failed = [
         (r.id, r.status, r.reason or r.evidence) for r in noop.results if r.status != "fail"
     ]
     assert not_failed == []
+    assert [r.id for r in noop.results] == rest

@@ -20,7 +20,7 @@ SUITE = bundled_suite("basic")
 TASKS = load_tasks(SUITE)
 BY_ID = {t.id: t for t in TASKS}
 CATEGORIES = {"files", "editor", "terminal", "dialogs", "clipboard", "browser", "infeasible"}
-#: one task of each kind, for the quick end-to-end test (the whole suite: test_eval_runner)
+#: one task of each kind, for the quick end-to-end test (the others: test_eval_runner, slow)
 QUICK = ["files-sort-by-type", "edit-find-replace", "clip-paste-to-file", "infeasible-printer"]
 
 
@@ -64,7 +64,7 @@ def test_unknown_bundled_suites_are_named():
 
 @pytest.mark.desktop
 def test_quick_tasks_pass_with_their_solution_and_fail_doing_nothing(tmp_path):
-    """One task of each kind through the runner (tests/test_eval_runner.py runs them all)."""
+    """One task of each kind through the runner (tests/test_eval_runner.py runs the others)."""
     pattern = ",".join(QUICK)
     verdicts = {}
     for mode in ("oracle", "noop"):

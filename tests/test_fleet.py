@@ -323,6 +323,7 @@ def most_in_window(times, window_s):
     return best
 
 
+@pytest.mark.serial  # a parallel test file delays arrivals past safety_s
 def test_four_processes_share_one_limit(local_ray, tmp_path):
     """4 processes share the limiter actor: never more than the limit in any window, and
     >= 95% of it used.
@@ -360,6 +361,7 @@ def test_four_processes_share_one_limit(local_ray, tmp_path):
     assert rate >= 0.95 * limit, (rate, span)
 
 
+@pytest.mark.serial  # a parallel test file delays arrivals past safety_s
 def test_limiter_actor_killed_mid_run_is_revived(local_ray):
     """The limiter actor killed (ray.kill) while 2 processes wait on it: the first acquire
     that sees the death starts it again under its name with the same budgets, every prompt
