@@ -223,6 +223,7 @@ async def test_the_link_limiter_withdraws_a_cancelled_wait_and_frees_a_dead_work
         while (message := await read_frame(reader)) is not None:
             assert host.handle(message)
         host.close()
+        writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -263,5 +264,9 @@ async def test_the_link_limiter_withdraws_a_cancelled_wait_and_frees_a_dead_work
         for task in (a_read, b_read):
             task.cancel()
         a_writer.close()
+        b_writer.close()
+        await asyncio.gather(a_read, b_read, return_exceptions=True)
+        await settle(lambda: all(h._writer.is_closing() for h in hosts))
     finally:
         server.close()
+        await server.wait_closed()
