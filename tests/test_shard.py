@@ -69,6 +69,7 @@ def most_in_window(times: list[float], window_s: float) -> int:
     return best
 
 
+@pytest.mark.serial  # counts requests per rate-limit window
 async def test_two_workers_run_eight_tasks_in_order_under_one_rate_limit(tmp_path):
     marks = tmp_path / "marks"
     marks.mkdir()
