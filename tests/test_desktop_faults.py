@@ -121,7 +121,10 @@ async def test_typing_is_cancellable_and_leaves_no_key_pressed(terminal):
     out = terminal.home / "after-cancel.txt"
     await terminal.key("ctrl+c")
     await terminal.type_text(f"echo 'lower UPPER' > {out}\n")
-    for _ in range(300):
+    # xterm and bash first work through what was typed before the cancel; on a loaded
+    # machine the file was missing after 6 s in about 1 run of 18 (cause not confirmed), so
+    # wait up to 20 s: a key left held still fails the check below, however long it waits
+    for _ in range(1000):
         if out.exists() and out.read_text().endswith("\n"):
             break
         await asyncio.sleep(0.02)
