@@ -67,7 +67,7 @@ LAYER_OF = {
     "deskpilot.transport": "base",
     "deskpilot.install": "base",
     "deskpilot.terminal": "base",
-    "deskpilot.click_options": "base",
+    "deskpilot.click_options": "tables",  # shared CLI options: the provider list is a table
     "deskpilot.models": "tables",
     "deskpilot.computer_use.specs": "tables",
     "deskpilot.computer_use.actions": "tables",

@@ -30,7 +30,7 @@ import click
 
 from . import __version__
 from .cli_show import step_printer
-from .click_options import SIZE
+from .click_options import SIZE, provider_option
 from .errors import ConfigError, DeskpilotError, MissingDependencyError
 from .eval.command import eval_group
 from .fleet.command import fleet as fleet_command
@@ -42,7 +42,6 @@ from .ui.command import ui as ui_command
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 ENV_PREFIX = "DESKPILOT"
-PROVIDERS = ("anthropic", "bedrock", "vertex", "gateway")
 APPS = ("terminal", "editor", "browser")
 
 __all__ = ["main"]
@@ -219,14 +218,10 @@ def _write_outputs(run_dir: Path) -> Path:
     show_default=True,
     help="Registry name or API id (claude-sonnet-4-5, claude-opus-4-1, claude-4-sonnet, ...).",
 )
-@_option(
-    "--provider",
-    type=click.Choice(PROVIDERS),
-    default=None,
-    envvar="DESKPILOT_PROVIDER",
-    help="Where to call the model: anthropic (ANTHROPIC_API_KEY), bedrock (AWS credentials), "
+@provider_option(
+    "Where to call the model: anthropic (ANTHROPIC_API_KEY), bedrock (AWS credentials), "
     "vertex (CLOUD_ML_REGION + Google credentials) or gateway (OPENAI_BASE_URL + "
-    "OPENAI_API_KEY). Default: the model's own.",
+    "OPENAI_API_KEY). Default: the model's own."
 )
 @_option(
     "--width",

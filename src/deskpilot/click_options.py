@@ -1,5 +1,5 @@
 """Command-line options that several commands share (``deskpilot run``, ``serve``, ``ui``,
-``eval``, ``fleet``, ``mcp``): one definition each, so their ranges, defaults and environment
+``eval``, ``fleet``, ``mcp``: the screen size, the provider): one definition each, so their ranges, defaults and environment
 variables cannot drift apart."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import click
+
+from .models.spec import PLATFORMS
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -41,4 +43,19 @@ def screen_size_options(
     return decorate
 
 
-__all__ = ["SIZE", "screen_size_options"]
+def provider_option(
+    help: str = "Where to call the model (default: the model's own).",
+) -> Callable[[F], F]:
+    """``--provider`` (``DESKPILOT_PROVIDER``): one of the platforms of
+    :data:`deskpilot.models.spec.PLATFORMS`, or None for the model's own."""
+    return click.option(
+        "--provider",
+        type=click.Choice(PLATFORMS),
+        default=None,
+        envvar="DESKPILOT_PROVIDER",
+        show_envvar=True,
+        help=help,
+    )
+
+
+__all__ = ["SIZE", "provider_option", "screen_size_options"]

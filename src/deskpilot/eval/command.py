@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..click_options import screen_size_options
+from ..click_options import provider_option, screen_size_options
 from ..errors import MissingDependencyError
 
 if TYPE_CHECKING:
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from .results import HarnessSettings, TaskResult
 
 __all__ = ["eval_group"]
-
-_PROVIDERS = ("anthropic", "bedrock", "vertex", "gateway")
 
 
 class _EvalGroup(click.Group):
@@ -95,13 +93,7 @@ def _mode(oracle: bool, noop: bool, replay: str | None) -> Mode:
     help="The model's registry name (default claude-sonnet-4-5; also the name the fake "
     "model answers to under --oracle/--noop/--replay).",
 )
-@click.option(
-    "--provider",
-    type=click.Choice(_PROVIDERS),
-    envvar="DESKPILOT_PROVIDER",
-    show_envvar=True,
-    help="The platform (default: the model's).",
-)
+@provider_option("The platform (default: the model's).")
 @click.option(
     "--desktops",
     type=click.IntRange(1, 64),

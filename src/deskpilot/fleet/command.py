@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from ..click_options import screen_size_options
+from ..click_options import provider_option, screen_size_options
 
 __all__ = ["fleet"]
 
@@ -76,8 +76,7 @@ def _resources(values: tuple[str, ...]) -> dict[str, float]:
               help="Skip tasks that already have a line in OUT/results.jsonl.")  # fmt: skip
 @click.option("--model", default=_DEFAULT_MODEL, show_default=True, envvar="DESKPILOT_MODEL",
               show_envvar=True, help="Model name (deskpilot models).")  # fmt: skip
-@click.option("--provider", default=None, envvar="DESKPILOT_PROVIDER", show_envvar=True,
-              help="Force a platform: anthropic, bedrock, vertex or gateway.")  # fmt: skip
+@provider_option("Force a platform (default: the model's own).")
 @click.option("--base-url", default=None,
               help="API origin (default ANTHROPIC_BASE_URL or the platform's).")  # fmt: skip
 @click.option("--max-turns", type=click.IntRange(1), default=50, show_default=True,

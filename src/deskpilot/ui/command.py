@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..click_options import screen_size_options
+from ..click_options import provider_option, screen_size_options
 from ..errors import ConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
@@ -27,8 +27,6 @@ if TYPE_CHECKING:
     from .runs import ToolsFactory, UIConfig
 
 __all__ = ["ui"]
-
-_PROVIDERS = ("anthropic", "bedrock", "vertex", "gateway")
 
 
 def _loopback(host: str) -> bool:
@@ -65,14 +63,7 @@ def _loopback(host: str) -> bool:
     show_envvar=True,
     help="Default model of new runs (each run may name another).",
 )
-@click.option(
-    "--provider",
-    type=click.Choice(_PROVIDERS),
-    default=None,
-    envvar="DESKPILOT_PROVIDER",
-    show_envvar=True,
-    help="Where to call the model (default: the model's own).",
-)
+@provider_option()
 @screen_size_options()
 @click.option(
     "--desktops",
