@@ -43,9 +43,37 @@ def test_png_from_a_bgrx_frame_is_lossless_and_matches_the_image_path():
     assert Image.open(io.BytesIO(encode(other))).convert("RGB").tobytes() == other.tobytes()
 
 
+def assert_png_pixels(png: bytes, frame) -> None:
+    """``png`` holds exactly ``frame``'s pixels, and its zlib stream (bands joined, one
+    Adler-32) passes zlib's own checks."""
+    import zlib
+
+    import numpy as np
+
+    h, w = frame.shape
+    idat = png[png.index(b"IDAT") + 4 : png.index(b"IEND") - 8]
+    raw = np.frombuffer(zlib.decompress(idat), dtype=np.uint8).reshape(h, 1 + 3 * w)
+    assert not raw[:, 0].any()  # filter 0 on every row
+    bgrx = frame.view(np.uint8).reshape(h, w, 4)
+    assert np.array_equal(raw[:, 1:].reshape(h, w, 3), bgrx[:, :, 2::-1])
+    back = Image.open(io.BytesIO(png)).convert("RGB")
+    assert back.size == (w, h) and back.tobytes() == bgrx[:, :, 2::-1].tobytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=st.binary(max_size=300), b=st.binary(max_size=70_000))
+def test_adler32_combine_matches_zlib(a, b):
+    import zlib
+
+    from deskpilot.desktop.capture import _adler32_combine
+
+    combined = _adler32_combine(zlib.adler32(a), zlib.adler32(b), len(b))
+    assert combined == zlib.adler32(a + b)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
-    size=st.tuples(st.integers(1, 33), st.integers(1, 21)),
+    size=st.tuples(st.integers(1, 33), st.integers(1, 100)),  # up to 4 bands of 32 rows
     steps=st.lists(  # each step changes a few rectangles, then encodes
         st.lists(
             st.tuples(
@@ -74,7 +102,9 @@ def test_frame_png_converts_changed_rows_and_matches_a_full_encode(size, steps, 
             x0, y0 = int(fx * (w - 1)), int(fy * (h - 1))
             x1, y1 = x0 + 1 + int(fw * (w - x0 - 1)), y0 + 1 + int(fh * (h - y0 - 1))
             frame[y0:y1, x0:x1] = value % 2**24
-        assert enc.encode(frame) == png_from_frame(frame)
+        png = enc.encode(frame)
+        assert png == png_from_frame(frame)
+        assert_png_pixels(png, frame)
     same = enc.encode(frame)
     assert enc.encode(frame.copy()) is same  # nothing changed: the same bytes again
     bigger = rng.integers(0, 2**24, size=(h + 1, w + 2), dtype=np.uint32)

@@ -40,10 +40,13 @@ class Screen:
         self.watch.add((0, row, max(1, n_pixels), row + 1))
 
     def settler(self) -> DamageSettler:
-        async def check(box: tuple[int, int, int, int], threshold: int) -> int:
-            return self.sync_region(box, threshold)
+        self.jobs = 0
 
-        return DamageSettler(self.watch, self.sync_region, CFG, check_async=check)
+        async def run_blocking(fn, cap_s: float) -> float:  # the X thread's role
+            self.jobs += 1
+            return await asyncio.to_thread(fn)
+
+        return DamageSettler(self.watch, self.sync_region, CFG, run_blocking=run_blocking)
 
 
 def test_union_of_boxes():
@@ -81,6 +84,54 @@ async def test_a_change_is_waited_out_until_quiet():
     await task
     assert returned - last >= CFG.quiet_s * 0.9  # quiet after the last change
     assert (screen.frame == screen.pixels).all()  # the frame followed the screen
+    assert screen.jobs == 1  # one job in the X thread: the loop is woken once
+
+
+async def test_a_cancelled_wait_ends_its_job_in_the_thread_at_once():
+    screen = Screen()
+    s = screen.settler()
+    s.mark()
+    ended: list[float] = []
+    real = s.wait_blocking
+
+    def timed(cap_s, cancel=None):
+        try:
+            return real(cap_s, cancel)
+        finally:
+            ended.append(time.monotonic())
+
+    s.wait_blocking = timed  # type: ignore[method-assign]
+    stop = asyncio.Event()
+
+    async def forever() -> None:  # the screen keeps changing: the wait would last cap_s
+        i = 0
+        while not stop.is_set():
+            i += 1
+            screen.draw(100, i)
+            await asyncio.sleep(0.01)
+
+    animating = asyncio.create_task(forever())
+    waiting = asyncio.create_task(s.wait())
+    await asyncio.sleep(0.3)
+    waiting.cancel()
+    cancelled_at = time.monotonic()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    for _ in range(100):
+        if ended:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await animating
+    assert ended and ended[0] - cancelled_at < 0.1  # not the 1 s cap
+
+
+async def test_a_wait_without_an_action_returns_after_quiet():
+    screen = Screen()
+    s = screen.settler()
+    t0 = time.monotonic()
+    await s.wait()
+    assert CFG.quiet_s * 0.9 <= time.monotonic() - t0 < 0.5
 
 
 async def test_small_changes_like_caret_blinks_are_ignored():

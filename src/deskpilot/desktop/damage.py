@@ -5,20 +5,20 @@ Polling a whole 1280x800 frame every 12 ms to see whether the screen changed cos
 already knows what changed: a DAMAGE object on the root window reports every region drawn.
 :class:`DamageWatch` holds one such object on its own X connection (not the backend's: its
 events never mix with the backend's replies) and keeps the bounding box of what was drawn
-since it was last taken; a waiter is woken when something new arrives.
+since it was last taken; a waiting thread (the display's X thread, settling) is woken when
+something new arrives.
 
 One daemon thread, :class:`DamageHub`, serves the connections of every desktop of the process
 with one ``select``: a screen that does not change costs nothing. Each watch uses the
 ``DeltaRectangles`` level and is reset (``DamageSubtract``) after each batch of events, so a
 region drawn again and again before it is taken is reported once.
 
-Everything here runs in the X thread (:meth:`DamageWatch.open`) or the hub thread; the event
-loop is woken with ``call_soon_threadsafe`` only.
+Everything here runs in the X thread (:meth:`DamageWatch.open`, the settle wait) or the hub
+thread; the event loop is never woken from here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -63,7 +63,7 @@ class DamageWatch:
         self.xauthority = xauthority
         self._lock = threading.Lock()
         self._box: Box | None = None
-        self._waiter: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
+        self._drawn = threading.Event()
         self._d: Display | None = None
         self._damage = 0
         self._event_type = -1
@@ -118,19 +118,23 @@ class DamageWatch:
             self._box = None
 
     def add(self, box: Box) -> None:
-        """Record a drawn box and wake the waiter (also used by tests)."""
+        """Record a drawn box and wake the waiting thread (also used by tests)."""
         with self._lock:
             self._box = union(self._box, box)
-            waiter = self._waiter
-        if waiter is not None:
-            loop, event = waiter
-            with contextlib.suppress(RuntimeError):  # the loop is closed
-                loop.call_soon_threadsafe(event.set)
+        self._drawn.set()
 
-    def wake_on(self, event: asyncio.Event | None) -> None:
-        """Set ``event`` (on the running loop) whenever something is drawn; None: stop."""
-        with self._lock:
-            self._waiter = None if event is None else (asyncio.get_running_loop(), event)
+    def wait_drawn(self, timeout_s: float) -> bool:
+        """Block until something is drawn (or :meth:`wake`) since :meth:`unwake`, at most
+        ``timeout_s`` seconds; True when woken."""
+        return self._drawn.wait(timeout_s)
+
+    def unwake(self) -> None:
+        """Forget earlier wake-ups (call before :meth:`take`, then :meth:`wait_drawn`)."""
+        self._drawn.clear()
+
+    def wake(self) -> None:
+        """Wake the waiting thread now (a cancelled wait; the connection closed)."""
+        self._drawn.set()
 
     # ------------------------------------------------------------------ hub thread
     def drain(self) -> None:
@@ -160,15 +164,7 @@ class DamageWatch:
         if d is not None:
             with contextlib.suppress(Exception):
                 d.close()
-        self.wake_on_none()
-
-    def wake_on_none(self) -> None:
-        with self._lock:
-            waiter, self._waiter = self._waiter, None
-        if waiter is not None:
-            loop, event = waiter
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
+        self.wake()
 
 
 class DamageHub:

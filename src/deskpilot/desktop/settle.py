@@ -19,8 +19,8 @@ the screenshot and can wait again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -186,17 +186,23 @@ class DamageSettler:
     buffer, :attr:`ScreenCapture.frame <deskpilot.desktop.capture.ScreenCapture.frame>`).
     While the screen keeps changing, a box is checked at most every ``poll_s``.
 
+    The whole wait is one job in the display's X thread (:meth:`wait_blocking`), which
+    sleeps on the watch's notifications and grabs each box itself: the event loop is woken
+    once per wait, not once per notification, grab and poll (each wake-up costs the
+    process 0.1-0.3 ms of CPU on a small VM; issue 8).
+
     The frame is kept equal to the screen box by box: before an action (:meth:`mark`) the
     boxes drawn since the last check are grabbed into it (screenshots do not touch it).
     Pixel counts are exact, as in :class:`Settler`; damage only says where to look.
 
     Args:
         watch: the display's :class:`~deskpilot.desktop.damage.DamageWatch` (added to the hub).
-        sync_region: ``sync_region(box, threshold) -> changed pixels`` in the X thread
+        sync_region: ``sync_region(box, threshold) -> changed pixels``, called in the thread
+            that runs :meth:`wait_blocking`
             (:meth:`ScreenCapture.sync_region <deskpilot.desktop.capture.ScreenCapture.sync_region>`).
         config: detector timing.
-        check_async: ``check_async(box, threshold)``: ``sync_region`` run in the X thread
-            with the backend's response timeout (awaited by :meth:`wait`).
+        run_blocking: ``run_blocking(fn, cap_s)`` awaits ``fn()`` in the X thread, allowing
+            it ``cap_s`` seconds more than one X round trip (``X11Connection._call``).
         clock: monotonic clock in seconds.
     """
 
@@ -206,12 +212,12 @@ class DamageSettler:
         sync_region: Callable[[Box, int], int],
         config: SettleConfig | None = None,
         *,
-        check_async: Callable[[Box, int], Awaitable[int]],
+        run_blocking: Callable[[Callable[[], float], float], Awaitable[float]],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.watch = watch
         self._sync = sync_region
-        self._check_async = check_async
+        self._run_blocking = run_blocking
         self.config = config or SettleConfig()
         self._clock = clock
         self._pending = False
@@ -246,61 +252,71 @@ class DamageSettler:
         hub().remove(self.watch)
 
     async def wait(self, *, timeout_s: float | None = None) -> float:
-        """Wait until the screen settles; returns the seconds spent in this call (see
-        :meth:`Settler.wait`)."""
+        """Wait until the screen settles; returns the seconds spent waiting (see
+        :meth:`Settler.wait`). Cancelling it ends the job in the X thread within
+        ``poll_s``."""
+        cap = self.config.cap_s if timeout_s is None else max(0.0, timeout_s)
+        cancel = threading.Event()
+        try:
+            return await self._run_blocking(lambda: self.wait_blocking(cap, cancel), cap)
+        except BaseException:
+            cancel.set()
+            self.watch.wake()
+            raise
+
+    def wait_blocking(self, cap_s: float, cancel: threading.Event | None = None) -> float:
+        """:meth:`wait` in the calling thread (the X thread): blocks at most ``cap_s``
+        seconds, or until ``cancel`` is set; returns the seconds waited."""
         cfg = self.config
-        cap = cfg.cap_s if timeout_s is None else max(0.0, timeout_s)
         start = self._clock()
         pending, self._pending = self._pending, False
         threshold = cfg.min_changed_px
-        woken = asyncio.Event()
-        self.watch.wake_on(woken)
+        stop = cancel or threading.Event()
         acc: Box | None = None
         try:
             if pending:
-                deadline = min(self._marked_at + self._first_change_s, start + cap)
+                deadline = min(self._marked_at + self._first_change_s, start + cap_s)
                 while True:
-                    box = await self._next_box(woken, deadline)
+                    box = self._next_box(deadline, stop)
                     if box is None:
                         return self._clock() - start
                     acc = union(acc, box)
-                    if await self._check_async(acc, threshold) > threshold:
+                    if self._sync(acc, threshold) > threshold:
                         acc = None
                         break
-                    await asyncio.sleep(cfg.poll_s)
+                    if stop.wait(cfg.poll_s):
+                        return self._clock() - start
             else:
                 box = self.watch.take()
                 if box is not None:
-                    await self._check_async(box, -1)
+                    self._sync(box, -1)
             last_change = self._clock()
             while True:
-                deadline = min(last_change + cfg.quiet_s, start + cap)
-                box = await self._next_box(woken, deadline)
+                deadline = min(last_change + cfg.quiet_s, start + cap_s)
+                box = self._next_box(deadline, stop)
                 if box is None:
                     return self._clock() - start
                 acc = union(acc, box)
-                if await self._check_async(acc, threshold) > threshold:
+                if self._sync(acc, threshold) > threshold:
                     acc = None
                     last_change = self._clock()
-                await asyncio.sleep(cfg.poll_s)
+                if stop.wait(cfg.poll_s):
+                    return self._clock() - start
         finally:
-            self.watch.wake_on(None)
             if acc is not None:  # small changes not copied into the frame: check them later
                 self.watch.add(acc)
 
-    async def _next_box(self, woken: asyncio.Event, deadline: float) -> Box | None:
-        """The next box drawn, or None once ``deadline`` passed without one."""
+    def _next_box(self, deadline: float, stop: threading.Event) -> Box | None:
+        """The next box drawn, or None once ``deadline`` passed without one (or on stop)."""
         while True:
-            woken.clear()
+            self.watch.unwake()
             box = self.watch.take()
             if box is not None:
                 return box
             remaining = deadline - self._clock()
-            if remaining <= 0 or not self.watch.alive:
+            if remaining <= 0 or not self.watch.alive or stop.is_set():
                 return None
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(remaining):
-                    await woken.wait()
+            self.watch.wait_drawn(remaining)
 
 
 def make_settler(
@@ -316,8 +332,8 @@ def make_settler(
     Args:
         capture: the display's capture (its frame is the settler's reference).
         config: detector timing.
-        call: ``call(what, fn, *args)`` awaits ``fn(*args)`` in the X thread with the
-            backend's response timeout (``X11Connection._call``).
+        call: ``call(what, fn, *args, extra_s=0.0)`` awaits ``fn(*args)`` in the X thread
+            with the backend's response timeout plus ``extra_s`` (``X11Connection._call``).
         xauthority: the display's Xauthority file, or None.
     """
     watch = DamageWatch(capture.display, xauthority=xauthority)
@@ -330,10 +346,10 @@ def make_settler(
         hub().add(watch)
         capture.grab_frame()  # the reference frame, before any action
 
-        async def check(box: Box, threshold: int) -> int:
-            return int(await call("capture the screen", capture.sync_region, box, threshold))
+        async def run_blocking(fn: Callable[[], float], cap_s: float) -> float:
+            return float(await call("wait for the screen to settle", fn, extra_s=cap_s))
 
-        return DamageSettler(watch, capture.sync_region, config, check_async=check)
+        return DamageSettler(watch, capture.sync_region, config, run_blocking=run_blocking)
 
     def grab() -> bytes:
         return capture.grab_raw()[0]

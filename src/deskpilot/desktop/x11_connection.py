@@ -311,8 +311,9 @@ class X11Connection:
             raise DisplayDiedError(_died_message(self.display_name))
         self._alive_at = now
 
-    async def _call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
-        """Run ``fn(*args)`` in the X thread with ``response_timeout_s``; X errors translated.
+    async def _call(self, what: str, fn: Callable[..., T], *args: Any, extra_s: float = 0.0) -> T:
+        """Run ``fn(*args)`` in the X thread with ``response_timeout_s`` (plus ``extra_s``
+        for a job that waits on purpose: settling); X errors translated.
 
         Raises:
             DisplayDiedError: the server is gone, or did not answer in time (then the
@@ -324,7 +325,7 @@ class X11Connection:
         try:
             # asyncio.timeout, not wait_for: in Python 3.11 wait_for drops a cancellation
             # that arrives together with the result, and a cancelled action would go on.
-            async with asyncio.timeout(self.response_timeout_s):
+            async with asyncio.timeout(self.response_timeout_s + extra_s):
                 return await asyncio.wrap_future(fut)
         except TimeoutError:
             self._dead = self._hung = True
