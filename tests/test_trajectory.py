@@ -57,6 +57,36 @@ async def test_lines_are_written_in_order_and_read_back(tmp_path):
     assert not run.unreadable and not run.notes and not run.truncated
 
 
+async def test_a_staged_screenshot_is_on_disk_with_its_line_and_fsyncs_are_few(
+    tmp_path, monkeypatch
+):
+    """One job per step writes its staged screenshots before its line; trajectory.jsonl is
+    fsync'd with the first line, at run_end and otherwise at most once a second."""
+    from deskpilot.agent import runfiles, trajectory
+
+    synced: list[int] = []
+    real_fsync = runfiles.os.fsync
+    monkeypatch.setattr(runfiles.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    now = [1000.0]
+    monkeypatch.setattr(trajectory.time, "monotonic", lambda: now[0])
+    w = TrajectoryWriter(tmp_path / "run")
+    await w.write_line(RunStart(task="x"))
+    assert len(synced) == 1  # the first line
+    for i in range(1, 6):
+        rel = w.stage_screenshot(w.screenshot_name(i, 0), b"\x89PNG%d" % i, "image/png")
+        assert not (tmp_path / "run" / rel).exists()  # staged: written with the line
+        await w.write_line(_step(i, input={"action": "screenshot"}, screenshot=rel))
+        assert (tmp_path / "run" / rel).read_bytes() == b"\x89PNG%d" % i
+        now[0] += 0.3
+    assert len(synced) == 2  # 1.5 s of steps: one more fsync, at 1.2 s
+    lines = (tmp_path / "run" / "trajectory.jsonl").read_text().splitlines()
+    assert len(lines) == 6  # every line written at once, fsync'd or not
+    await w.write_line(RunEnd(stop_reason="end_turn"))
+    assert len(synced) == 3  # run_end always
+    run = read_run(tmp_path / "run")
+    assert run.complete and all(run.path(a.screenshot).is_file() for _, a in run.actions())
+
+
 async def test_the_writer_takes_typed_records_only(tmp_path):
     w = TrajectoryWriter(tmp_path)
     with pytest.raises(TypeError, match="typed records"):

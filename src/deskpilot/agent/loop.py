@@ -534,16 +534,13 @@ class Agent:
         actions = [self._outcome_record(c, o) for c, o in zip(calls, outcomes, strict=True)]
         actions_s = sum(o.timings.get("total_s", 0.0) for o in outcomes if o.executed)
         w = st.writer
-        if w is not None:  # each result's screenshot into screenshots/, saved concurrently
-            saves = {
-                k: w.save_screenshot(
-                    w.screenshot_name(st.step, k), r.images[0].data, r.images[0].media_type
-                )
-                for k, r in enumerate(results)
-                if r.images
-            }
-            for k, rel in zip(saves, await asyncio.gather(*saves.values()), strict=True):
-                actions[k].screenshot = rel
+        if w is not None:  # each result's screenshot, written with the step's line
+            for k, r in enumerate(results):
+                if r.images:
+                    name = w.screenshot_name(st.step, k)
+                    actions[k].screenshot = w.stage_screenshot(
+                        name, r.images[0].data, r.images[0].media_type
+                    )
         return results, actions, actions_s
 
     @staticmethod

@@ -132,9 +132,12 @@ def replace_file(
     return base / subdir / name if subdir is not None else base / name
 
 
-def append_line(directory: str | os.PathLike[str], name: str, data: bytes) -> None:
-    """Append ``data`` to ``directory/name`` (created with mode :data:`FILE_MODE`), flushed
-    and fsync'd, never through a symlink.
+def append_line(
+    directory: str | os.PathLike[str], name: str, data: bytes, *, fsync: bool = True
+) -> None:
+    """Append ``data`` to ``directory/name`` (created with mode :data:`FILE_MODE`) with one
+    ``write(2)`` (a short write is resumed), then fsync'd unless ``fsync`` is False; never
+    through a symlink.
 
     Raises:
         OSError: the write failed; ``ELOOP`` when ``name`` is a symlink, ``EPERM`` when it
@@ -154,6 +157,7 @@ def append_line(directory: str | os.PathLike[str], name: str, data: bytes) -> No
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-            os.fsync(fd)
+            if fsync:
+                os.fsync(fd)
         finally:
             os.close(fd)

@@ -2,11 +2,15 @@
 
 The format is ``docs/trajectory-format.md``; its records are the pydantic models of
 :mod:`deskpilot.agent.records`. One JSON object per line (``run_start``, one ``step`` per
-model turn, ``run_end``), each flushed and fsync'd before the next step starts, so a run that
-dies leaves every completed step on disk. Screenshots are the model-space images the model
-saw, written as files under ``screenshots/`` (``NNNN-K.png`` for tool call K of step NNNN,
-``0000-initial.png`` for the initial screenshot). File writes run in a worker thread
-(``asyncio.to_thread``) so the event loop never blocks on the disk.
+model turn, ``run_end``), each written with one ``write(2)`` before the next step starts, so a
+run that dies (even by SIGKILL) leaves every completed step on disk. The file is fsync'd with
+the first line, at ``run_end``, and with any line written :data:`FSYNC_INTERVAL_S` (1 s) or
+more after the last fsync: an fsync per step cost about 0.5 ms of CPU and only guards against
+the host itself crashing, which then loses at most the lines written less than a second after
+an fsync. Screenshots are the model-space images the model saw, written as files under
+``screenshots/`` (``NNNN-K.png`` for tool call K of step NNNN, ``0000-initial.png`` for the
+initial screenshot). File writes run in a worker thread (``asyncio.to_thread``), one job per
+step (its screenshots, then its line), so the event loop never blocks on the disk.
 
 :class:`TrajectoryWriter` is the only writer; it takes typed records only. No line ever holds
 a key: the writer scrubs values of secret-looking keys, the credential values in the
@@ -61,6 +65,8 @@ _SECRET_ENV = (
 )
 _MIN_SECRET_LEN = 8  # shorter values would corrupt ordinary text when scrubbed
 _EXT = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+FSYNC_INTERVAL_S = 1.0
+"""Seconds between two fsyncs of ``trajectory.jsonl`` (besides its first and last line)."""
 _WRITABLE = (RunStart, StepRecord, RunEnd, DesktopRestart, ToolStepDown, Takeover)
 TrajectoryRecord = RunStart | StepRecord | RunEnd | DesktopRestart | ToolStepDown | Takeover
 
@@ -148,7 +154,9 @@ class TrajectoryWriter:
             profile's credentials are only known after the first request); values shorter
             than 8 characters are ignored.
 
-    Every ``write_*`` coroutine returns after the line is on disk (flushed and fsync'd).
+    Every ``write_*`` coroutine returns after the line is written (fsync'd as the module
+    docstring says); screenshots staged with :meth:`stage_screenshot` are written first, in
+    the same worker-thread job.
     Nothing is written through a symlink (:mod:`deskpilot.agent.runfiles`): a screenshot
     replaces whatever has its name, ``trajectory.jsonl`` is appended to only when it is a
     regular file with one link; directories are created ``0700`` and files ``0600``.
@@ -178,6 +186,8 @@ class TrajectoryWriter:
         self._t0 = clock()
         self._secret_source = secrets if callable(secrets) else None
         self._secrets = _secret_values(() if callable(secrets) else secrets)
+        self._staged: list[tuple[str, bytes]] = []
+        self._synced_at = float("-inf")
 
     def elapsed(self) -> float:
         """Seconds since the writer was created (the ``t`` of the next line)."""
@@ -199,22 +209,45 @@ class TrajectoryWriter:
         return json.dumps(data, ensure_ascii=False) + "\n"
 
     async def write_line(self, record: TrajectoryRecord) -> None:
-        """Append one record, redacted, flushed and fsync'd; a record without ``t`` gets the
-        writer's elapsed seconds (set on the record itself).
+        """Write the staged screenshots, then append one record, redacted; a record without
+        ``t`` gets the writer's elapsed seconds (set on the record itself).
 
         Raises:
             TypeError: ``record`` is not one of the typed records.
             OSError: the disk write failed.
         """
-        await asyncio.to_thread(self._append, self._format(record))
+        job = self._job(record)
+        await asyncio.to_thread(job)
 
     def write_line_sync(self, record: TrajectoryRecord) -> None:
         """:meth:`write_line` without leaving the calling thread (for cancellation paths,
         where awaiting is not possible)."""
-        self._append(self._format(record))
+        self._job(record)()
 
-    def _append(self, line: str) -> None:
-        append_line(self.run_dir, TRAJECTORY_FILE, line.encode("utf-8"))
+    def _job(self, record: TrajectoryRecord) -> Callable[[], None]:
+        """The disk work of one line (formatted and its fsync decided here, on the caller's
+        thread): the staged screenshots, then the line."""
+        line = self._format(record).encode("utf-8")
+        staged, self._staged = self._staged, []
+        now = time.monotonic()
+        fsync = isinstance(record, RunEnd) or now - self._synced_at >= FSYNC_INTERVAL_S
+        if fsync:
+            self._synced_at = now
+
+        def job() -> None:
+            for file_name, data in staged:
+                replace_file(self.run_dir, file_name, data, subdir=SCREENSHOT_DIR)
+            append_line(self.run_dir, TRAJECTORY_FILE, line, fsync=fsync)
+
+        return job
+
+    def stage_screenshot(self, name: str, data: bytes, media_type: str = "image/png") -> str:
+        """Queue image bytes to be written as ``screenshots/<name>.<ext>`` by the next
+        :meth:`write_line` (before its line, in the same worker-thread job); returns the
+        relative path (``"screenshots/0003-0.png"``) to store in that line."""
+        file_name = f"{name}.{_EXT.get(media_type, 'png')}"
+        self._staged.append((file_name, data))
+        return f"{SCREENSHOT_DIR}/{file_name}"
 
     async def save_screenshot(self, name: str, data: bytes, media_type: str = "image/png") -> str:
         """Write image bytes as ``screenshots/<name>.<ext>``; returns the relative path
