@@ -251,3 +251,40 @@ async def test_real_desktop_settles_from_damage_and_grabs_nothing_when_static(de
     img = await desktop.screenshot()
     assert img.getpixel((100, 100)) == (0xC0, 0xC0, 0xC0)
     d.close()
+
+
+@pytest.mark.desktop
+async def test_an_action_settles_and_captures_in_one_job_of_the_x_thread(desktop):
+    """ComputerTool on a native-size PNG display: after the input, one X-thread job waits for
+    the screen to settle and captures it, so the event loop is woken once for both."""
+    import io
+
+    from PIL import Image
+
+    from deskpilot import ComputerTool, ToolCall
+
+    tool = ComputerTool(desktop, version="computer_20250124")
+    assert tool.model_size == (1280, 800)
+    thread = desktop._b()._thread
+    jobs: list[str] = []
+    real_submit = thread.submit
+
+    def counting_submit(fn, *args):
+        jobs.append(args[0] if args and isinstance(args[0], str) else getattr(fn, "__name__", "?"))
+        return real_submit(fn, *args)
+
+    thread.submit = counting_submit
+    try:
+        result = await tool.execute(
+            ToolCall("t1", "computer", {"action": "left_click", "coordinate": [640, 400]})
+        )
+    finally:
+        thread.submit = real_submit
+    assert not result.is_error
+    assert jobs == ["click", "capture the screen"]  # the input, then settle + capture
+    timings = tool.last_timings
+    assert 0.15 <= timings["settle_s"] <= 1.0  # the 0.2 s first-change window, at least
+    assert 0 < timings["screenshot_s"] < 0.5
+    shot = Image.open(io.BytesIO(result.images[0].data))
+    assert shot.size == (1280, 800)
+    assert shot.convert("RGB").tobytes() == (await desktop.screenshot()).tobytes()

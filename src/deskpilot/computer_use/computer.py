@@ -319,13 +319,27 @@ class ComputerTool(Executor):
         text = await self._act(action)
         self.last_timings["action_s"] = time.perf_counter() - t0
         parts: list[Text | Image] = [Text(text)]
-        if self.settle and not isinstance(action, Wait):
+        settle = self.settle and not isinstance(action, Wait)
+        both = getattr(self.computer, "settled_png", None) if self._png_as_is() else None
+        if settle and screenshot and both is not None:
+            # one job of the X thread settles and captures: under load each return to the
+            # event loop waits for it (tens of ms at 32 desktops on 2 cores; issue 8)
+            t1 = time.perf_counter()
+            waited, png = await both(timeout_s=self.settle_timeout_s)
+            self.last_timings["settle_s"] = waited
+            self.last_timings["screenshot_s"] = max(0.0, time.perf_counter() - t1 - waited)
+            return [*parts, Image(png, "image/png")]
+        if settle:
             t1 = time.perf_counter()
             await self.computer.wait_settled(timeout_s=self.settle_timeout_s)
             self.last_timings["settle_s"] = time.perf_counter() - t1
         if screenshot:
             parts.append(await self._screenshot_part())
         return parts
+
+    def _png_as_is(self) -> bool:
+        """Screenshots are native-size PNGs: the backend's own encoding is sent as is."""
+        return self.screenshot_format == "png" and self.model_size == self.scaler.native
 
     def _native(self, point: Point, name: str = "coordinate") -> Point:
         self.scaler.check_model_point(*point, name=name)
@@ -407,7 +421,7 @@ class ComputerTool(Executor):
         t0 = time.perf_counter()
         size = self.model_size
         encoded = getattr(self.computer, "screenshot_bytes", None)
-        if self.screenshot_format == "png" and size == self.scaler.native and encoded:
+        if self._png_as_is() and encoded:
             # no resize: the backend encodes straight from its frame (X11: no PIL image)
             part = Image(await encoded("png"), "image/png")
             self.last_timings["screenshot_s"] = time.perf_counter() - t0

@@ -263,6 +263,11 @@ class X11Display:
         """Wait until the screen settles (at most ``timeout_s``); returns seconds waited."""
         return await self._b().wait_settled(timeout_s=timeout_s)
 
+    async def settled_png(self, *, timeout_s: float = 2.0) -> tuple[float, bytes]:
+        """:meth:`wait_settled` then a PNG screenshot, in one job of the X thread; returns
+        (seconds waited, the PNG)."""
+        return await self._b().settled_png(timeout_s=timeout_s)
+
     # ------------------------------------------------------------------ windows
     async def active_window(self) -> int | None:
         """The X id of the active window (``_NET_ACTIVE_WINDOW``), or None."""

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 __all__ = ["DamageSettler", "SettleConfig", "Settler", "changed_pixels", "make_settler"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,7 +214,7 @@ class DamageSettler:
         sync_region: Callable[[Box, int], int],
         config: SettleConfig | None = None,
         *,
-        run_blocking: Callable[[Callable[[], float], float], Awaitable[float]],
+        run_blocking: Callable[[Callable[[], Any], float], Awaitable[Any]],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.watch = watch
@@ -255,10 +257,25 @@ class DamageSettler:
         """Wait until the screen settles; returns the seconds spent waiting (see
         :meth:`Settler.wait`). Cancelling it ends the job in the X thread within
         ``poll_s``."""
+        waited, _ = await self.wait_then(None, timeout_s=timeout_s)
+        return waited
+
+    async def wait_then(
+        self, then: Callable[[], T] | None, *, timeout_s: float | None = None
+    ) -> tuple[float, T | None]:
+        """:meth:`wait`, then ``then()`` in the same X-thread job (a screenshot: the event
+        loop is woken once for both); returns (seconds waited, what ``then`` returned)."""
         cap = self.config.cap_s if timeout_s is None else max(0.0, timeout_s)
         cancel = threading.Event()
+
+        def job() -> tuple[float, T | None]:
+            waited = self.wait_blocking(cap, cancel)
+            if cancel.is_set() or then is None:
+                return waited, None
+            return waited, then()
+
         try:
-            return await self._run_blocking(lambda: self.wait_blocking(cap, cancel), cap)
+            return await self._run_blocking(job, cap)
         except BaseException:
             cancel.set()
             self.watch.wake()
@@ -346,8 +363,8 @@ def make_settler(
         hub().add(watch)
         capture.grab_frame()  # the reference frame, before any action
 
-        async def run_blocking(fn: Callable[[], float], cap_s: float) -> float:
-            return float(await call("wait for the screen to settle", fn, extra_s=cap_s))
+        async def run_blocking(fn: Callable[[], Any], cap_s: float) -> Any:
+            return await call("capture the screen", fn, extra_s=cap_s)
 
         return DamageSettler(watch, capture.sync_region, config, run_blocking=run_blocking)
 

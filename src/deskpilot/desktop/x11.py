@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from deskpilot.desktop.base import MouseButton, ScrollDirection
 from deskpilot.desktop.capture import ImageFormat, encode
 from deskpilot.desktop.keys import parse_keys
+from deskpilot.desktop.settle import DamageSettler
 from deskpilot.desktop.text_input import TYPE_CHUNK_STROKES, Segment, normalise_text, plan_typing
 from deskpilot.desktop.x11_connection import (
     BUTTONS,
@@ -99,6 +100,24 @@ class X11Computer(X11Connection):
     def _grab_png(self) -> bytes:
         assert self._capture is not None
         return self._capture.grab_png()
+
+    async def settled_png(self, *, timeout_s: float = 2.0) -> tuple[float, bytes]:
+        """:meth:`wait_settled` then :meth:`screenshot_bytes` (PNG), as one job of the X
+        thread where the display has DAMAGE (the event loop is woken once for both);
+        returns (seconds waited for the screen to settle, the PNG)."""
+        async with self._lock:
+            settler = self._settler
+            if not isinstance(settler, DamageSettler):
+                waited = await self._wait_settled_locked(timeout_s)
+                return waited, await self._call("capture the screen", self._grab_png)
+            self._check()
+            try:
+                waited, png = await settler.wait_then(self._grab_png, timeout_s=timeout_s)
+            except BaseException:
+                settler.discard()
+                raise
+            assert png is not None
+            return waited, png
 
     async def wait_settled(self, *, timeout_s: float = 2.0) -> float:
         """Wait until the screen stops changing; returns the seconds waited.
