@@ -288,3 +288,62 @@ async def test_an_action_settles_and_captures_in_one_job_of_the_x_thread(desktop
     shot = Image.open(io.BytesIO(result.images[0].data))
     assert shot.size == (1280, 800)
     assert shot.convert("RGB").tobytes() == (await desktop.screenshot()).tobytes()
+
+
+@pytest.mark.desktop
+async def test_prefetched_capture_falls_back_when_the_input_needs_a_remap_first(desktop):
+    """A key that must be mapped to a spare keycode first takes two input jobs: the capture
+    queued behind the first does nothing, and the screenshot is taken after the key."""
+    import io
+
+    from PIL import Image
+
+    from deskpilot import ComputerTool, ToolCall
+
+    tool = ComputerTool(desktop, version="computer_20250124")
+    backend = desktop._b()
+    jobs: list[str] = []
+    real_submit = backend._thread.submit
+
+    def counting_submit(fn, *args):
+        jobs.append(args[0] if args and isinstance(args[0], str) else "?")
+        return real_submit(fn, *args)
+
+    backend._thread.submit = counting_submit
+    try:
+        result = await tool.execute(ToolCall("t1", "computer", {"action": "key", "text": "F33"}))
+    finally:
+        backend._thread.submit = real_submit
+    assert not result.is_error, result.text
+    assert jobs[0] == "press keys" and jobs[-1] == "capture the screen"
+    assert jobs.count("capture the screen") == 2  # the queued one skipped, then its own
+    assert backend._prefetch is None
+    shot = Image.open(io.BytesIO(result.images[0].data)).convert("RGB")
+    assert shot.tobytes() == (await desktop.screenshot()).tobytes()
+
+
+@pytest.mark.desktop
+async def test_a_failed_or_cancelled_action_leaves_no_capture_behind(desktop):
+    from deskpilot import ComputerTool, ToolCall
+
+    tool = ComputerTool(desktop, version="computer_20250124")
+    backend = desktop._b()
+    bad = await tool.execute(
+        ToolCall("t1", "computer", {"action": "left_click", "coordinate": [5000, 10]})
+    )
+    assert bad.is_error and backend._prefetch is None  # refused before any X request
+
+    # cancelled while the queued job waits for the screen to settle (a static screen: 0.2 s)
+    task = asyncio.create_task(
+        tool.execute(ToolCall("t2", "computer", {"action": "left_click", "coordinate": [9, 9]}))
+    )
+    await asyncio.sleep(0.08)
+    t0 = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    probe = await desktop._b()._call("probe", lambda: time.monotonic())
+    assert probe - t0 < 0.1  # the X thread was free at once, not after the settle window
+    assert backend._prefetch is None
+    ok = await tool.execute(ToolCall("t3", "computer", {"action": "screenshot"}))
+    assert not ok.is_error and ok.images

@@ -315,17 +315,26 @@ class ComputerTool(Executor):
         if isinstance(action, Zoom):
             return await self._zoom(action)
 
-        t0 = time.perf_counter()
-        text = await self._act(action)
-        self.last_timings["action_s"] = time.perf_counter() - t0
-        parts: list[Text | Image] = [Text(text)]
         settle = self.settle and not isinstance(action, Wait)
-        both = getattr(self.computer, "settled_png", None) if self._png_as_is() else None
-        if settle and screenshot and both is not None:
-            # one job of the X thread settles and captures: under load each return to the
-            # event loop waits for it (tens of ms at 32 desktops on 2 cores; issue 8)
-            t1 = time.perf_counter()
-            waited, png = await both(timeout_s=self.settle_timeout_s)
+        prefetch = getattr(self.computer, "prefetch_settled_png", None)
+        after = None
+        if settle and screenshot and prefetch is not None and self._png_as_is():
+            # the X thread settles and captures right after the input (one job queued behind
+            # it): under load each return to the event loop waits for it (tens of ms at 32
+            # desktops on 2 cores; issue 8), and the input's return no longer holds it up
+            after = prefetch(timeout_s=self.settle_timeout_s)
+        t0 = time.perf_counter()
+        try:
+            text = await self._act(action)
+        except BaseException:
+            if after is not None:
+                after.cancel()
+            raise
+        t1 = time.perf_counter()
+        self.last_timings["action_s"] = t1 - t0
+        parts: list[Text | Image] = [Text(text)]
+        if after is not None:
+            waited, png = await after.result()
             self.last_timings["settle_s"] = waited
             self.last_timings["screenshot_s"] = max(0.0, time.perf_counter() - t1 - waited)
             return [*parts, Image(png, "image/png")]

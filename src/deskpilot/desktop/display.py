@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
 
     from deskpilot.desktop.base import MouseButton, ScrollDirection
+    from deskpilot.desktop.prefetch import CapturePrefetch
 
 __all__ = ["X11Display"]
 
@@ -263,10 +264,11 @@ class X11Display:
         """Wait until the screen settles (at most ``timeout_s``); returns seconds waited."""
         return await self._b().wait_settled(timeout_s=timeout_s)
 
-    async def settled_png(self, *, timeout_s: float = 2.0) -> tuple[float, bytes]:
-        """:meth:`wait_settled` then a PNG screenshot, in one job of the X thread; returns
-        (seconds waited, the PNG)."""
-        return await self._b().settled_png(timeout_s=timeout_s)
+    def prefetch_settled_png(self, *, timeout_s: float = 2.0) -> CapturePrefetch:
+        """A PNG screenshot once the screen settles after the calling task's next input
+        action, queued in the X thread right behind it
+        (:meth:`X11Computer.prefetch_settled_png`)."""
+        return self._b().prefetch_settled_png(timeout_s=timeout_s)
 
     # ------------------------------------------------------------------ windows
     async def active_window(self) -> int | None:

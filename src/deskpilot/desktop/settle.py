@@ -267,19 +267,21 @@ class DamageSettler:
         loop is woken once for both); returns (seconds waited, what ``then`` returned)."""
         cap = self.config.cap_s if timeout_s is None else max(0.0, timeout_s)
         cancel = threading.Event()
-
-        def job() -> tuple[float, T | None]:
-            waited = self.wait_blocking(cap, cancel)
-            if cancel.is_set() or then is None:
-                return waited, None
-            return waited, then()
-
         try:
-            return await self._run_blocking(job, cap)
+            return await self._run_blocking(lambda: self.settle_then(then, cap, cancel), cap)
         except BaseException:
             cancel.set()
             self.watch.wake()
             raise
+
+    def settle_then(
+        self, then: Callable[[], T] | None, cap_s: float, cancel: threading.Event
+    ) -> tuple[float, T | None]:
+        """In the X thread: :meth:`wait_blocking`, then ``then()`` unless cancelled."""
+        waited = self.wait_blocking(cap_s, cancel)
+        if cancel.is_set() or then is None:
+            return waited, None
+        return waited, then()
 
     def wait_blocking(self, cap_s: float, cancel: threading.Event | None = None) -> float:
         """:meth:`wait` in the calling thread (the X thread): blocks at most ``cap_s``

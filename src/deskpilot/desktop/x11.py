@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from deskpilot.desktop.base import MouseButton, ScrollDirection
 from deskpilot.desktop.capture import ImageFormat, encode
 from deskpilot.desktop.keys import parse_keys
+from deskpilot.desktop.prefetch import CapturePrefetch
 from deskpilot.desktop.settle import DamageSettler
 from deskpilot.desktop.text_input import TYPE_CHUNK_STROKES, Segment, normalise_text, plan_typing
 from deskpilot.desktop.x11_connection import (
@@ -43,6 +44,11 @@ MAX_HOLD_S = 300.0  # the largest any tool version allows (computer_toolset_2026
 MAX_KEY_REPEAT = 100
 DRAG_STEPS = 12
 DRAG_STEP_S = 0.004
+
+
+def _done(_result: object) -> bool:
+    """``last=`` of an input action's job that always completes the action."""
+    return True
 
 
 class X11Computer(X11Connection):
@@ -101,6 +107,20 @@ class X11Computer(X11Connection):
         assert self._capture is not None
         return self._capture.grab_png()
 
+    def prefetch_settled_png(self, *, timeout_s: float = 2.0) -> CapturePrefetch:
+        """Ask for a screenshot once the screen settles after the calling task's next input
+        action: its settle-and-capture job is queued in the X thread right behind that
+        action (:mod:`deskpilot.desktop.prefetch`). Await ``result()`` after the action, or
+        ``cancel()`` it if the action failed."""
+
+        def unregister(p: CapturePrefetch) -> None:
+            if self._prefetch is p:
+                self._prefetch = None
+
+        p = CapturePrefetch(timeout_s, lambda t: self.settled_png(timeout_s=t), unregister)
+        self._prefetch = p
+        return p
+
     async def settled_png(self, *, timeout_s: float = 2.0) -> tuple[float, bytes]:
         """:meth:`wait_settled` then :meth:`screenshot_bytes` (PNG), as one job of the X
         thread where the display has DAMAGE (the event loop is woken once for both);
@@ -157,7 +177,7 @@ class X11Computer(X11Connection):
             self._display().sync()
 
         async with self._lock:
-            await self._call("move the pointer", work)
+            await self._call("move the pointer", work, last=_done)
 
     async def click(
         self,
@@ -314,7 +334,7 @@ class X11Computer(X11Connection):
             # no modifiers: nothing to plan or remap, one round trip
             seg = await self._call(what, self._plan_keys, mod_syms) if mod_syms else Segment()
             await self._apply_remap(seg.remap)
-            await self._call(what, work, seg)
+            await self._call(what, work, seg, last=_done)
             self._touch(seg)
 
     async def cursor_position(self) -> tuple[int, int]:
@@ -371,10 +391,10 @@ class X11Computer(X11Connection):
 
         async with self._lock:
             keysyms = [s for c in combos for s in c]
-            seg, done = await self._call("press keys", plan_and_press, keysyms)
+            seg, done = await self._call("press keys", plan_and_press, keysyms, last=lambda r: r[1])
             if not done:
                 await self._apply_remap(seg.remap)
-                await self._call("press keys", work, split(seg))
+                await self._call("press keys", work, split(seg), last=_done)
             self._touch(seg)
 
     async def hold_key(self, keys: str, duration_s: float) -> None:

@@ -20,6 +20,7 @@ All coordinates are native display pixels (``deskpilot.desktop.base``).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import time
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from deskpilot.desktop.capture import ScreenCapture
 from deskpilot.desktop.keys import keysym_for_name
+from deskpilot.desktop.prefetch import CapturePrefetch, arming, capture_job
 from deskpilot.desktop.settle import DamageSettler, SettleConfig, Settler, make_settler
 from deskpilot.desktop.text_input import (
     REMAP_SETTLE_S,
@@ -133,6 +135,7 @@ class X11Connection:
         self._keymap: Keymap | None = None
         self._capture: ScreenCapture | None = None
         self._settler: Settler | DamageSettler | None = None
+        self._prefetch: CapturePrefetch | None = None
         self._size = (0, 0)
         self._closed = False
         self._dead = False
@@ -311,9 +314,19 @@ class X11Connection:
             raise DisplayDiedError(_died_message(self.display_name))
         self._alive_at = now
 
-    async def _call(self, what: str, fn: Callable[..., T], *args: Any, extra_s: float = 0.0) -> T:
+    async def _call(
+        self,
+        what: str,
+        fn: Callable[..., T],
+        *args: Any,
+        extra_s: float = 0.0,
+        last: Callable[[T], bool] | None = None,
+    ) -> T:
         """Run ``fn(*args)`` in the X thread with ``response_timeout_s`` (plus ``extra_s``
-        for a job that waits on purpose: settling); X errors translated.
+        for a job that waits on purpose: settling); X errors translated. ``last``: this is
+        an input action's last job when ``last(result)`` is true; a pending
+        :class:`~deskpilot.desktop.prefetch.CapturePrefetch` of the calling task is then
+        queued right behind it.
 
         Raises:
             DisplayDiedError: the server is gone, or did not answer in time (then the
@@ -321,7 +334,32 @@ class X11Connection:
         """
         self._check()
         assert self._thread is not None
+        p = self._take_prefetch() if last is not None else None
+        if p is not None and last is not None:
+            fn = arming(fn, last, p)
         fut = self._thread.submit(self._in_thread, what, fn, args)
+        if p is not None:
+            self._queue_capture(p)
+        return await self._await_job(fut, extra_s)
+
+    def _take_prefetch(self) -> CapturePrefetch | None:
+        p = self._prefetch
+        if p is None or p.task is not asyncio.current_task():
+            return None
+        self._prefetch = None
+        return p if isinstance(self._settler, DamageSettler) else None
+
+    def _queue_capture(self, p: CapturePrefetch) -> None:
+        """Queue ``p``'s settle-and-capture job in the X thread (behind the input's job)."""
+        settler, capture, thread = self._settler, self._capture, self._thread
+        assert isinstance(settler, DamageSettler) and capture is not None and thread is not None
+        job = capture_job(p, settler, capture)
+        fut = thread.submit(self._in_thread, "capture the screen", job, ())
+        p.attach(fut, lambda q: self._await_job(fut, q.cap_s), settler)
+
+    async def _await_job(self, fut: concurrent.futures.Future[T], extra_s: float) -> T:
+        """The result of a job queued in the X thread, within ``response_timeout_s`` plus
+        ``extra_s`` (else the backend is marked hung: DisplayDiedError)."""
         try:
             # asyncio.timeout, not wait_for: in Python 3.11 wait_for drops a cancellation
             # that arrives together with the result, and a cancelled action would go on.
