@@ -74,6 +74,29 @@ class X11Computer(X11Connection):
         ClosedError: used after :meth:`aclose`.
     """
 
+    def _check_point(self, x: int | None, y: int | None) -> None:
+        if (x is None) != (y is None):
+            raise ToolInputError("Give both x and y, or neither.")
+        if x is None or y is None:  # both None (checked above)
+            return
+        for v in (x, y):
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ToolInputError(f"Coordinates must be integers, not {v!r}.")
+        w, h = self._size
+        if not (0 <= x < w and 0 <= y < h):
+            raise ToolInputError(
+                f"Coordinates ({x}, {y}) are outside the {w}x{h} display; x must be in "
+                f"0..{w - 1} and y in 0..{h - 1}."
+            )
+
+    def _button(self, button: str) -> int:
+        try:
+            return BUTTONS[button]
+        except (KeyError, TypeError):
+            raise ToolInputError(
+                f"Unknown mouse button {button!r}; use 'left', 'right' or 'middle'."
+            ) from None
+
     # ------------------------------------------------------------------ capture
     async def screenshot(self) -> PILImage:
         """Capture the whole display as an RGB image of :attr:`size` (native pixels).

@@ -473,29 +473,6 @@ class X11Connection:
         else:
             xtest.fake_input(self._d, event_type, detail)
 
-    def _check_point(self, x: int | None, y: int | None) -> None:
-        if (x is None) != (y is None):
-            raise ToolInputError("Give both x and y, or neither.")
-        if x is None or y is None:  # both None (checked above)
-            return
-        for v in (x, y):
-            if isinstance(v, bool) or not isinstance(v, int):
-                raise ToolInputError(f"Coordinates must be integers, not {v!r}.")
-        w, h = self._size
-        if not (0 <= x < w and 0 <= y < h):
-            raise ToolInputError(
-                f"Coordinates ({x}, {y}) are outside the {w}x{h} display; x must be in "
-                f"0..{w - 1} and y in 0..{h - 1}."
-            )
-
-    def _button(self, button: str) -> int:
-        try:
-            return BUTTONS[button]
-        except (KeyError, TypeError):
-            raise ToolInputError(
-                f"Unknown mouse button {button!r}; use 'left', 'right' or 'middle'."
-            ) from None
-
     def _plan_keys(self, keysyms: Sequence[int]) -> Segment:
         """In the X thread: one segment of keystrokes for keys pressed together."""
         assert self._keymap is not None
