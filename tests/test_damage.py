@@ -39,6 +39,14 @@ class Screen:
         self.pixels[row, :n_pixels] = value
         self.watch.add((0, row, max(1, n_pixels), row + 1))
 
+    async def animate_until(self, stop: asyncio.Event) -> None:
+        """Change 100 pixels every 10 ms until ``stop`` is set."""
+        i = 0
+        while not stop.is_set():
+            i += 1
+            self.draw(100, i)
+            await asyncio.sleep(0.01)
+
     def settler(self) -> DamageSettler:
         self.jobs = 0
 
@@ -103,14 +111,8 @@ async def test_a_cancelled_wait_ends_its_job_in_the_thread_at_once():
     s.wait_blocking = timed  # type: ignore[method-assign]
     stop = asyncio.Event()
 
-    async def forever() -> None:  # the screen keeps changing: the wait would last cap_s
-        i = 0
-        while not stop.is_set():
-            i += 1
-            screen.draw(100, i)
-            await asyncio.sleep(0.01)
-
-    animating = asyncio.create_task(forever())
+    # the screen keeps changing: the wait would last cap_s
+    animating = asyncio.create_task(screen.animate_until(stop))
     waiting = asyncio.create_task(s.wait())
     await asyncio.sleep(0.3)
     waiting.cancel()
@@ -177,14 +179,7 @@ async def test_never_longer_than_the_timeout():
     s.mark()
     stop = asyncio.Event()
 
-    async def forever() -> None:
-        i = 0
-        while not stop.is_set():
-            i += 1
-            screen.draw(100, i)
-            await asyncio.sleep(0.01)
-
-    task = asyncio.create_task(forever())
+    task = asyncio.create_task(screen.animate_until(stop))
     t0 = time.monotonic()
     await s.wait(timeout_s=0.3)
     stop.set()
