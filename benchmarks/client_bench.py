@@ -282,15 +282,6 @@ def run_worker(kind: str, url: str, **kw: Any) -> dict[str, Any]:
     raise RuntimeError(f"{kind} worker failed (rc {out.returncode}): {out.stderr[-2000:]}")
 
 
-def max_in_window(times: list[float], window_s: float) -> int:
-    best, j = 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window_s:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
-
-
 def steady_rate(times: list[float], skip_s: float, per_s: float) -> float:
     """Requests per ``per_s`` after the first ``skip_s`` seconds (count / span)."""
     if not times:
@@ -379,6 +370,8 @@ def scenario_b(
 ) -> str:
     """``clients``: (kind, enforce); with enforce the server applies the same RPM limit and
     sends ``anthropic-ratelimit-*`` headers, as the real API does."""
+    from deskpilot.testing import most_in_window
+
     rows = []
     for kind, enforce in clients:
         server.reset(rpm_limit=rpm if enforce else None, window_s=window)
@@ -390,7 +383,7 @@ def scenario_b(
                 kind + (" vs enforcing server" if enforce else ""),
                 n,
                 f"{rpm}/{window:g}s",
-                max_in_window(times, window),
+                most_in_window(times, window),
                 f"{steady_rate(times, 5.0 * window / 60, window):.1f}",
                 f"{sum(1 for t in times if t < 1.0)}",
                 st["rate_limited"],

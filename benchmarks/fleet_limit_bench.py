@@ -35,6 +35,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 import ray
 
 from deskpilot.fleet.limit import LimitConfig, RayLimiter, shared_limiter
+from deskpilot.testing import most_in_window
 
 MODEL = "claude-4-sonnet"
 
@@ -86,16 +87,6 @@ class ClientProcess:
         finally:
             await client.close()
         return {"sent": sent, "errors": errors, "pid": os.getpid()}
-
-
-def most_in_window(times: list[float], window_s: float) -> int:
-    """The most ``times`` in any half-open window of ``window_s`` seconds."""
-    best = j = 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window_s:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
 
 
 def _stats(url: str) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from click.testing import CliRunner
 
 from deskpilot.cli import main
 from deskpilot.errors import ConfigError
-from deskpilot.testing import FakeModelServer
+from deskpilot.testing import FakeModelServer, most_in_window
 from deskpilot.testing.wire import message_response, text_response, tool_use_block
 
 ray = pytest.importorskip("ray")
@@ -312,15 +312,6 @@ class PromptProcess:
         finally:
             await client.close()
         return {"errors": sum(r.is_error for r in rs), "pid": os.getpid()}
-
-
-def most_in_window(times, window_s):
-    best, j = 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window_s:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
 
 
 @pytest.mark.serial  # a parallel test file delays arrivals past safety_s

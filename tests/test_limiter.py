@@ -18,6 +18,7 @@ from deskpilot.client.retry import (
 from deskpilot.client.tokens import estimate_input_tokens, image_tokens
 from deskpilot.errors import ConfigError
 from deskpilot.prompt import Conversation, Image
+from deskpilot.testing import most_in_window
 
 
 class VirtualClock:
@@ -81,16 +82,6 @@ def make(clock: VirtualClock, **kw) -> RateLimiter:
     return RateLimiter(clock=clock, call_later=clock.call_later, **kw)
 
 
-def max_in_window(times: list[float], window: float = 60.0) -> int:
-    times = sorted(times)
-    best, j = 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
-
-
 async def test_fifo_order_even_when_a_later_smaller_request_would_fit() -> None:
     clock = VirtualClock()
     lim = make(clock, input_tokens_per_minute=6000, burst_s=10)  # 1000-token bucket
@@ -132,7 +123,7 @@ async def test_rpm_never_exceeded_in_any_sliding_window_and_steady_rate() -> Non
     while not all(t.done() for t in tasks):
         assert await clock.run_next()
     assert len(sent) == n
-    assert max_in_window(sent) <= rpm
+    assert most_in_window(sent) <= rpm
     # the initial burst is one second of quota, not a minute
     assert sum(1 for t in sent if t == sent[0]) == 10
     # steady rate over the whole run is at least 98% of the limit
@@ -192,7 +183,7 @@ async def test_reconciliation_refunds_overestimates_so_real_usage_fills_the_budg
     assert second_minute >= 0.85 * itpm
     # and no 60 s window ever held more real tokens than the limit
     times = [t for t, _ in log]
-    assert max_in_window(times) * real_per_request <= itpm
+    assert most_in_window(times) * real_per_request <= itpm
     for t in tasks:
         t.cancel()
     await clock.settle()

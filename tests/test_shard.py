@@ -18,7 +18,7 @@ from deskpilot.agent.many import run_many
 from deskpilot.desktop.local import LocalDesktop
 from deskpilot.errors import ConfigError
 from deskpilot.pool import DesktopPool
-from deskpilot.testing import FakeModelServer
+from deskpilot.testing import FakeModelServer, most_in_window
 from deskpilot.testing.wire import message_response, text_response, tool_use_block
 
 pytestmark = pytest.mark.desktop
@@ -57,16 +57,6 @@ def client_for(server: FakeModelServer, **kw) -> LLMClient:
     return LLMClient(
         "claude-4-sonnet", base_url=server.url, api_key=KEY, max_attempts=1, progress="none", **kw
     )
-
-
-def most_in_window(times: list[float], window_s: float) -> int:
-    times = sorted(times)
-    best, j = 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window_s:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
 
 
 @pytest.mark.serial  # counts requests per rate-limit window

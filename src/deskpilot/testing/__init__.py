@@ -38,6 +38,7 @@ from .bodies import (
 )
 from .caching import CachePlan, PromptCache
 from .fake_model import FakeModel
+from .limits import most_in_window
 from .mock_transport import MockTransport, json_response
 from .recorded import RecordedRequest
 from .tokens import count_request_tokens, image_tokens, text_tokens
@@ -88,6 +89,7 @@ __all__ = [
     "json_response",
     "load_script",
     "message_response",
+    "most_in_window",
     "text_precedes_images",
     "text_response",
     "text_tokens",

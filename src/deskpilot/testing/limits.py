@@ -13,9 +13,22 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+
+def most_in_window(times: Iterable[float], window_s: float = 60.0) -> int:
+    """The most of ``times`` (seconds, any order) that fall in one window of ``window_s``
+    seconds, each window half-open, ``(t - window_s, t]``, as :class:`SlidingWindow` counts
+    them: what a limit of N requests "per minute" must keep at or below N."""
+    ordered = sorted(times)
+    best = first = 0
+    for i, t in enumerate(ordered):
+        while ordered[first] <= t - window_s:
+            first += 1
+        best = max(best, i - first + 1)
+    return best
 
 
 class SlidingWindow:
