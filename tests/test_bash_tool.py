@@ -379,3 +379,21 @@ def test_no_event_loop_is_closed_traceback_at_exit():
         for pid in pids_running(seconds):
             with contextlib.suppress(OSError):
                 os.kill(pid, 9)
+
+
+async def test_a_shell_killed_by_a_signal_says_which_and_the_next_command_runs(bash):
+    from deskpilot.desktop.processes import signal_name
+
+    assert (signal_name(9), signal_name(15), signal_name(200)) == (
+        "SIGKILL",
+        "SIGTERM",
+        "signal 200",
+    )
+    running = asyncio.create_task(bash.execute(cmd("echo before; sleep 30")))
+    while bash._session is None or b"before" not in bash._session.output.text()[0].encode():
+        await asyncio.sleep(0.02)
+    os.killpg(bash._session.proc.pid, 9)  # from outside: inside, bash may be its pid 1
+    r = await asyncio.wait_for(running, 10)
+    assert "[The shell was killed by SIGKILL;" in r.text, r.text
+    r2 = await bash.execute(cmd("echo again"))
+    assert not r2.is_error and r2.text.strip() == "again"

@@ -53,6 +53,21 @@ def scripted(command: str):
     return handler
 
 
+def run_sharded(tasks, client: LLMClient, marks: Path, out_dir: Path, *, desktops: int):
+    """``run_many`` over 2 worker processes with ``desktops`` marking desktops, one bash
+    call per task, no initial screenshot."""
+    return run_many(
+        tasks,
+        client=client,
+        processes=2,
+        desktops=desktops,
+        desktop_factory=functools.partial(make_desktop, str(marks)),
+        out_dir=out_dir,
+        initial_screenshot=False,
+        show_progress=False,
+    )
+
+
 def client_for(server: FakeModelServer, **kw) -> LLMClient:
     return LLMClient(
         "claude-4-sonnet", base_url=server.url, api_key=KEY, max_attempts=1, progress="none", **kw
@@ -70,16 +85,7 @@ async def test_two_workers_run_eight_tasks_in_order_under_one_rate_limit(tmp_pat
         async with client_for(
             server, max_requests_per_minute=rpm, rate_window_s=window_s, rate_safety_s=0.15
         ) as client:
-            results = await run_many(
-                tasks,
-                client=client,
-                processes=2,
-                desktops=4,
-                desktop_factory=functools.partial(make_desktop, str(marks)),
-                out_dir=tmp_path / "runs",
-                initial_screenshot=False,
-                show_progress=False,
-            )
+            results = await run_sharded(tasks, client, marks, tmp_path / "runs", desktops=4)
             assert client.total_usage.output_tokens > 0  # the workers' usage added up here
     assert [r.final_text for r in results] == [f"{t}: done-{t}" for t in tasks], results
     assert all(r.ok and r.steps == 2 for r in results), results
@@ -115,16 +121,7 @@ async def test_a_worker_killed_with_sigkill_turns_its_task_into_an_error(tmp_pat
         tasks = [f"job-{i}" for i in range(3)]
         async with client_for(server) as client:
             run = asyncio.create_task(
-                run_many(
-                    tasks,
-                    client=client,
-                    processes=2,
-                    desktops=2,
-                    desktop_factory=functools.partial(make_desktop, str(marks)),
-                    out_dir=tmp_path / "runs",
-                    initial_screenshot=False,
-                    show_progress=False,
-                )
+                run_sharded(tasks, client, marks, tmp_path / "runs", desktops=2)
             )
             while len(server.requests) < 2:  # both workers are in their first task's sleep
                 await asyncio.sleep(0.05)
@@ -152,16 +149,7 @@ async def test_cancelling_stops_every_worker_and_its_desktops(tmp_path, capfd):
         before = {p.pid for p in psutil.Process().children(recursive=True)}
         async with client_for(server) as client:
             run = asyncio.create_task(
-                run_many(
-                    ["a", "b"],
-                    client=client,
-                    processes=2,
-                    desktops=2,
-                    desktop_factory=functools.partial(make_desktop, str(marks)),
-                    out_dir=tmp_path / "runs",
-                    initial_screenshot=False,
-                    show_progress=False,
-                )
+                run_sharded(["a", "b"], client, marks, tmp_path / "runs", desktops=2)
             )
             while len(server.requests) < 2:
                 await asyncio.sleep(0.05)

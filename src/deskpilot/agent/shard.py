@@ -23,7 +23,6 @@ import logging
 import multiprocessing
 import pickle
 import secrets
-import signal
 import struct
 from collections import deque
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..client.rebuild import rebuild_arguments
+from ..desktop.processes import signal_name
 from ..errors import ConfigError
 from ..prompt import Conversation
 from .many import error_result
@@ -355,9 +355,5 @@ def _describe(code: int | None) -> str:
     if code is None:
         return "stopped answering"
     if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        return f"was killed by {name}"
+        return f"was killed by {signal_name(-code)}"
     return f"exited with code {code}"

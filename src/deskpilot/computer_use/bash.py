@@ -55,7 +55,13 @@ from typing import Any
 
 from ..desktop.environment import child_env
 from ..desktop.isolation import namespace_argv, namespace_child
-from ..desktop.processes import make_scratch_dir, reaper, remove_scratch_dir, with_pdeathsig
+from ..desktop.processes import (
+    make_scratch_dir,
+    reaper,
+    remove_scratch_dir,
+    signal_name,
+    with_pdeathsig,
+)
 from ..errors import ConfigError, ToolError, ToolInputError
 from ..prompt import ToolCall, ToolResult
 from .base import Executor
@@ -544,11 +550,7 @@ class BashTool(Executor):
                 f"so no result can be read from it any more; it was stopped and {reset}.]"
             )
         elif code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            note = f"[The shell was killed by {name}; {reset}.]"
+            note = f"[The shell was killed by {signal_name(-code)}; {reset}.]"
         else:
             note = f"[The shell exited with code {code}; {reset}.]"
         return (f"{text}\n{note}" if text else note), False

@@ -41,6 +41,7 @@ __all__ = [
     "process_alive",
     "reaper",
     "signal_group",
+    "signal_name",
     "with_pdeathsig",
 ]
 
@@ -58,6 +59,16 @@ def process_alive(pid: int) -> bool:
         return False
     state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3]
     return state not in (b"Z", b"X", b"")
+
+
+def signal_name(signum: int) -> str:
+    """The name of signal ``signum`` (``9`` -> ``"SIGKILL"``), or ``"signal N"`` for a number
+    Python does not know; for a child killed by a signal, asyncio's ``returncode`` is
+    ``-signum``."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def signal_group(pgid: int, sig: int) -> None:
