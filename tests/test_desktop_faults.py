@@ -96,12 +96,13 @@ async def test_typing_100k_characters_is_linear_and_never_blocks_the_loop(termin
     )
     # Linear: 10x the work for 10x the text, and the per-character cost here is constant
     # (chunks of 256 keystrokes, one round trip each). On this shared 2-core machine both
-    # ratios scatter around 10x (8-14x wall, 8-11x CPU over repeated runs) with the load of
-    # the other processes, so the bounds leave room for that noise. The old, quadratic code
+    # ratios scatter around 10x (8-14x wall, 7.5-13.1x CPU over repeated runs, the last in a
+    # full-suite run) with the load of the other processes. The old, quadratic code
     # (python-xlib's send buffer) took 128x the time for 6x the text (10k 0.5 s, 60k 64 s),
-    # with the loop blocked throughout.
-    assert big[1] <= 13 * small_cpu
-    assert big[0] <= 15 * small_s
+    # with the loop blocked throughout: 10x the text would be about 100x, so a 20x bound
+    # still catches it five times over without failing on noise.
+    assert big[1] <= 20 * small_cpu
+    assert big[0] <= 20 * small_s
     assert max(big[2], *(s[2] for s in small)) <= MAX_LAG_S
 
 

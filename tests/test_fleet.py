@@ -390,7 +390,12 @@ def test_limiter_actor_killed_mid_run_is_revived(local_ray):
     after = [t for t in arrivals if t > killed_at]
     assert len(after) >= 2 * limit - 5
     assert 0 < stats["granted"] <= len(after)  # a new actor admitted the rest
-    assert most_in_window(after, window_s) <= limit
+    # requests the dead actor granted just before the kill can still arrive after it; the
+    # new actor does not count them (the module docstring's "up to twice the limit"), so
+    # the limit holds over what the new actor admitted plus those late ones only
+    granted_before_kill = len(after) - stats["granted"]
+    assert most_in_window(after, window_s) <= limit + granted_before_kill
+    assert granted_before_kill <= limit  # the dead actor granted at most one window's worth
 
     bare = RayLimiter(first)  # no name or budgets: cannot revive
     with pytest.raises(LimiterDiedError, match="cannot start it again"):
