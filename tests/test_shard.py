@@ -74,6 +74,14 @@ def client_for(server: FakeModelServer, **kw) -> LLMClient:
     )
 
 
+def _cmdline(p: psutil.Process) -> list[str]:
+    """``p``'s command line, or [] when it exited while the children were listed."""
+    try:
+        return p.cmdline()
+    except psutil.NoSuchProcess:
+        return []
+
+
 @pytest.mark.serial  # counts requests per rate-limit window
 async def test_two_workers_run_eight_tasks_in_order_under_one_rate_limit(tmp_path):
     marks = tmp_path / "marks"
@@ -156,7 +164,7 @@ async def test_cancelling_stops_every_worker_and_its_desktops(tmp_path, capfd):
             spawned = [
                 p
                 for p in psutil.Process().children(recursive=True)
-                if p.pid not in before and "resource_tracker" not in " ".join(p.cmdline())
+                if p.pid not in before and "resource_tracker" not in " ".join(_cmdline(p))
             ]  # the workers, their desktops and watchers (not multiprocessing's tracker)
             assert workers_of(marks) <= {p.pid for p in spawned}
             run.cancel()  # what Ctrl-C does to asyncio.run's task

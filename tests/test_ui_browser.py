@@ -15,6 +15,7 @@ mid-run screenshot to ``docs/ui.png``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -253,7 +254,14 @@ async def _changed(page: Any, before: int) -> bool:
 
 
 def _x11vnc_processes() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if p.name() == "x11vnc"]
+    """The live x11vnc processes under this one (a child that exits while it is listed,
+    such as the killed x11vnc, is left out rather than raising NoSuchProcess)."""
+    found = []
+    for p in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if p.name() == "x11vnc" and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+    return found
 
 
 async def _no_x11vnc() -> bool:
